@@ -1,0 +1,1 @@
+"""Collect: Segment-spec ingestion, validation, channel taxonomy, the durable journal and file importers."""

@@ -1,0 +1,1 @@
+"""Identity graph: normalisation, rules, deterministic resolution, merges, unmerge, conflicts."""

@@ -1,0 +1,511 @@
+"""Deterministic identity resolution: the one write path of the identity graph.
+
+Every touch (the identifiers one message carried, with its time and message id) is resolved to a profile.
+Identifiers seen together are linked; links union profiles unless the union would break a rule (two user
+ids, more emails than the limit). When a rule would break, the whole linked component is regrouped by a
+greedy pass over its links in (event time, message id) order, so the final grouping depends only on the set
+of events, never on the order in which they arrived. Every reassignment of an identifier is written to
+``identity_changes`` so the event store can follow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from accord.identity import tables as t
+from accord.identity.normalize import split_key
+from accord.identity.rules import IdentityRules
+from accord.storage import new_id, utcnow
+
+MAX_COMPONENT = 20_000
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Touch:
+    """The identifiers one message carried ('type:value', strongest first) and when it happened."""
+
+    identifiers: Sequence[str]
+    at: datetime
+    message_id: str
+    source_id: str | None = None
+    previous_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Which identifier anchors the message on a profile, and that profile (None without identifiers)."""
+
+    anchor: str | None
+    profile_id: str | None
+
+
+def link_key(keys: Iterable[str]) -> str:
+    """Stable key of a set of identifiers."""
+    return hashlib.sha1("\n".join(sorted(set(keys))).encode()).hexdigest()
+
+
+@dataclass
+class _Batch:
+    conn: Connection
+    rules: IdentityRules
+    now: datetime
+    owner: dict[str, str] = field(default_factory=dict)
+    conflicted: dict[str, bool] = field(default_factory=dict)
+
+
+class IdentityGraph:
+    """Resolves touches to profiles and keeps the graph's tables and change log."""
+
+    def __init__(self, engine: sa.Engine, rules: IdentityRules) -> None:
+        self.engine = engine
+        self.rules = rules
+        self._known_links: dict[str, datetime] = {}
+
+    # ------------------------------------------------------------------ resolution
+    def resolve(self, touches: Sequence[Touch]) -> list[Resolution]:
+        """Resolve a batch of touches in one transaction; returns one resolution per touch, in order."""
+        with self.engine.begin() as conn:
+            batch = _Batch(conn, self.rules, utcnow())
+            wanted: set[str] = set()
+            for touch in touches:
+                wanted.update(touch.identifiers)
+                if touch.previous_id:
+                    wanted.add(f"user_id:{touch.previous_id}")
+                    wanted.add(f"anonymous_id:{touch.previous_id}")
+            self._load_owners(batch, wanted)
+            results = [self._resolve_one(batch, touch) for touch in touches]
+        return results
+
+    def _load_owners(self, batch: _Batch, keys: Iterable[str]) -> None:
+        missing = [k for k in keys if k not in batch.owner]
+        for i in range(0, len(missing), _CHUNK):
+            chunk = missing[i : i + _CHUNK]
+            rows = batch.conn.execute(
+                sa.select(t.identifiers.c.key, t.identifiers.c.profile_id).where(
+                    t.identifiers.c.key.in_(chunk)
+                )
+            )
+            batch.owner.update({key: pid for key, pid in rows})
+
+    def _resolve_one(self, batch: _Batch, touch: Touch) -> Resolution:
+        keys = list(dict.fromkeys(touch.identifiers))
+        if touch.previous_id:
+            prev_user = f"user_id:{touch.previous_id}"
+            prev = prev_user if prev_user in batch.owner else f"anonymous_id:{touch.previous_id}"
+            if prev not in keys:
+                keys.append(prev)
+        if not keys:
+            return Resolution(None, None)
+        keys.sort(key=lambda k: (self.rules.rank(split_key(k)[0]), k))
+        for key in keys:
+            if key not in batch.owner:
+                self._create(batch, key, touch.at)
+        if len(keys) > 1:
+            lk = link_key(keys)
+            known_at = self._known_links.get(lk)
+            if known_at is None or touch.at < known_at:
+                self._apply_link(batch, keys, lk, touch)
+        anchor = keys[0]
+        return Resolution(anchor, batch.owner[anchor])
+
+    def _create(self, batch: _Batch, key: str, at: datetime) -> None:
+        pid = new_id()
+        id_type, value = split_key(key)
+        batch.conn.execute(t.profiles.insert().values(id=pid, created_at=batch.now, conflicted=False))
+        batch.conn.execute(
+            t.identifiers.insert().values(
+                key=key, type=id_type, value=value, profile_id=pid, first_seen_at=at
+            )
+        )
+        batch.owner[key] = pid
+        batch.conflicted[pid] = False
+
+    def _store_link(self, batch: _Batch, keys: list[str], lk: str, touch: Touch) -> bool:
+        """Record the link; returns True when it is new or now has an earlier first time."""
+        row = batch.conn.execute(
+            sa.select(
+                t.identity_links.c.first_at, t.identity_links.c.first_message_id, t.identity_links.c.severed
+            ).where(t.identity_links.c.link_key == lk)
+        ).first()
+        if row is None:
+            batch.conn.execute(
+                t.identity_links.insert().values(
+                    link_key=lk,
+                    identifiers=json.dumps(keys),
+                    first_at=touch.at,
+                    first_message_id=touch.message_id,
+                    severed=False,
+                    rejected=False,
+                )
+            )
+            batch.conn.execute(
+                t.identity_link_members.insert(), [{"identifier_key": k, "link_key": lk} for k in keys]
+            )
+            self._known_links[lk] = touch.at
+            return True
+        first_at, first_msg, severed = row
+        if severed:
+            self._known_links[lk] = datetime.min.replace(tzinfo=touch.at.tzinfo)
+            return False
+        if (touch.at, touch.message_id) < (first_at, first_msg):
+            batch.conn.execute(
+                t.identity_links.update()
+                .where(t.identity_links.c.link_key == lk)
+                .values(first_at=touch.at, first_message_id=touch.message_id)
+            )
+            self._known_links[lk] = touch.at
+            return True
+        self._known_links[lk] = first_at
+        return False
+
+    def _is_conflicted(self, batch: _Batch, pids: Iterable[str]) -> bool:
+        unknown = [p for p in pids if p not in batch.conflicted]
+        if unknown:
+            rows = batch.conn.execute(
+                sa.select(t.profiles.c.id, t.profiles.c.conflicted).where(t.profiles.c.id.in_(unknown))
+            )
+            batch.conflicted.update({pid: bool(flag) for pid, flag in rows})
+        return any(batch.conflicted.get(p, False) for p in pids)
+
+    def _type_counts(self, batch: _Batch, pids: Sequence[str]) -> Counter[str]:
+        rows = batch.conn.execute(
+            sa.select(t.identifiers.c.type, sa.func.count())
+            .where(t.identifiers.c.profile_id.in_(pids))
+            .group_by(t.identifiers.c.type)
+        )
+        return Counter({id_type: int(n) for id_type, n in rows})
+
+    def _fits(self, counts: Counter[str]) -> bool:
+        return all(n <= self.rules.limit(id_type) for id_type, n in counts.items())
+
+    def _apply_link(self, batch: _Batch, keys: list[str], lk: str, touch: Touch) -> None:
+        if not self._store_link(batch, keys, lk, touch):
+            return
+        pids = sorted({batch.owner[k] for k in keys})
+        if len(pids) == 1 and not self._is_conflicted(batch, pids):
+            return
+        if not self._is_conflicted(batch, pids) and self._fits(self._type_counts(batch, pids)):
+            self._merge(batch, pids, keys, touch)
+            return
+        self.regroup(batch.conn, keys, reason="rule conflict", message_id=touch.message_id, batch=batch)
+
+    def _merge(self, batch: _Batch, pids: list[str], keys: list[str], touch: Touch) -> None:
+        survivor, others = pids[0], pids[1:]
+        for other in others:
+            moved = [
+                k
+                for (k,) in batch.conn.execute(
+                    sa.select(t.identifiers.c.key).where(t.identifiers.c.profile_id == other)
+                )
+            ]
+            self._move(batch, moved, survivor)
+            batch.conn.execute(
+                t.profiles.update().where(t.profiles.c.id == other).values(merged_into=survivor)
+            )
+            batch.conn.execute(
+                t.identity_merges.insert().values(
+                    id=new_id(),
+                    at=batch.now,
+                    kind="merge",
+                    from_profile=other,
+                    into_profile=survivor,
+                    identifiers=json.dumps(sorted(moved)),
+                    message_id=touch.message_id,
+                    source_id=touch.source_id,
+                    reason="identifiers seen together: " + ", ".join(keys),
+                )
+            )
+
+    def _move(self, batch: _Batch, keys: Sequence[str], pid: str) -> None:
+        if not keys:
+            return
+        for i in range(0, len(keys), _CHUNK):
+            chunk = list(keys[i : i + _CHUNK])
+            batch.conn.execute(
+                t.identifiers.update().where(t.identifiers.c.key.in_(chunk)).values(profile_id=pid)
+            )
+        batch.conn.execute(
+            t.identity_changes.insert(),
+            [{"identifier_key": k, "profile_id": pid, "at": batch.now} for k in keys],
+        )
+        for k in keys:
+            batch.owner[k] = pid
+
+    # ------------------------------------------------------------------ regrouping
+    def _component(self, conn: Connection, seed: Iterable[str]) -> tuple[set[str], dict[str, tuple]]:
+        comp = set(seed)
+        frontier = list(comp)
+        links: dict[str, tuple] = {}
+        while frontier and len(comp) <= MAX_COMPONENT:
+            chunk, frontier = frontier[:_CHUNK], frontier[_CHUNK:]
+            rows = conn.execute(
+                sa.select(
+                    t.identity_links.c.link_key,
+                    t.identity_links.c.identifiers,
+                    t.identity_links.c.first_at,
+                    t.identity_links.c.first_message_id,
+                )
+                .join(
+                    t.identity_link_members, t.identity_link_members.c.link_key == t.identity_links.c.link_key
+                )
+                .where(
+                    t.identity_link_members.c.identifier_key.in_(chunk), t.identity_links.c.severed.is_(False)
+                )
+            )
+            for lk, ids_json, first_at, first_msg in rows:
+                if lk in links:
+                    continue
+                ids = json.loads(ids_json)
+                links[lk] = (first_at, first_msg, ids)
+                for k in ids:
+                    if k not in comp:
+                        comp.add(k)
+                        frontier.append(k)
+        return comp, links
+
+    def regroup(
+        self,
+        conn: Connection,
+        seed: Iterable[str],
+        reason: str,
+        message_id: str | None = None,
+        batch: _Batch | None = None,
+    ) -> None:
+        """Recompute the grouping of the component around SEED from its links in time order."""
+        batch = batch or _Batch(conn, self.rules, utcnow())
+        comp, links = self._component(conn, seed)
+        self._load_owners(batch, comp)
+        parent = {k: k for k in comp}
+        counts = {k: Counter({split_key(k)[0]: 1}) for k in comp}
+
+        def find(k: str) -> str:
+            while parent[k] != k:
+                parent[k] = parent[parent[k]]
+                k = parent[k]
+            return k
+
+        rejected: list[tuple[str, list[str]]] = []
+        for lk, (_at, _msg, ids) in sorted(links.items(), key=lambda kv: (kv[1][0], kv[1][1], kv[0])):
+            ordered = sorted(ids, key=lambda k: (self.rules.rank(split_key(k)[0]), k))
+            root = find(ordered[0])
+            for k in ordered[1:]:
+                other = find(k)
+                if other == root:
+                    continue
+                if self._fits(counts[root] + counts[other]):
+                    parent[other] = root
+                    counts[root] = counts[root] + counts.pop(other)
+                else:
+                    rejected.append((lk, ordered))
+        groups: dict[str, set[str]] = defaultdict(set)
+        for k in comp:
+            groups[find(k)].add(k)
+        ordered_groups = sorted(groups.values(), key=lambda g: (-len(g), min(g)))
+        used: set[str] = set()
+        assignment: dict[str, str] = {}
+        for group in ordered_groups:
+            tally = Counter(batch.owner[k] for k in group)
+            choices = sorted((p for p in tally if p not in used), key=lambda p: (-tally[p], p))
+            if choices:
+                pid = choices[0]
+            else:
+                pid = new_id()
+                conn.execute(t.profiles.insert().values(id=pid, created_at=batch.now, conflicted=False))
+            used.add(pid)
+            for k in group:
+                assignment[k] = pid
+        old_pids = {batch.owner[k] for k in comp}
+        by_target: dict[str, list[str]] = defaultdict(list)
+        flows: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for k in comp:
+            if batch.owner[k] != assignment[k]:
+                by_target[assignment[k]].append(k)
+                flows[(batch.owner[k], assignment[k])].append(k)
+        for pid, keys in by_target.items():
+            self._move(batch, sorted(keys), pid)
+        for (src, dst), keys in flows.items():
+            conn.execute(
+                t.identity_merges.insert().values(
+                    id=new_id(),
+                    at=batch.now,
+                    kind="regroup",
+                    from_profile=src,
+                    into_profile=dst,
+                    identifiers=json.dumps(sorted(keys)),
+                    message_id=message_id,
+                    source_id=None,
+                    reason=reason,
+                )
+            )
+        for pid in old_pids - used:
+            heirs = Counter(assignment[k] for keys in flows.values() for k in keys if k in comp)
+            target = sorted(heirs, key=lambda p: (-heirs[p], p))[0] if heirs else None
+            conn.execute(t.profiles.update().where(t.profiles.c.id == pid).values(merged_into=target))
+        flag = bool(rejected)
+        for pid in used:
+            conn.execute(
+                t.profiles.update().where(t.profiles.c.id == pid).values(conflicted=flag, merged_into=None)
+            )
+            batch.conflicted[pid] = flag
+        rejected_keys = {lk for lk, _ in rejected}
+        all_links = list(links)
+        for i in range(0, len(all_links), _CHUNK):
+            chunk = all_links[i : i + _CHUNK]
+            conn.execute(
+                t.identity_links.update()
+                .where(t.identity_links.c.link_key.in_(chunk))
+                .values(
+                    rejected=sa.case(
+                        (t.identity_links.c.link_key.in_(rejected_keys or [""]), True), else_=False
+                    )
+                )
+            )
+        for lk, ordered in rejected:
+            strongest, first_message = ordered[0], links[lk][1]
+            if self._conflict_recorded(conn, strongest, first_message):
+                continue
+            involved = sorted({assignment[k] for k in ordered})
+            conn.execute(
+                t.identity_conflicts.insert().values(
+                    id=new_id(),
+                    at=batch.now,
+                    kind=self._conflict_kind(ordered),
+                    identifier_key=strongest,
+                    profile_ids=json.dumps(involved),
+                    message_id=first_message,
+                    detail=f"identifiers {', '.join(ordered)} were seen together but joining them would break "
+                    f"the identity limits ({self._limits_text(ordered)}); kept apart",
+                    status="open",
+                )
+            )
+
+    def _conflict_recorded(self, conn: Connection, identifier: str, message_id: str) -> bool:
+        found = conn.execute(
+            sa.select(t.identity_conflicts.c.id)
+            .where(
+                t.identity_conflicts.c.identifier_key == identifier,
+                t.identity_conflicts.c.message_id == message_id,
+            )
+            .limit(1)
+        ).first()
+        return found is not None
+
+    def _conflict_kind(self, keys: Sequence[str]) -> str:
+        types = Counter(split_key(k)[0] for k in keys)
+        return "user_id_conflict" if "user_id" in types else "limit_exceeded"
+
+    def _limits_text(self, keys: Sequence[str]) -> str:
+        types = sorted({split_key(k)[0] for k in keys})
+        return ", ".join(f"{ty} at most {self.rules.limit(ty)}" for ty in types)
+
+    # ------------------------------------------------------------------ change log and unmerge
+    def changes_since(self, seq: int, limit: int = 200_000) -> list[tuple[int, str, str]]:
+        """Identifier reassignments after SEQ, oldest first: (seq, identifier key, profile id)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    t.identity_changes.c.seq,
+                    t.identity_changes.c.identifier_key,
+                    t.identity_changes.c.profile_id,
+                )
+                .where(t.identity_changes.c.seq > seq)
+                .order_by(t.identity_changes.c.seq)
+                .limit(limit)
+            )
+            return [(int(s), k, p) for s, k, p in rows]
+
+    def last_change_seq(self) -> int:
+        """Sequence number of the newest identity change (0 when none)."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.max(t.identity_changes.c.seq), 0))
+                ).scalar_one()
+            )
+
+    def unmerge(self, profile_id: str, identifier: str, reason: str = "manual unmerge") -> str:
+        """Detach IDENTIFIER from its profile into a new profile; events it anchors follow.
+
+        Links between the identifier and the identifiers that stay are severed, so the same evidence does
+        not merge them again; new evidence seen later can.
+        """
+        with self.engine.begin() as conn:
+            batch = _Batch(conn, self.rules, utcnow())
+            owner = conn.execute(
+                sa.select(t.identifiers.c.profile_id).where(t.identifiers.c.key == identifier)
+            ).scalar_one_or_none()
+            if owner is None:
+                raise UnknownIdentifier(f"no identifier {identifier!r} is known")
+            if owner != profile_id:
+                raise UnknownIdentifier(
+                    f"identifier {identifier!r} belongs to profile {owner}, not {profile_id}"
+                )
+            staying = [
+                k
+                for (k,) in conn.execute(
+                    sa.select(t.identifiers.c.key).where(t.identifiers.c.profile_id == profile_id)
+                )
+                if k != identifier
+            ]
+            if not staying:
+                raise IdentityRuleError(f"{identifier!r} is the only identifier of profile {profile_id}")
+            links = conn.execute(
+                sa.select(t.identity_links.c.link_key, t.identity_links.c.identifiers)
+                .join(
+                    t.identity_link_members, t.identity_link_members.c.link_key == t.identity_links.c.link_key
+                )
+                .where(t.identity_link_members.c.identifier_key == identifier)
+            ).all()
+            stay = set(staying)
+            severed = [lk for lk, ids in links if stay.intersection(json.loads(ids))]
+            if severed:
+                conn.execute(
+                    t.identity_links.update()
+                    .where(t.identity_links.c.link_key.in_(severed))
+                    .values(severed=True)
+                )
+            for lk in severed:
+                self._known_links.pop(lk, None)
+            new_pid = new_id()
+            conn.execute(t.profiles.insert().values(id=new_pid, created_at=batch.now, conflicted=False))
+            batch.owner[identifier] = profile_id
+            self._move(batch, [identifier], new_pid)
+            conn.execute(
+                t.identity_merges.insert().values(
+                    id=new_id(),
+                    at=batch.now,
+                    kind="unmerge",
+                    from_profile=profile_id,
+                    into_profile=new_pid,
+                    identifiers=json.dumps([identifier]),
+                    message_id=None,
+                    source_id=None,
+                    reason=reason,
+                )
+            )
+            conn.execute(
+                t.identity_conflicts.update()
+                .where(
+                    t.identity_conflicts.c.profile_ids.contains(profile_id),
+                    t.identity_conflicts.c.status == "open",
+                )
+                .values(status="resolved")
+            )
+        return new_pid
+
+
+class IdentityRuleError(Exception):
+    """An identity operation that the rules forbid."""
+
+
+class UnknownIdentifier(IdentityRuleError):
+    """The identifier is not in the graph (or not on the profile named)."""

@@ -1,0 +1,97 @@
+"""The composition root: opens the stores and wires the domain services for the faces (API, CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from accord.collect.intake import Intake
+from accord.collect.journal import Journal, JournalRow
+from accord.collect.processor import Processor
+from accord.collect.record import encode_record
+from accord.collect.segment import SourceInfo
+from accord.collect.sources import source_by_key
+from accord.config import Settings
+from accord.identity import queries as identity_queries
+from accord.identity.graph import IdentityGraph
+from accord.identity.rules import IdentityRules
+from accord.storage import create_state_engine, migrate
+from accord.storage.events import EventStore, open_event_store
+
+
+@dataclass
+class Platform:
+    """Open stores and services of one Accord process."""
+
+    settings: Settings
+    state: sa.Engine
+    events: EventStore
+    rules: IdentityRules
+    journal: Journal
+    graph: IdentityGraph
+    processor: Processor
+    _sources: dict[str, SourceInfo | None] = field(default_factory=dict)
+
+    def lookup_source(self, write_key: str) -> SourceInfo | None:
+        """Source of a write key, cached (write keys do not change)."""
+        if write_key not in self._sources:
+            source = source_by_key(self.state, write_key)
+            if len(self._sources) > 10_000:
+                self._sources.clear()
+            self._sources[write_key] = SourceInfo(source.id, source.channel) if source else None
+        return self._sources[write_key]
+
+    def forget_source(self, write_key: str) -> None:
+        """Drop a cached lookup (after sources change)."""
+        self._sources.pop(write_key, None)
+
+    def journal_rows(self, intake: Intake) -> list[JournalRow]:
+        """Journal rows of the accepted records of one request."""
+        return [(r.source_id, r.message_id, r.received_at, encode_record(r)) for r in intake.records]
+
+    def record_rejects(self, intake: Intake, channel: str) -> None:
+        """Keep the rejected messages of a request, so that nothing is dropped silently."""
+        self.journal.record_rejects(
+            [(intake.source.id, channel, r.code, r.reason, r.payload) for r in intake.rejects]
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of events, profiles and rejected messages, and the processing lag."""
+        journal_seq, change_seq = self.events.cursors()
+        return {
+            "events": self.events.count_events(),
+            "events_by_channel": self.events.event_counts_by_channel(),
+            "profiles": identity_queries.count_profiles(self.state),
+            "accepted_messages": self.journal.count(),
+            "rejected_messages": self.journal.count_rejects(),
+            "processing_lag": max(self.journal.last_seq() - journal_seq, 0),
+            "processor_error": self.processor.last_error,
+        }
+
+    def last_event_at(self) -> datetime | None:
+        """Newest event time."""
+        return self.events.last_event_at()
+
+    def close(self) -> None:
+        """Stop background work and close the stores."""
+        self.processor.stop()
+        self.events.close()
+        self.state.dispose()
+
+
+def open_platform(settings: Settings, read_only_events: bool = False) -> Platform:
+    """Open (and migrate) the state store, open the event store, wire the services."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    state = create_state_engine(settings.state_url)
+    migrate(state)
+    events = open_event_store(settings.events_url, read_only=read_only_events)
+    rules = IdentityRules.from_settings(
+        settings.identity_priority, settings.identity_limits, settings.blocked_values, settings.default_region
+    )
+    journal = Journal(state)
+    graph = IdentityGraph(state, rules)
+    processor = Processor(journal, graph, events)
+    return Platform(settings, state, events, rules, journal, graph, processor)

@@ -1,0 +1,5 @@
+"""Storage: the state store (SQLAlchemy + Alembic) and the event store protocol with its backends."""
+
+from accord.storage.state import BigIntPK, UTCDateTime, create_state_engine, metadata, migrate, new_id, utcnow
+
+__all__ = ["BigIntPK", "UTCDateTime", "create_state_engine", "metadata", "migrate", "new_id", "utcnow"]

@@ -1,0 +1,272 @@
+"""DuckDB event store: the embedded default, one read-write process per file."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from accord.storage.events.base import TimelinePage
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    event_id VARCHAR NOT NULL,
+    journal_seq BIGINT,
+    source_id VARCHAR,
+    message_id VARCHAR,
+    type VARCHAR NOT NULL,
+    event VARCHAR,
+    name VARCHAR,
+    channel VARCHAR NOT NULL,
+    timestamp TIMESTAMPTZ NOT NULL,
+    received_at TIMESTAMPTZ NOT NULL,
+    sent_at TIMESTAMPTZ,
+    original_timestamp TIMESTAMPTZ,
+    user_id VARCHAR,
+    anonymous_id VARCHAR,
+    identifiers VARCHAR[],
+    anchor VARCHAR,
+    profile_id VARCHAR,
+    revenue_minor BIGINT,
+    currency VARCHAR,
+    store_id VARCHAR,
+    library VARCHAR,
+    campaign_source VARCHAR,
+    campaign_medium VARCHAR,
+    campaign_name VARCHAR,
+    raw JSON
+);
+CREATE TABLE IF NOT EXISTS ingest_state (
+    id INTEGER PRIMARY KEY,
+    journal_seq BIGINT NOT NULL,
+    change_seq BIGINT NOT NULL
+);
+INSERT INTO ingest_state SELECT 1, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM ingest_state);
+"""
+
+_COLUMNS = (
+    "event_id, journal_seq, source_id, message_id, type, event, name, channel, timestamp, received_at, sent_at, "
+    "original_timestamp, user_id, anonymous_id, identifiers, anchor, profile_id, revenue_minor, currency, "
+    "store_id, library, campaign_source, campaign_medium, campaign_name, raw"
+)
+_TIMELINE_COLUMNS = (
+    "event_id, type, event, name, channel, timestamp, received_at, source_id, message_id, user_id, anonymous_id, "
+    "revenue_minor, currency, store_id, campaign_source, campaign_medium, campaign_name, raw"
+)
+
+
+def _encode_cursor(ts: datetime, event_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{ts.isoformat()}|{event_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        ts, event_id = text.split("|", 1)
+        return datetime.fromisoformat(ts), event_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"invalid timeline cursor {cursor!r}") from exc
+
+
+class DuckDBEventStore:
+    """The event log in one DuckDB file. Thread-safe: each call uses its own cursor."""
+
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(str(self.path), read_only=read_only)
+        self._write_lock = threading.Lock()
+        if not read_only:
+            self._con.execute(SCHEMA)
+
+    def _cur(self) -> duckdb.DuckDBPyConnection:
+        cur = self._con.cursor()
+        cur.execute("SET TimeZone = 'UTC'")
+        return cur
+
+    def load(self, batch: pa.Table, journal_seq: int, changes: list[tuple[int, str, str]]) -> None:
+        with self._write_lock:
+            cur = self._cur()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                if batch.num_rows:
+                    cur.register("incoming", batch)
+                    cur.execute(f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM incoming")
+                    cur.unregister("incoming")
+                self._apply(cur, changes)
+                cur.execute(
+                    "UPDATE ingest_state SET journal_seq = greatest(journal_seq, ?) WHERE id = 1",
+                    [journal_seq],
+                )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+
+    def _apply(self, cur: duckdb.DuckDBPyConnection, changes: list[tuple[int, str, str]]) -> None:
+        if not changes:
+            return
+        latest: dict[str, tuple[int, str]] = {}
+        for seq, key, pid in changes:
+            latest[key] = (seq, pid)
+        table = pa.table(
+            {
+                "anchor": pa.array(list(latest), pa.string()),
+                "profile_id": pa.array([pid for _seq, pid in latest.values()], pa.string()),
+            }
+        )
+        cur.register("identity_changes", table)
+        cur.execute(
+            "UPDATE events SET profile_id = c.profile_id FROM identity_changes c "
+            "WHERE events.anchor = c.anchor AND events.profile_id IS DISTINCT FROM c.profile_id"
+        )
+        cur.unregister("identity_changes")
+        cur.execute(
+            "UPDATE ingest_state SET change_seq = greatest(change_seq, ?) WHERE id = 1",
+            [max(seq for seq, _k, _p in changes)],
+        )
+
+    def apply_changes(self, changes: list[tuple[int, str, str]]) -> None:
+        with self._write_lock:
+            cur = self._cur()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                self._apply(cur, changes)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+
+    def cursors(self) -> tuple[int, int]:
+        cur = self._cur()
+        try:
+            row = cur.execute("SELECT journal_seq, change_seq FROM ingest_state WHERE id = 1").fetchone()
+        finally:
+            cur.close()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def timeline(
+        self,
+        profile_id: str,
+        limit: int = 50,
+        cursor: str | None = None,
+        channel: str | None = None,
+        descending: bool = False,
+    ) -> TimelinePage:
+        where = ["profile_id = ?"]
+        params: list[Any] = [profile_id]
+        if channel:
+            where.append("channel = ?")
+            params.append(channel)
+        if cursor:
+            ts, event_id = _decode_cursor(cursor)
+            where.append("(timestamp, event_id) < (?, ?)" if descending else "(timestamp, event_id) > (?, ?)")
+            params.extend([ts, event_id])
+        order = "DESC" if descending else "ASC"
+        sql = (
+            f"SELECT {_TIMELINE_COLUMNS} FROM events WHERE {' AND '.join(where)} "
+            f"ORDER BY timestamp {order}, event_id {order} LIMIT ?"
+        )
+        params.append(limit + 1)
+        cur = self._cur()
+        try:
+            result = cur.execute(sql, params)
+            names = [d[0] for d in result.description]
+            rows = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        finally:
+            cur.close()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        for row in rows:
+            row["raw"] = json.loads(row["raw"]) if row["raw"] else None
+        next_cursor = _encode_cursor(rows[-1]["timestamp"], rows[-1]["event_id"]) if more and rows else None
+        return TimelinePage(rows, next_cursor)
+
+    def profile_summary(self, profile_id: str) -> dict[str, Any]:
+        cur = self._cur()
+        try:
+            head = cur.execute(
+                "SELECT count(*), min(timestamp), max(timestamp) FROM events WHERE profile_id = ?",
+                [profile_id],
+            ).fetchone()
+            channels = cur.execute(
+                "SELECT channel, count(*), min(timestamp), max(timestamp) FROM events WHERE profile_id = ? "
+                "GROUP BY channel ORDER BY count(*) DESC, channel",
+                [profile_id],
+            ).fetchall()
+            traits = cur.execute(
+                """
+                SELECT key, arg_max(value, (timestamp, event_id)), max(timestamp), arg_max(source_id, (timestamp, event_id))
+                FROM (
+                    SELECT k.key AS key, json_extract(raw, '$.traits') -> k.key AS value, timestamp, event_id, source_id
+                    FROM events, unnest(json_keys(json_extract(raw, '$.traits'))) AS k(key)
+                    WHERE profile_id = ? AND type = 'identify'
+                )
+                GROUP BY key ORDER BY key
+                """,
+                [profile_id],
+            ).fetchall()
+        finally:
+            cur.close()
+        count, first, last = head if head else (0, None, None)
+        return {
+            "event_count": int(count or 0),
+            "first_seen": first,
+            "last_seen": last,
+            "channels": [
+                {"channel": ch, "events": int(n), "first_seen": f, "last_seen": la}
+                for ch, n, f, la in channels
+            ],
+            "traits": {
+                key: {
+                    "value": json.loads(value) if value is not None else None,
+                    "updated_at": at,
+                    "source_id": src,
+                }
+                for key, value, at, src in traits
+            },
+        }
+
+    def count_events(self) -> int:
+        return int(self.query("SELECT count(*) FROM events")[0][0])
+
+    def event_counts_by_channel(self) -> dict[str, int]:
+        return {ch: int(n) for ch, n in self.query("SELECT channel, count(*) FROM events GROUP BY channel")}
+
+    def events_by_message(self, source_id: str, message_ids: list[str]) -> list[dict[str, Any]]:
+        cur = self._cur()
+        try:
+            result = cur.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE source_id = ? AND list_contains(?, message_id)",
+                [source_id, message_ids],
+            )
+            names = [d[0] for d in result.description]
+            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        finally:
+            cur.close()
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        cur = self._cur()
+        try:
+            return cur.execute(sql, params or []).fetchall()
+        finally:
+            cur.close()
+
+    def last_event_at(self) -> datetime | None:
+        value = self.query("SELECT max(timestamp) FROM events")[0][0]
+        return value if isinstance(value, datetime) else None
+
+    def close(self) -> None:
+        self._con.close()
