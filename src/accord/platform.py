@@ -54,9 +54,7 @@ class Platform:
 
     def record_rejects(self, intake: Intake, channel: str) -> None:
         """Keep the rejected messages of a request, so that nothing is dropped silently."""
-        self.journal.record_rejects(
-            [(intake.source.id, channel, r.code, r.reason, r.payload) for r in intake.rejects]
-        )
+        self.journal.record_rejects([(intake.source.id, channel, r.code, r.reason, r.payload) for r in intake.rejects])
 
     def stats(self) -> dict[str, Any]:
         """Counts of events, profiles and rejected messages, and the processing lag."""

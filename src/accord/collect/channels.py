@@ -183,9 +183,7 @@ def campaign_of(message: dict[str, Any]) -> dict[str, str]:
     return campaign
 
 
-def derive_channel(
-    message: dict[str, Any], source_channel: str, library: str | None, campaign: dict[str, str]
-) -> str:
+def derive_channel(message: dict[str, Any], source_channel: str, library: str | None, campaign: dict[str, str]) -> str:
     """Apply the channel rules (see module docstring) to one message."""
     context = message.get("context")
     if isinstance(context, dict) and (explicit := normalise_channel(context.get("channel"))):

@@ -96,9 +96,7 @@ def _merge_batch_level(item: Any, batch: dict[str, Any]) -> Any:
         shared = batch.get(key)
         if isinstance(shared, dict) and shared:
             own = item.get(key)
-            item[key] = (
-                {**shared, **own} if isinstance(own, dict) else (own if own is not None else dict(shared))
-            )
+            item[key] = {**shared, **own} if isinstance(own, dict) else (own if own is not None else dict(shared))
     return item
 
 
@@ -111,7 +109,11 @@ def parse_request(
     rules: IdentityRules,
     received_at: datetime,
 ) -> Intake:
-    """Validate a request for endpoint KIND ('batch' or a message type); raise CollectError for request faults."""
+    """Validate a request for endpoint KIND; raise CollectError for faults of the whole request.
+
+    KIND is a message type, 'batch', or 'import' (a batch from a file import, where a message may carry no
+    identity at all, e.g. a cash receipt at a till).
+    """
     kind = SHORT_TYPES.get(kind, kind)
     data = decompress(body, content_encoding)
     try:
@@ -129,7 +131,7 @@ def parse_request(
     if source is None:
         raise InvalidWriteKey("unknown write key")
     intake = Intake(source)
-    if kind == "batch":
+    if kind in ("batch", "import"):
         items = payload.get("batch")
         if not isinstance(items, list):
             raise CollectError("a batch needs a 'batch' array of messages", code="invalid_batch")
@@ -139,9 +141,7 @@ def parse_request(
         for index, item in enumerate(items):
             try:
                 message = _merge_batch_level(item, payload)
-                intake.records.append(
-                    build_record(message, source, received_at, rules, batch_sent_at=sent_at)
-                )
+                intake.records.append(build_record(message, source, received_at, rules, batch_sent_at=sent_at))
             except InvalidMessage as exc:
                 intake.rejects.append(Rejection(index, exc.code, exc.reason, _preview(item)))
     else:

@@ -37,23 +37,15 @@ class Journal:
                     counts.append(0)
                     continue
                 if self.dialect == "sqlite":
-                    params = [
-                        (s, m, r.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), p) for s, m, r, p in rows
-                    ]
+                    params = [(s, m, r.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), p) for s, m, r, p in rows]
                     result = conn.exec_driver_sql(
-                        "INSERT OR IGNORE INTO journal (source_id, message_id, received_at, payload) "
-                        "VALUES (?,?,?,?)",
+                        "INSERT OR IGNORE INTO journal (source_id, message_id, received_at, payload) VALUES (?,?,?,?)",
                         params,
                     )
                 else:
                     result = conn.execute(
-                        postgresql.insert(journal).on_conflict_do_nothing(
-                            index_elements=["source_id", "message_id"]
-                        ),
-                        [
-                            {"source_id": s, "message_id": m, "received_at": r, "payload": p}
-                            for s, m, r, p in rows
-                        ],
+                        postgresql.insert(journal).on_conflict_do_nothing(index_elements=["source_id", "message_id"]),
+                        [{"source_id": s, "message_id": m, "received_at": r, "payload": p} for s, m, r, p in rows],
                     )
                 counts.append(max(int(result.rowcount), 0))
         return counts

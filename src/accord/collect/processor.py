@@ -54,9 +54,7 @@ def records_to_table(
 class Processor:
     """Reads the journal after the event store's cursor, resolves identities, loads events."""
 
-    def __init__(
-        self, journal: Journal, graph: IdentityGraph, events: EventStore, batch_size: int = 5000
-    ) -> None:
+    def __init__(self, journal: Journal, graph: IdentityGraph, events: EventStore, batch_size: int = 5000) -> None:
         self.journal = journal
         self.graph = graph
         self.events = events
@@ -79,13 +77,19 @@ class Processor:
                 return 0
             seqs = [seq for seq, _ in entries]
             records = [decode_record(payload) for _, payload in entries]
-            touches = [
-                Touch(r.identifiers, r.timestamp, r.message_id, r.source_id, r.previous_id) for r in records
-            ]
+            touches = [Touch(r.identifiers, r.timestamp, r.message_id, r.source_id, r.previous_id) for r in records]
             resolutions = self.graph.resolve(touches)
             changes = self.graph.changes_since(change_seq)
             self.events.load(records_to_table(seqs, records, resolutions), seqs[-1], changes)
             return len(entries)
+
+    def sync_identity(self) -> int:
+        """Apply pending identity changes to the event store now (after an unmerge); returns how many."""
+        with self._lock:
+            changes = self.graph.changes_since(self.events.cursors()[1])
+            if changes:
+                self.events.apply_changes(changes)
+            return len(changes)
 
     def drain(self, timeout: float = 60.0) -> bool:
         """Process until the journal is fully loaded and identity changes applied (or TIMEOUT passes)."""

@@ -36,15 +36,11 @@ def parse_time(value: Any, field: str) -> datetime | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise InvalidMessage(
-            "invalid_timestamp", f"{field} must be an ISO 8601 string, got {type(value).__name__}"
-        )
+        raise InvalidMessage("invalid_timestamp", f"{field} must be an ISO 8601 string, got {type(value).__name__}")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidMessage(
-            "invalid_timestamp", f"{field} is not an ISO 8601 timestamp: {value[:64]!r}"
-        ) from None
+        raise InvalidMessage("invalid_timestamp", f"{field} is not an ISO 8601 timestamp: {value[:64]!r}") from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -152,9 +148,7 @@ def build_record(
 ) -> EventRecord:
     """Validate one message and build its record; raises InvalidMessage with a precise reason."""
     if not isinstance(message, dict):
-        raise InvalidMessage(
-            "invalid_message", f"a message must be a JSON object, got {type(message).__name__}"
-        )
+        raise InvalidMessage("invalid_message", f"a message must be a JSON object, got {type(message).__name__}")
     msg_type = forced_type or message.get("type")
     if not isinstance(msg_type, str) or msg_type not in MESSAGE_TYPES:
         raise InvalidMessage(
@@ -216,9 +210,7 @@ def build_record(
     message["messageId"] = message_id
     raw = _json.encode(message)
     if len(raw) > MAX_MESSAGE_BYTES:
-        raise InvalidMessage(
-            "message_too_large", f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}"
-        )
+        raise InvalidMessage("message_too_large", f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}")
     return EventRecord(
         event_id=new_id(),
         source_id=source.id,

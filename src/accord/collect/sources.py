@@ -59,9 +59,7 @@ def add_source(engine: sa.Engine, name: str, channel: str, write_key: str | None
 def list_sources(engine: sa.Engine) -> list[Source]:
     """All sources, oldest first."""
     with engine.connect() as conn:
-        return [
-            _row(r) for r in conn.execute(sa.select(sources).order_by(sources.c.created_at, sources.c.id))
-        ]
+        return [_row(r) for r in conn.execute(sa.select(sources).order_by(sources.c.created_at, sources.c.id))]
 
 
 def source_by_key(engine: sa.Engine, write_key: str) -> Source | None:

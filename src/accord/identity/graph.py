@@ -90,9 +90,7 @@ class IdentityGraph:
         for i in range(0, len(missing), _CHUNK):
             chunk = missing[i : i + _CHUNK]
             rows = batch.conn.execute(
-                sa.select(t.identifiers.c.key, t.identifiers.c.profile_id).where(
-                    t.identifiers.c.key.in_(chunk)
-                )
+                sa.select(t.identifiers.c.key, t.identifiers.c.profile_id).where(t.identifiers.c.key.in_(chunk))
             )
             batch.owner.update({key: pid for key, pid in rows})
 
@@ -106,9 +104,9 @@ class IdentityGraph:
         if not keys:
             return Resolution(None, None)
         keys.sort(key=lambda k: (self.rules.rank(split_key(k)[0]), k))
-        for key in keys:
-            if key not in batch.owner:
-                self._create(batch, key, touch.at)
+        fresh = [k for k in keys if k not in batch.owner]
+        if fresh:
+            self._place_new(batch, keys, fresh, touch.at)
         if len(keys) > 1:
             lk = link_key(keys)
             known_at = self._known_links.get(lk)
@@ -117,17 +115,34 @@ class IdentityGraph:
         anchor = keys[0]
         return Resolution(anchor, batch.owner[anchor])
 
-    def _create(self, batch: _Batch, key: str, at: datetime) -> None:
+    def _place_new(self, batch: _Batch, keys: list[str], fresh: list[str], at: datetime) -> None:
+        """Give never-seen identifiers a home: the profile the touch already points at, if the rules allow,
+        else one new profile for all of them, else a new profile each (the link logic then sorts them out)."""
+        fresh_counts = Counter(split_key(k)[0] for k in fresh)
+        pids = sorted({batch.owner[k] for k in keys if k in batch.owner})
+        if pids and not self._is_conflicted(batch, pids):
+            if self._fits(self._type_counts(batch, pids) + fresh_counts):
+                self._add_identifiers(batch, fresh, pids[0], at)  # the oldest: it survives the merge
+                return
+        elif not pids and self._fits(fresh_counts):
+            self._add_identifiers(batch, fresh, self._new_profile(batch), at)
+            return
+        for key in fresh:
+            self._add_identifiers(batch, [key], self._new_profile(batch), at)
+
+    def _new_profile(self, batch: _Batch) -> str:
         pid = new_id()
-        id_type, value = split_key(key)
         batch.conn.execute(t.profiles.insert().values(id=pid, created_at=batch.now, conflicted=False))
-        batch.conn.execute(
-            t.identifiers.insert().values(
-                key=key, type=id_type, value=value, profile_id=pid, first_seen_at=at
-            )
-        )
-        batch.owner[key] = pid
         batch.conflicted[pid] = False
+        return pid
+
+    def _add_identifiers(self, batch: _Batch, keys: list[str], pid: str, at: datetime) -> None:
+        rows = []
+        for key in keys:
+            id_type, value = split_key(key)
+            rows.append({"key": key, "type": id_type, "value": value, "profile_id": pid, "first_seen_at": at})
+            batch.owner[key] = pid
+        batch.conn.execute(t.identifiers.insert(), rows)
 
     def _store_link(self, batch: _Batch, keys: list[str], lk: str, touch: Touch) -> bool:
         """Record the link; returns True when it is new or now has an earlier first time."""
@@ -147,9 +162,7 @@ class IdentityGraph:
                     rejected=False,
                 )
             )
-            batch.conn.execute(
-                t.identity_link_members.insert(), [{"identifier_key": k, "link_key": lk} for k in keys]
-            )
+            batch.conn.execute(t.identity_link_members.insert(), [{"identifier_key": k, "link_key": lk} for k in keys])
             self._known_links[lk] = touch.at
             return True
         first_at, first_msg, severed = row
@@ -208,9 +221,7 @@ class IdentityGraph:
                 )
             ]
             self._move(batch, moved, survivor)
-            batch.conn.execute(
-                t.profiles.update().where(t.profiles.c.id == other).values(merged_into=survivor)
-            )
+            batch.conn.execute(t.profiles.update().where(t.profiles.c.id == other).values(merged_into=survivor))
             batch.conn.execute(
                 t.identity_merges.insert().values(
                     id=new_id(),
@@ -230,9 +241,7 @@ class IdentityGraph:
             return
         for i in range(0, len(keys), _CHUNK):
             chunk = list(keys[i : i + _CHUNK])
-            batch.conn.execute(
-                t.identifiers.update().where(t.identifiers.c.key.in_(chunk)).values(profile_id=pid)
-            )
+            batch.conn.execute(t.identifiers.update().where(t.identifiers.c.key.in_(chunk)).values(profile_id=pid))
         batch.conn.execute(
             t.identity_changes.insert(),
             [{"identifier_key": k, "profile_id": pid, "at": batch.now} for k in keys],
@@ -254,12 +263,8 @@ class IdentityGraph:
                     t.identity_links.c.first_at,
                     t.identity_links.c.first_message_id,
                 )
-                .join(
-                    t.identity_link_members, t.identity_link_members.c.link_key == t.identity_links.c.link_key
-                )
-                .where(
-                    t.identity_link_members.c.identifier_key.in_(chunk), t.identity_links.c.severed.is_(False)
-                )
+                .join(t.identity_link_members, t.identity_link_members.c.link_key == t.identity_links.c.link_key)
+                .where(t.identity_link_members.c.identifier_key.in_(chunk), t.identity_links.c.severed.is_(False))
             )
             for lk, ids_json, first_at, first_msg in rows:
                 if lk in links:
@@ -352,9 +357,7 @@ class IdentityGraph:
             conn.execute(t.profiles.update().where(t.profiles.c.id == pid).values(merged_into=target))
         flag = bool(rejected)
         for pid in used:
-            conn.execute(
-                t.profiles.update().where(t.profiles.c.id == pid).values(conflicted=flag, merged_into=None)
-            )
+            conn.execute(t.profiles.update().where(t.profiles.c.id == pid).values(conflicted=flag, merged_into=None))
             batch.conflicted[pid] = flag
         rejected_keys = {lk for lk, _ in rejected}
         all_links = list(links)
@@ -363,11 +366,7 @@ class IdentityGraph:
             conn.execute(
                 t.identity_links.update()
                 .where(t.identity_links.c.link_key.in_(chunk))
-                .values(
-                    rejected=sa.case(
-                        (t.identity_links.c.link_key.in_(rejected_keys or [""]), True), else_=False
-                    )
-                )
+                .values(rejected=sa.case((t.identity_links.c.link_key.in_(rejected_keys or [""]), True), else_=False))
             )
         for lk, ordered in rejected:
             strongest, first_message = ordered[0], links[lk][1]
@@ -426,11 +425,7 @@ class IdentityGraph:
     def last_change_seq(self) -> int:
         """Sequence number of the newest identity change (0 when none)."""
         with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.coalesce(sa.func.max(t.identity_changes.c.seq), 0))
-                ).scalar_one()
-            )
+            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.identity_changes.c.seq), 0))).scalar_one())
 
     def unmerge(self, profile_id: str, identifier: str, reason: str = "manual unmerge") -> str:
         """Detach IDENTIFIER from its profile into a new profile; events it anchors follow.
@@ -446,32 +441,24 @@ class IdentityGraph:
             if owner is None:
                 raise UnknownIdentifier(f"no identifier {identifier!r} is known")
             if owner != profile_id:
-                raise UnknownIdentifier(
-                    f"identifier {identifier!r} belongs to profile {owner}, not {profile_id}"
-                )
+                raise UnknownIdentifier(f"identifier {identifier!r} belongs to profile {owner}, not {profile_id}")
             staying = [
                 k
-                for (k,) in conn.execute(
-                    sa.select(t.identifiers.c.key).where(t.identifiers.c.profile_id == profile_id)
-                )
+                for (k,) in conn.execute(sa.select(t.identifiers.c.key).where(t.identifiers.c.profile_id == profile_id))
                 if k != identifier
             ]
             if not staying:
                 raise IdentityRuleError(f"{identifier!r} is the only identifier of profile {profile_id}")
             links = conn.execute(
                 sa.select(t.identity_links.c.link_key, t.identity_links.c.identifiers)
-                .join(
-                    t.identity_link_members, t.identity_link_members.c.link_key == t.identity_links.c.link_key
-                )
+                .join(t.identity_link_members, t.identity_link_members.c.link_key == t.identity_links.c.link_key)
                 .where(t.identity_link_members.c.identifier_key == identifier)
             ).all()
             stay = set(staying)
             severed = [lk for lk, ids in links if stay.intersection(json.loads(ids))]
             if severed:
                 conn.execute(
-                    t.identity_links.update()
-                    .where(t.identity_links.c.link_key.in_(severed))
-                    .values(severed=True)
+                    t.identity_links.update().where(t.identity_links.c.link_key.in_(severed)).values(severed=True)
                 )
             for lk in severed:
                 self._known_links.pop(lk, None)

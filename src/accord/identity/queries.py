@@ -97,9 +97,7 @@ def conflicts(
 def count_profiles(engine: sa.Engine) -> int:
     """Live profiles (not merged into another) that hold at least one identifier."""
     with engine.connect() as conn:
-        return int(
-            conn.execute(sa.select(sa.func.count(sa.distinct(t.identifiers.c.profile_id)))).scalar_one()
-        )
+        return int(conn.execute(sa.select(sa.func.count(sa.distinct(t.identifiers.c.profile_id)))).scalar_one())
 
 
 def grouping(engine: sa.Engine) -> dict[str, str]:

@@ -62,11 +62,7 @@ class IdentityRules:
         try:
             return self.priority.index(id_type)
         except ValueError:
-            return (
-                self.priority.index("anonymous_id") - 1
-                if "anonymous_id" in self.priority
-                else len(self.priority)
-            )
+            return self.priority.index("anonymous_id") - 1 if "anonymous_id" in self.priority else len(self.priority)
 
     def limit(self, id_type: str) -> int:
         """How many identifiers of this type one profile may hold."""

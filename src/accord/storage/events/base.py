@@ -96,6 +96,4 @@ def open_event_store(url: str, read_only: bool = False) -> EventStore:
         from accord.storage.events.duckdb import DuckDBEventStore
 
         return DuckDBEventStore(url.removeprefix("duckdb:///"), read_only=read_only)
-    raise ValueError(
-        f"unsupported events URL {url!r}: use duckdb:///path (ClickHouse comes in a later release)"
-    )
+    raise ValueError(f"unsupported events URL {url!r}: use duckdb:///path (ClickHouse comes in a later release)")

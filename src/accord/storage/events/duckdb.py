@@ -226,8 +226,7 @@ class DuckDBEventStore:
             "first_seen": first,
             "last_seen": last,
             "channels": [
-                {"channel": ch, "events": int(n), "first_seen": f, "last_seen": la}
-                for ch, n, f, la in channels
+                {"channel": ch, "events": int(n), "first_seen": f, "last_seen": la} for ch, n, f, la in channels
             ],
             "traits": {
                 key: {

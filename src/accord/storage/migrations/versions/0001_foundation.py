@@ -27,9 +27,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_identifiers_profile_id"), "identifiers", ["profile_id"], unique=False)
     op.create_table(
         "identity_changes",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("identifier_key", sa.String(length=400), nullable=False),
         sa.Column("profile_id", sa.String(length=26), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
@@ -79,17 +77,11 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_identity_merges")),
     )
-    op.create_index(
-        op.f("ix_identity_merges_from_profile"), "identity_merges", ["from_profile"], unique=False
-    )
-    op.create_index(
-        op.f("ix_identity_merges_into_profile"), "identity_merges", ["into_profile"], unique=False
-    )
+    op.create_index(op.f("ix_identity_merges_from_profile"), "identity_merges", ["from_profile"], unique=False)
+    op.create_index(op.f("ix_identity_merges_into_profile"), "identity_merges", ["into_profile"], unique=False)
     op.create_table(
         "ingest_rejects",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("source_id", sa.String(length=26), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
@@ -100,9 +92,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "journal",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("source_id", sa.String(length=26), nullable=False),
         sa.Column("message_id", sa.String(length=200), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),

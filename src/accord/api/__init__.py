@@ -1,0 +1,1 @@
+"""HTTP API face: Segment-compatible collection and the admin API."""

@@ -1,0 +1,81 @@
+"""The Segment-compatible collection endpoints: /v1/identify|track|page|screen|group|alias|batch and short forms."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, post
+
+from accord.collect.errors import CollectError
+from accord.collect.intake import SHORT_TYPES, parse_request
+from accord.collect.writer import JournalWriter
+from accord.platform import Platform
+
+_encode = msgspec.json.Encoder().encode
+KINDS = {*SHORT_TYPES.values(), *SHORT_TYPES, "import"}
+
+
+def error_body(code: str, message: str, **extra: Any) -> bytes:
+    """The JSON error shape every endpoint uses."""
+    return _encode({"error": {"code": code, "message": message, **extra}})
+
+
+def _json(status: int, body: bytes) -> Response[bytes]:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+@post(
+    "/v1/{kind:str}",
+    summary="Segment-spec collection endpoint",
+    description=(
+        "Accepts one Segment message (identify, track, page, screen, group, alias; short forms i, t, p, s, g, a) "
+        "or a batch (batch or b). Write key by HTTP Basic (writeKey as user, empty password) or `writeKey` in the "
+        "body. JSON or text/plain bodies, optionally gzip-encoded; 32 KB per message, 500 KB per request, 2,500 "
+        "messages per batch. A 200 means the accepted messages are durably committed; retries with the same "
+        "messageId are deduplicated per source."
+    ),
+    tags=["collect"],
+    status_code=200,
+    request_max_body_size=600 * 1024,
+)
+async def collect_message(kind: str, request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Validate, durably journal, and acknowledge Segment messages."""
+    if kind not in KINDS:
+        return _json(404, error_body("unknown_endpoint", f"no collection endpoint /v1/{kind}"))
+    platform: Platform = request.app.state.platform
+    writer: JournalWriter = request.app.state.writer
+    received_at = datetime.now(UTC)
+    body = await request.body()
+    try:
+        intake = parse_request(
+            body,
+            request.headers.get("content-encoding"),
+            request.headers.get("authorization"),
+            kind,
+            platform.lookup_source,
+            platform.rules,
+            received_at,
+        )
+    except CollectError as exc:
+        return _json(exc.status, error_body(exc.code, exc.message))
+    new = await writer.submit(platform.journal_rows(intake)) if intake.records else 0
+    if intake.rejects:
+        platform.record_rejects(intake, "http")
+    rejected = [{"index": r.index, "code": r.code, "reason": r.reason} for r in intake.rejects]
+    if not intake.records:
+        first = intake.rejects[0]
+        message = first.reason if len(rejected) == 1 else f"all {len(rejected)} messages were rejected"
+        return _json(400, error_body(first.code, message, rejected=rejected))
+    return _json(
+        200,
+        _encode(
+            {
+                "success": True,
+                "accepted": len(intake.records),
+                "duplicates": len(intake.records) - new,
+                "rejected": rejected,
+            }
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Profiles: the read model of a person: identifiers, current traits, channels, and one timeline."""
