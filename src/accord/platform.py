@@ -9,9 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from accord.collect.intake import Intake
-from accord.collect.journal import Journal, JournalRow
+from accord.collect.journal import Journal
 from accord.collect.processor import Processor
-from accord.collect.record import encode_record
 from accord.collect.segment import SourceInfo
 from accord.collect.sources import source_by_key
 from accord.config import Settings
@@ -33,24 +32,23 @@ class Platform:
     journal: Journal
     graph: IdentityGraph
     processor: Processor
-    _sources: dict[str, SourceInfo | None] = field(default_factory=dict)
+    _sources: dict[str, SourceInfo] = field(default_factory=dict)
 
     def lookup_source(self, write_key: str) -> SourceInfo | None:
         """Source of a write key, cached (write keys do not change)."""
-        if write_key not in self._sources:
+        cached = self._sources.get(write_key)
+        if cached is None:
             source = source_by_key(self.state, write_key)
+            if source is None:
+                return None  # unknown keys are not cached: the source may be created a moment later
             if len(self._sources) > 10_000:
                 self._sources.clear()
-            self._sources[write_key] = SourceInfo(source.id, source.channel) if source else None
-        return self._sources[write_key]
+            cached = self._sources[write_key] = SourceInfo(source.id, source.channel)
+        return cached
 
     def forget_source(self, write_key: str) -> None:
         """Drop a cached lookup (after sources change)."""
         self._sources.pop(write_key, None)
-
-    def journal_rows(self, intake: Intake) -> list[JournalRow]:
-        """Journal rows of the accepted records of one request."""
-        return [(r.source_id, r.message_id, r.received_at, encode_record(r)) for r in intake.records]
 
     def record_rejects(self, intake: Intake, channel: str) -> None:
         """Keep the rejected messages of a request, so that nothing is dropped silently."""
@@ -58,12 +56,12 @@ class Platform:
 
     def stats(self) -> dict[str, Any]:
         """Counts of events, profiles and rejected messages, and the processing lag."""
-        journal_seq, change_seq = self.events.cursors()
+        journal_seq, _change_seq = self.events.cursors()
         return {
             "events": self.events.count_events(),
             "events_by_channel": self.events.event_counts_by_channel(),
             "profiles": identity_queries.count_profiles(self.state),
-            "accepted_messages": self.journal.count(),
+            "accepted_messages": self.journal.count_messages(),
             "rejected_messages": self.journal.count_rejects(),
             "processing_lag": max(self.journal.last_seq() - journal_seq, 0),
             "processor_error": self.processor.last_error,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import msgspec
@@ -60,7 +61,7 @@ class AdminController(Controller):
 
     @get("/sources", summary="List sources and their write keys")
     async def sources(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-        return [msgspec.structs.asdict(s) for s in await asyncio.to_thread(list_sources, _platform(request).state)]
+        return [dataclasses.asdict(s) for s in await asyncio.to_thread(list_sources, _platform(request).state)]
 
     @post("/sources", summary="Create a source (returns its write key)", status_code=201)
     async def add_source(self, request: Request[Any, Any, Any], data: SourceIn) -> dict[str, Any]:
@@ -68,7 +69,7 @@ class AdminController(Controller):
             source = await asyncio.to_thread(add_source, _platform(request).state, data.name, data.channel)
         except CollectError as exc:
             raise ApiError(exc.status, exc.code, exc.message) from exc
-        return msgspec.structs.asdict(source)
+        return dataclasses.asdict(source)
 
     @get("/channels", summary="The channel taxonomy")
     async def channels(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,16 +56,20 @@ async def collect_message(kind: str, request: Request[Any, Any, Any]) -> Respons
             request.headers.get("authorization"),
             kind,
             platform.lookup_source,
-            platform.rules,
             received_at,
         )
     except CollectError as exc:
         return _json(exc.status, error_body(exc.code, exc.message))
-    new = await writer.submit(platform.journal_rows(intake)) if intake.records else 0
+    if intake.kind == "import" and intake.items:
+        intake.drop_known(
+            await asyncio.to_thread(platform.journal.known_ids, intake.source.id, [m for _, m in intake.items])
+        )
+    duplicates = intake.dropped
+    await writer.submit(intake.journal_batch())
     if intake.rejects:
         platform.record_rejects(intake, "http")
     rejected = [{"index": r.index, "code": r.code, "reason": r.reason} for r in intake.rejects]
-    if not intake.records:
+    if not intake.items and not duplicates:
         first = intake.rejects[0]
         message = first.reason if len(rejected) == 1 else f"all {len(rejected)} messages were rejected"
         return _json(400, error_body(first.code, message, rejected=rejected))
@@ -73,8 +78,8 @@ async def collect_message(kind: str, request: Request[Any, Any, Any]) -> Respons
         _encode(
             {
                 "success": True,
-                "accepted": len(intake.records),
-                "duplicates": len(intake.records) - new,
+                "accepted": len(intake.items) + duplicates,
+                "duplicates": duplicates,
                 "rejected": rejected,
             }
         ),

@@ -39,14 +39,12 @@ def running_server(s: Settings) -> httpx.Client | None:
         url = json.loads(path.read_text())["url"]
     except (ValueError, KeyError):
         return None
-    client = httpx.Client(base_url=url, timeout=120.0, headers={"Authorization": f"Bearer {admin_token(s)}"})
     try:
-        if client.get("/api/v1/health", timeout=2.0).status_code == 200:
-            return client
+        if httpx.get(f"{url}/api/v1/health", timeout=2.0).status_code != 200:
+            return None
     except httpx.HTTPError:
-        pass
-    client.close()
-    return None
+        return None
+    return httpx.Client(base_url=url, timeout=120.0, headers={"Authorization": f"Bearer {admin_token(s)}"})
 
 
 @contextmanager

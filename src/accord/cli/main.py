@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import typer
@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - only while the module is absent
     pass
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     """Output format."""
 
     text = "text"

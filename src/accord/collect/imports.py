@@ -10,11 +10,9 @@ from typing import Any, Protocol
 import httpx
 import msgspec
 
-from accord.collect.errors import InvalidMessage
+from accord.collect.intake import intake_import
 from accord.collect.journal import Journal
-from accord.collect.record import encode_record
-from accord.collect.segment import SourceInfo, build_record
-from accord.identity.rules import IdentityRules
+from accord.collect.segment import SourceInfo
 
 Numbered = tuple[int, dict[str, Any]]  # (row number in the file, Segment message)
 Reject = tuple[int, str, str]  # (row number, code, reason)
@@ -22,7 +20,7 @@ Reject = tuple[int, str, str]  # (row number, code, reason)
 
 @dataclass
 class SendResult:
-    """What happened to one chunk of messages."""
+    """What happened to one chunk of messages: newly stored, skipped as already loaded, rejected."""
 
     accepted: int
     duplicates: int
@@ -39,26 +37,20 @@ class ImportSink(Protocol):
 class JournalSink:
     """Validates with the same rules as the HTTP API and commits to the journal (no server running)."""
 
-    def __init__(self, journal: Journal, rules: IdentityRules, source: SourceInfo) -> None:
+    def __init__(self, journal: Journal, source: SourceInfo) -> None:
         self.journal = journal
-        self.rules = rules
         self.source = source
 
     def send(self, messages: Sequence[Numbered]) -> SendResult:
-        received_at = datetime.now(UTC)
-        rows = []
-        rejects: list[Reject] = []
-        for row_number, message in messages:
-            try:
-                record = build_record(message, self.source, received_at, self.rules, allow_no_identity=True)
-            except InvalidMessage as exc:
-                rejects.append((row_number, exc.code, exc.reason))
-                continue
-            rows.append((record.source_id, record.message_id, record.received_at, encode_record(record)))
-        new = self.journal.append(rows)
+        intake = intake_import([m for _, m in messages], self.source, datetime.now(UTC))
+        intake.drop_known(self.journal.known_ids(self.source.id, [m for _, m in intake.items]))
+        self.journal.append(intake.journal_batch())
+        rejects = [(messages[r.index][0], r.code, r.reason) for r in intake.rejects]
         if rejects:
-            self.journal.record_rejects([(self.source.id, "import", c, r, None) for _, c, r in rejects])
-        return SendResult(len(rows), len(rows) - new, rejects)
+            self.journal.record_rejects(
+                [(self.source.id, "import", r.code, r.reason, r.payload) for r in intake.rejects]
+            )
+        return SendResult(len(intake.items), intake.dropped, rejects)
 
 
 class HttpSink:
@@ -78,4 +70,5 @@ class HttpSink:
         data = response.json()
         rejected = data.get("rejected") or data.get("error", {}).get("rejected") or []
         rejects = [(messages[r["index"]][0], r["code"], r["reason"]) for r in rejected]
-        return SendResult(int(data.get("accepted", 0)), int(data.get("duplicates", 0)), rejects)
+        duplicates = int(data.get("duplicates", 0))
+        return SendResult(int(data.get("accepted", 0)) - duplicates, duplicates, rejects)

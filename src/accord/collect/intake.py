@@ -12,9 +12,9 @@ from typing import Any
 import msgspec
 
 from accord.collect.errors import CollectError, InvalidMessage, InvalidWriteKey, PayloadTooLarge
-from accord.collect.record import EventRecord
-from accord.collect.segment import MAX_MESSAGE_BYTES, SourceInfo, build_record
-from accord.identity.rules import IdentityRules
+from accord.collect.journal import JournalBatch
+from accord.collect.segment import SourceInfo
+from accord.collect.wire import MAX_MESSAGE_BYTES, BatchBody, validate_message
 
 MAX_REQUEST_BYTES = 500 * 1024
 MAX_BATCH_MESSAGES = 2500
@@ -27,8 +27,6 @@ SHORT_TYPES = {
     "a": "alias",
     "b": "batch",
 }
-
-_decoder = msgspec.json.Decoder()
 
 
 @dataclass(frozen=True)
@@ -43,11 +41,34 @@ class Rejection:
 
 @dataclass
 class Intake:
-    """The outcome of validating one request."""
+    """The outcome of validating one request: what to journal and what was rejected."""
 
     source: SourceInfo
-    records: list[EventRecord] = field(default_factory=list)
+    kind: str
+    body: bytes
+    received_at: datetime
+    items: list[tuple[int, str]] = field(default_factory=list)
     rejects: list[Rejection] = field(default_factory=list)
+    dropped: int = 0
+
+    def drop_known(self, known: set[str]) -> None:
+        """Leave out messages already loaded earlier (a re-imported file); they count as duplicates."""
+        if known:
+            kept = [(i, m) for i, m in self.items if m not in known]
+            self.dropped += len(self.items) - len(kept)
+            self.items = kept
+
+    def journal_batch(self) -> JournalBatch:
+        """The journal entry for the accepted messages."""
+        return JournalBatch(self.source.id, self.received_at, self.kind, self.body, self.items)
+
+
+class _KeyOnly(msgspec.Struct):
+    writeKey: str | None = None
+
+
+_batch_decoder = msgspec.json.Decoder(BatchBody)
+_key_decoder = msgspec.json.Decoder(_KeyOnly)
 
 
 def decompress(body: bytes, encoding: str | None) -> bytes:
@@ -89,24 +110,12 @@ def write_key_from_header(authorization: str | None) -> str | None:
     return decoded.partition(":")[0] or None
 
 
-def _merge_batch_level(item: Any, batch: dict[str, Any]) -> Any:
-    if not isinstance(item, dict):
-        return item
-    for key in ("context", "integrations"):
-        shared = batch.get(key)
-        if isinstance(shared, dict) and shared:
-            own = item.get(key)
-            item[key] = {**shared, **own} if isinstance(own, dict) else (own if own is not None else dict(shared))
-    return item
-
-
 def parse_request(
     body: bytes,
     content_encoding: str | None,
     authorization: str | None,
     kind: str,
     lookup: Callable[[str], SourceInfo | None],
-    rules: IdentityRules,
     received_at: datetime,
 ) -> Intake:
     """Validate a request for endpoint KIND; raise CollectError for faults of the whole request.
@@ -116,47 +125,60 @@ def parse_request(
     """
     kind = SHORT_TYPES.get(kind, kind)
     data = decompress(body, content_encoding)
+    is_batch = kind in ("batch", "import")
     try:
-        payload = _decoder.decode(data)
+        if is_batch:
+            payload = _batch_decoder.decode(data)
+            key = payload.writeKey
+        else:
+            key = _key_decoder.decode(data).writeKey
+    except msgspec.ValidationError as exc:
+        raise CollectError(
+            f"body is not a valid {'batch' if is_batch else 'message'}: {exc}",
+            code="invalid_batch" if is_batch else "invalid_message",
+        ) from exc
     except msgspec.DecodeError as exc:
         raise CollectError(f"body is not valid JSON: {exc}", code="invalid_json") from exc
-    if not isinstance(payload, dict):
-        raise CollectError("body must be a JSON object", code="invalid_json")
-    key = write_key_from_header(authorization) or payload.get("writeKey")
-    if not isinstance(key, str) or not key:
+    key = write_key_from_header(authorization) or key
+    if not key:
         raise InvalidWriteKey(
             "no write key: send HTTP Basic auth with the write key as user name, or writeKey in the body"
         )
     source = lookup(key)
     if source is None:
         raise InvalidWriteKey("unknown write key")
-    intake = Intake(source)
-    if kind in ("batch", "import"):
-        items = payload.get("batch")
-        if not isinstance(items, list):
-            raise CollectError("a batch needs a 'batch' array of messages", code="invalid_batch")
-        if len(items) > MAX_BATCH_MESSAGES:
-            raise PayloadTooLarge(f"batch has {len(items)} messages; the limit is {MAX_BATCH_MESSAGES}")
-        sent_at = payload.get("sentAt")
-        for index, item in enumerate(items):
-            try:
-                message = _merge_batch_level(item, payload)
-                intake.records.append(build_record(message, source, received_at, rules, batch_sent_at=sent_at))
-            except InvalidMessage as exc:
-                intake.rejects.append(Rejection(index, exc.code, exc.reason, _preview(item)))
+    intake = Intake(source, kind, data, received_at)
+    if is_batch:
+        _validate_items(intake, payload, allow_no_identity=kind == "import")
     else:
-        if len(data) > MAX_MESSAGE_BYTES:
-            raise PayloadTooLarge(f"message is {len(data)} bytes; the limit is {MAX_MESSAGE_BYTES}")
-        payload.pop("writeKey", None)
         try:
-            intake.records.append(build_record(payload, source, received_at, rules, forced_type=kind))
+            intake.items.append((0, validate_message(data, received_at, kind)))
         except InvalidMessage as exc:
-            intake.rejects.append(Rejection(0, exc.code, exc.reason, _preview(payload)))
+            intake.rejects.append(Rejection(0, exc.code, exc.reason, _preview(data)))
     return intake
 
 
-def _preview(item: Any) -> str | None:
-    try:
-        return msgspec.json.encode(item).decode()[:MAX_MESSAGE_BYTES]
-    except (TypeError, msgspec.EncodeError):
-        return repr(item)[:1000]
+def intake_import(messages: list[Any], source: SourceInfo, received_at: datetime) -> Intake:
+    """Validate messages from a file import exactly like an HTTP batch (a message may carry no identity)."""
+    data = msgspec.json.encode({"batch": messages})
+    intake = Intake(source, "import", data, received_at)
+    _validate_items(intake, _batch_decoder.decode(data), allow_no_identity=True)
+    return intake
+
+
+def _validate_items(intake: Intake, payload: BatchBody, allow_no_identity: bool) -> None:
+    items = payload.batch
+    if len(items) > MAX_BATCH_MESSAGES:
+        raise PayloadTooLarge(f"batch has {len(items)} messages; the limit is {MAX_BATCH_MESSAGES}")
+    for index, item in enumerate(items):
+        raw = bytes(item)
+        try:
+            message_id = validate_message(raw, intake.received_at, None, payload.sentAt, allow_no_identity)
+        except InvalidMessage as exc:
+            intake.rejects.append(Rejection(index, exc.code, exc.reason, _preview(raw)))
+        else:
+            intake.items.append((index, message_id))
+
+
+def _preview(raw: bytes) -> str:
+    return raw[:MAX_MESSAGE_BYTES].decode(errors="replace")

@@ -1,17 +1,42 @@
-"""The durable ingest journal: accepted messages are committed here before the client hears 200."""
+"""The durable ingest journal: accepted request bodies are committed here before the client hears 200."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from accord.collect.tables import ingest_rejects, journal
+from accord.collect.tables import ingest_rejects, journal, message_ids
 from accord.storage import utcnow
 
-JournalRow = tuple[str, str, datetime, bytes]  # source id, message id, received at, payload
+_SQLITE_ROWS_PER_INSERT = 5000
+
+
+@dataclass(frozen=True)
+class JournalBatch:
+    """One request's accepted messages: the body as received and (index, message id) of each accepted item."""
+
+    source_id: str
+    received_at: datetime
+    kind: str
+    body: bytes
+    items: Sequence[tuple[int, str]]
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """A committed batch as the processor reads it."""
+
+    seq: int
+    source_id: str
+    received_at: datetime
+    kind: str
+    body: bytes
+    items: list[tuple[int, str]]
 
 
 class Journal:
@@ -21,58 +46,116 @@ class Journal:
         self.engine = engine
         self.dialect = engine.dialect.name
 
-    def append(self, rows: Sequence[JournalRow]) -> int:
-        """Commit rows durably in one transaction; returns how many were new (the rest were retries)."""
-        return self.append_groups([rows])[0]
+    def append(self, batch: JournalBatch) -> None:
+        """Commit one request's accepted messages durably."""
+        self.append_groups([batch])
 
-    def append_groups(self, groups: Sequence[Sequence[JournalRow]]) -> list[int]:
-        """Commit several requests' rows in ONE transaction (group commit); new-row count per group."""
-        counts: list[int] = []
+    def append_groups(self, batches: Sequence[JournalBatch]) -> None:
+        """Commit several requests in ONE transaction (group commit): one fsync for all of them."""
+        rows = [
+            {
+                "source_id": b.source_id,
+                "received_at": b.received_at,
+                "kind": b.kind,
+                "body": b.body,
+                "items": json.dumps(b.items, separators=(",", ":")),
+                "n_items": len(b.items),
+            }
+            for b in batches
+            if b.items
+        ]
+        if not rows:
+            return
         with self.engine.begin() as conn:
             if self.dialect != "sqlite":
                 # One writer at a time keeps sequence order equal to commit order for the processor.
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(424242)")
-            for rows in groups:
-                if not rows:
-                    counts.append(0)
-                    continue
-                if self.dialect == "sqlite":
-                    params = [(s, m, r.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), p) for s, m, r, p in rows]
-                    result = conn.exec_driver_sql(
-                        "INSERT OR IGNORE INTO journal (source_id, message_id, received_at, payload) VALUES (?,?,?,?)",
-                        params,
-                    )
-                else:
-                    result = conn.execute(
-                        postgresql.insert(journal).on_conflict_do_nothing(index_elements=["source_id", "message_id"]),
-                        [{"source_id": s, "message_id": m, "received_at": r, "payload": p} for s, m, r, p in rows],
-                    )
-                counts.append(max(int(result.rowcount), 0))
-        return counts
+            conn.execute(journal.insert(), rows)
 
-    def read(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
-        """Up to LIMIT entries after AFTER_SEQ, in order."""
+    def claim(self, entry: JournalEntry) -> set[str]:
+        """Claim the entry's message ids for loading; returns the ids that are duplicates of earlier messages.
+
+        An id already claimed by this same entry (a replay after a crash) is not a duplicate.
+        """
+        ids = list(dict.fromkeys(mid for _, mid in entry.items))
+        with self.engine.begin() as conn:
+            for i in range(0, len(ids), _SQLITE_ROWS_PER_INSERT):
+                chunk = ids[i : i + _SQLITE_ROWS_PER_INSERT]
+                rows = [
+                    {"source_id": entry.source_id, "message_id": m, "seq": entry.seq, "received_at": entry.received_at}
+                    for m in chunk
+                ]
+                if self.dialect == "sqlite":
+                    conn.execute(message_ids.insert().prefix_with("OR IGNORE"), rows)
+                else:
+                    conn.execute(
+                        postgresql.insert(message_ids).on_conflict_do_nothing(
+                            index_elements=["source_id", "message_id"]
+                        ),
+                        rows,
+                    )
+            owners: dict[str, int] = {}
+            for i in range(0, len(ids), 900):
+                chunk = ids[i : i + 900]
+                rows_found = conn.execute(
+                    sa.select(message_ids.c.message_id, message_ids.c.seq).where(
+                        message_ids.c.source_id == entry.source_id, message_ids.c.message_id.in_(chunk)
+                    )
+                )
+                owners.update((str(m), int(q)) for m, q in rows_found)
+        duplicates = {m for m in ids if owners.get(m) != entry.seq}
+        return duplicates
+
+    def known_ids(self, source_id: str, ids: Sequence[str]) -> set[str]:
+        """Which of IDS were already loaded for the source (used to skip re-imported rows early)."""
+        known: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 900):
+                chunk = list(ids[i : i + 900])
+                known.update(
+                    conn.execute(
+                        sa.select(message_ids.c.message_id).where(
+                            message_ids.c.source_id == source_id, message_ids.c.message_id.in_(chunk)
+                        )
+                    ).scalars()
+                )
+        return known
+
+    def read(self, after_seq: int, limit: int) -> list[JournalEntry]:
+        """Up to LIMIT batches after AFTER_SEQ, in order."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(journal.c.seq, journal.c.payload)
-                .where(journal.c.seq > after_seq)
-                .order_by(journal.c.seq)
-                .limit(limit)
+                sa.select(journal).where(journal.c.seq > after_seq).order_by(journal.c.seq).limit(limit)
             )
-            return [(int(seq), bytes(payload)) for seq, payload in rows]
+            return [
+                JournalEntry(
+                    int(r.seq),
+                    r.source_id,
+                    r.received_at,
+                    r.kind,
+                    bytes(r.body),
+                    [(int(i), str(m)) for i, m in json.loads(r.items)],
+                )
+                for r in rows
+            ]
 
     def last_seq(self) -> int:
         """The newest sequence number (0 when empty)."""
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(journal.c.seq), 0))).scalar_one())
 
-    def count(self) -> int:
-        """Number of journal entries."""
+    def count_messages(self) -> int:
+        """Number of messages acknowledged (client retries included)."""
         with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(journal)).scalar_one())
+            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(journal.c.n_items), 0))).scalar_one())
+
+    def count_loaded_ids(self) -> int:
+        """Number of distinct message ids claimed for loading."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(message_ids)).scalar_one())
 
     def record_rejects(self, rejects: Sequence[tuple[str | None, str, str, str, str | None]]) -> None:
-        """Keep rejected messages (source, channel of entry, code, reason, payload) so nothing vanishes."""
+        """Keep rejected messages (source, way in, code, reason, payload) so that nothing vanishes."""
         if not rejects:
             return
         now = utcnow()

@@ -1,64 +1,36 @@
-"""The processor: moves journal entries through identity resolution into the event store, exactly once."""
+"""The processor: moves journal entries into the event store exactly once, with identities resolved.
+
+The heavy Python work (enrichment, identity resolution) runs in a worker process when the server runs, so that
+it does not compete with the HTTP intake for the interpreter; loading into the event store stays in the process
+that owns it.
+"""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 import time
-from collections.abc import Sequence
-
-import pyarrow as pa
+from concurrent.futures import ProcessPoolExecutor
 
 from accord.collect.journal import Journal
-from accord.collect.record import EventRecord, decode_record
-from accord.identity.graph import IdentityGraph, Resolution, Touch
-from accord.storage.events import EVENT_COLUMNS, EventStore
+from accord.collect.resolver import Resolver, read_ipc, worker_init, worker_resolve
+from accord.identity.graph import IdentityGraph
+from accord.storage.events import EventStore
 
 log = logging.getLogger(__name__)
-
-
-def records_to_table(
-    seqs: Sequence[int], records: Sequence[EventRecord], resolutions: Sequence[Resolution]
-) -> pa.Table:
-    """The Arrow batch the event store loads."""
-    columns: dict[str, list[object]] = {name: [] for name in EVENT_COLUMNS}
-    for seq, rec, res in zip(seqs, records, resolutions, strict=True):
-        columns["event_id"].append(rec.event_id)
-        columns["journal_seq"].append(seq)
-        columns["source_id"].append(rec.source_id)
-        columns["message_id"].append(rec.message_id)
-        columns["type"].append(rec.type)
-        columns["event"].append(rec.event)
-        columns["name"].append(rec.name)
-        columns["channel"].append(rec.channel)
-        columns["timestamp"].append(rec.timestamp)
-        columns["received_at"].append(rec.received_at)
-        columns["sent_at"].append(rec.sent_at)
-        columns["original_timestamp"].append(rec.original_timestamp)
-        columns["user_id"].append(rec.user_id)
-        columns["anonymous_id"].append(rec.anonymous_id)
-        columns["identifiers"].append(rec.identifiers)
-        columns["anchor"].append(res.anchor)
-        columns["profile_id"].append(res.profile_id)
-        columns["revenue_minor"].append(rec.revenue_minor)
-        columns["currency"].append(rec.currency)
-        columns["store_id"].append(rec.store_id)
-        columns["library"].append(rec.library)
-        columns["campaign_source"].append(rec.campaign_source)
-        columns["campaign_medium"].append(rec.campaign_medium)
-        columns["campaign_name"].append(rec.campaign_name)
-        columns["raw"].append(rec.raw.decode())
-    return pa.table({name: pa.array(values, EVENT_COLUMNS[name]) for name, values in columns.items()})
 
 
 class Processor:
     """Reads the journal after the event store's cursor, resolves identities, loads events."""
 
-    def __init__(self, journal: Journal, graph: IdentityGraph, events: EventStore, batch_size: int = 5000) -> None:
+    def __init__(self, journal: Journal, graph: IdentityGraph, events: EventStore, batch_size: int = 50) -> None:
         self.journal = journal
         self.graph = graph
         self.events = events
         self.batch_size = batch_size
+        self.resolver = Resolver(journal, graph)
+        self._pool: ProcessPoolExecutor | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -66,22 +38,22 @@ class Processor:
         self.last_error: str | None = None
 
     def run_once(self) -> int:
-        """Process one batch; returns the number of journal entries loaded."""
+        """Process one slice of the journal; returns how many journal entries it covered."""
         with self._lock:
             journal_seq, change_seq = self.events.cursors()
-            entries = self.journal.read(journal_seq, self.batch_size)
-            if not entries:
+            if self._pool is None:
+                result = self.resolver.resolve_after(journal_seq, self.batch_size)
+            else:
+                shipped = self._pool.submit(worker_resolve, journal_seq, self.batch_size).result()
+                result = None if shipped is None else (read_ipc(shipped[0]), shipped[1])
+            if result is None:
                 changes = self.graph.changes_since(change_seq)
                 if changes:
                     self.events.apply_changes(changes)
                 return 0
-            seqs = [seq for seq, _ in entries]
-            records = [decode_record(payload) for _, payload in entries]
-            touches = [Touch(r.identifiers, r.timestamp, r.message_id, r.source_id, r.previous_id) for r in records]
-            resolutions = self.graph.resolve(touches)
-            changes = self.graph.changes_since(change_seq)
-            self.events.load(records_to_table(seqs, records, resolutions), seqs[-1], changes)
-            return len(entries)
+            table, last_seq = result
+            self.events.load(table, last_seq, self.graph.changes_since(change_seq))
+            return max(last_seq - journal_seq, 1)
 
     def sync_identity(self) -> int:
         """Apply pending identity changes to the event store now (after an unmerge); returns how many."""
@@ -115,8 +87,17 @@ class Processor:
         """Tell the background loop there is new work."""
         self._wake.set()
 
-    def start(self) -> None:
-        """Run in a background thread until stop()."""
+    def start(self, worker_process: bool = False, state_url: str | None = None) -> None:
+        """Run in a background thread until stop(); resolve in a worker process if asked."""
+        if worker_process:
+            if state_url is None:
+                raise ValueError("a worker process needs the state store URL")
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=worker_init,
+                initargs=(state_url, self.graph.rules),
+            )
         self._thread = threading.Thread(target=self._loop, name="accord-processor", daemon=True)
         self._thread.start()
 
@@ -127,6 +108,9 @@ class Processor:
         if self._thread:
             self._thread.join(timeout=30)
             self._thread = None
+        if self._pool:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -1,10 +1,9 @@
-"""Segment-spec message validation: one raw message in, one normalised EventRecord out (or a precise reason)."""
+"""Segment message enrichment: one validated message in, one normalised EventRecord out."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -14,12 +13,11 @@ from babel.numbers import get_currency_precision
 from accord.collect.channels import campaign_of, derive_channel
 from accord.collect.errors import InvalidMessage
 from accord.collect.record import EventRecord
+from accord.collect.wire import event_time, parse_time
 from accord.identity.normalize import identifier_key, normalise_type, normalise_value
 from accord.identity.rules import IdentityRules
 from accord.storage import new_id
 
-MESSAGE_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
-MAX_MESSAGE_BYTES = 32 * 1024
 _json = msgspec.json.Encoder()
 
 
@@ -29,39 +27,6 @@ class SourceInfo:
 
     id: str
     channel: str
-
-
-def parse_time(value: Any, field: str) -> datetime | None:
-    """ISO 8601 text to an aware UTC datetime (naive means UTC); None when absent."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise InvalidMessage("invalid_timestamp", f"{field} must be an ISO 8601 string, got {type(value).__name__}")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidMessage("invalid_timestamp", f"{field} is not an ISO 8601 timestamp: {value[:64]!r}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _id_text(value: Any, field: str) -> str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidMessage("invalid_field", f"{field} must be a string or a number")
-    text = str(value)
-    if len(text) > 200:
-        raise InvalidMessage("invalid_field", f"{field} is longer than 200 characters")
-    return text
-
-
-def _object(message: dict[str, Any], field: str) -> dict[str, Any]:
-    value = message.get(field)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidMessage("invalid_field", f"{field} must be a JSON object, got {type(value).__name__}")
-    return value
 
 
 def to_minor_units(amount: Any, currency: str) -> int | None:
@@ -123,79 +88,51 @@ def extract_identifiers(message: dict[str, Any], rules: IdentityRules) -> list[s
     return sorted(found, key=lambda key: (rules.rank(key.partition(":")[0]), key))
 
 
-def _message_id(message: dict[str, Any]) -> str:
-    given = message.get("messageId")
-    if given is not None and given != "":
-        if not isinstance(given, str | int) or isinstance(given, bool):
-            raise InvalidMessage("invalid_field", "messageId must be a string")
-        text = str(given)
-        if len(text) > 200:
-            raise InvalidMessage("invalid_field", "messageId is longer than 200 characters")
-        return text
-    # No id from the client: derive one from the content so that a retry of the same message dedupes.
-    content = {k: v for k, v in message.items() if k not in ("sentAt", "receivedAt")}
-    return "sha256:" + hashlib.sha256(_json.encode(content)).hexdigest()[:40]
+def merge_batch_level(item: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:
+    """Batch-level context and integrations apply to every item (the item's own keys win)."""
+    for key in ("context", "integrations"):
+        shared = batch.get(key)
+        if isinstance(shared, dict) and shared:
+            own = item.get(key)
+            item[key] = {**shared, **own} if isinstance(own, dict) else dict(shared)
+    return item
 
 
 def build_record(
-    message: Any,
+    message: dict[str, Any],
     source: SourceInfo,
     received_at: datetime,
     rules: IdentityRules,
+    message_id: str,
     forced_type: str | None = None,
-    batch_sent_at: Any = None,
-    allow_no_identity: bool = False,
+    batch_sent_at: str | None = None,
 ) -> EventRecord:
-    """Validate one message and build its record; raises InvalidMessage with a precise reason."""
-    if not isinstance(message, dict):
-        raise InvalidMessage("invalid_message", f"a message must be a JSON object, got {type(message).__name__}")
-    msg_type = forced_type or message.get("type")
-    if not isinstance(msg_type, str) or msg_type not in MESSAGE_TYPES:
-        raise InvalidMessage(
-            "invalid_type", f"type must be one of {', '.join(sorted(MESSAGE_TYPES))}, got {msg_type!r}"
-        )
+    """Enrich one validated message (see wire.validate_message) into its record: identifiers, channel, money.
+
+    Never rejects: a value that cannot be used (a revenue that is not a number, an invalid phone) is left out of
+    the typed columns and stays in the raw message.
+    """
+    msg_type = forced_type or str(message.get("type"))
     message["type"] = msg_type
-    context = _object(message, "context")
-    properties = _object(message, "properties")
-    _object(message, "traits")
-    _object(message, "integrations")
-    user_id = _id_text(message.get("userId"), "userId")
-    anonymous_id = _id_text(message.get("anonymousId"), "anonymousId")
-    previous_id = None
-    if msg_type == "alias":
-        previous_id = _id_text(message.get("previousId"), "previousId")
-        if previous_id is None or user_id is None:
-            raise InvalidMessage("missing_field", "alias needs both userId and previousId")
-    event = name = None
-    if msg_type == "track":
-        event = message.get("event")
-        if not isinstance(event, str) or not event.strip():
-            raise InvalidMessage("missing_field", "track needs a non-empty event name")
-        if len(event) > 200:
-            raise InvalidMessage("invalid_field", "event name is longer than 200 characters")
-    elif msg_type in ("page", "screen"):
-        raw_name = message.get("name")
-        name = raw_name if isinstance(raw_name, str) and raw_name else None
-    elif msg_type == "group" and _id_text(message.get("groupId"), "groupId") is None:
-        raise InvalidMessage("missing_field", "group needs a groupId")
-    message_id = _message_id(message)
-    original = parse_time(message.get("timestamp"), "timestamp")
-    sent_at = parse_time(message.get("sentAt", batch_sent_at), "sentAt")
-    if original is not None and sent_at is not None:
-        timestamp = received_at - (sent_at - original)  # corrects the client's clock skew
-    else:
-        timestamp = original or received_at
-    if timestamp > received_at + timedelta(days=1):
-        raise InvalidMessage("invalid_timestamp", "timestamp is more than a day in the future")
-    identifiers = extract_identifiers(message, rules)
-    if user_id is None and anonymous_id is None and not (allow_no_identity or identifiers):
-        raise InvalidMessage("missing_identity", "a message needs a userId or an anonymousId")
+    message.pop("writeKey", None)
+    context = message.get("context") if isinstance(message.get("context"), dict) else {}
+    properties = message.get("properties") if isinstance(message.get("properties"), dict) else {}
+    assert isinstance(context, dict) and isinstance(properties, dict)
+    user_id = _text(message.get("userId"))
+    anonymous_id = _text(message.get("anonymousId"))
+    previous_id = _text(message.get("previousId")) if msg_type == "alias" else None
+    event = message.get("event") if msg_type == "track" else None
+    name = message.get("name") if msg_type in ("page", "screen") and isinstance(message.get("name"), str) else None
+    original = _time(message.get("timestamp"))
+    sent_at = _time(message.get("sentAt", batch_sent_at))
+    if batch_sent_at is not None and "sentAt" not in message:
+        message["sentAt"] = batch_sent_at
+    timestamp = event_time(original, sent_at, received_at)
     library = None
     lib = context.get("library")
     if isinstance(lib, dict) and isinstance(lib.get("name"), str):
         library = lib["name"][:100]
     campaign = campaign_of(message)
-    channel = derive_channel(message, source.channel, library, campaign)
     currency = _currency(properties.get("currency"))
     revenue_minor = None
     amount = properties.get("revenue", properties.get("total"))
@@ -203,25 +140,22 @@ def build_record(
         currency = currency or "USD"
         revenue_minor = to_minor_units(amount, currency)
         if revenue_minor is None:
-            raise InvalidMessage("invalid_field", f"properties.revenue is not a number: {str(amount)[:40]!r}")
+            currency = None
     store = properties.get("store_id")
     if store is None and isinstance(context.get("store"), dict):
         store = context["store"].get("id")
     message["messageId"] = message_id
-    raw = _json.encode(message)
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise InvalidMessage("message_too_large", f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}")
     return EventRecord(
         event_id=new_id(),
         source_id=source.id,
         message_id=message_id,
         type=msg_type,
-        channel=channel,
+        channel=derive_channel(message, source.channel, library, campaign),
         timestamp=timestamp,
         received_at=received_at,
-        raw=raw,
-        identifiers=identifiers,
-        event=event,
+        raw=_json.encode(message),
+        identifiers=extract_identifiers(message, rules),
+        event=event if isinstance(event, str) else None,
         name=name,
         user_id=user_id,
         anonymous_id=anonymous_id,
@@ -236,3 +170,18 @@ def build_record(
         campaign_medium=campaign.get("medium"),
         campaign_name=campaign.get("name"),
     )
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    return str(value)
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_time(value, "timestamp")
+    except InvalidMessage:
+        return None

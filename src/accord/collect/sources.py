@@ -69,6 +69,13 @@ def source_by_key(engine: sa.Engine, write_key: str) -> Source | None:
     return _row(row) if row else None
 
 
+def source_by_id(engine: sa.Engine, source_id: str) -> Source | None:
+    """The source with this id."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(sources).where(sources.c.id == source_id)).first()
+    return _row(row) if row else None
+
+
 def source_by_name(engine: sa.Engine, name: str) -> Source | None:
     """The source with this name."""
     with engine.connect() as conn:

@@ -14,17 +14,30 @@ sources = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
 
-# Every accepted message, committed before the client gets its 200. The unique key makes
-# client retries harmless; the processor reads it in sequence order into the event store.
+# Every accepted request body, committed before the client gets its 200: the body as received (decompressed)
+# and which of its messages were accepted (index and message id). The processor reads it in sequence order.
 journal = sa.Table(
     "journal",
     metadata,
     sa.Column("seq", BigIntPK, primary_key=True, autoincrement=True),
     sa.Column("source_id", sa.String(26), nullable=False),
-    sa.Column("message_id", sa.String(200), nullable=False),
     sa.Column("received_at", UTCDateTime(), nullable=False),
-    sa.Column("payload", sa.LargeBinary(), nullable=False),
-    sa.UniqueConstraint("source_id", "message_id"),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("items", sa.Text(), nullable=False),
+    sa.Column("n_items", sa.Integer(), nullable=False),
+)
+
+# Message ids loaded per source, with the journal entry that loaded each (kept at least 30 days): the processor
+# claims ids here before loading, so client retries never double-count, and a replay of the same journal entry
+# after a crash still loads its own messages.
+message_ids = sa.Table(
+    "message_ids",
+    metadata,
+    sa.Column("source_id", sa.String(26), primary_key=True),
+    sa.Column("message_id", sa.String(200), primary_key=True),
+    sa.Column("seq", sa.BigInteger(), nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False, index=True),
 )
 
 ingest_rejects = sa.Table(

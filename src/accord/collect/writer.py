@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from accord.collect.journal import Journal, JournalRow
+from accord.collect.journal import Journal, JournalBatch
 
 MAX_GROUP_ROWS = 20_000
 
@@ -17,7 +18,7 @@ class JournalWriter:
     def __init__(self, journal: Journal, on_commit: Callable[[], None] | None = None) -> None:
         self.journal = journal
         self.on_commit = on_commit
-        self._pending: list[tuple[Sequence[JournalRow], asyncio.Future[int]]] = []
+        self._pending: list[tuple[JournalBatch, asyncio.Future[None]]] = []
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
@@ -27,16 +28,16 @@ class JournalWriter:
         self._wakeup = asyncio.Event()
         self._task = asyncio.create_task(self._run())
 
-    async def submit(self, rows: Sequence[JournalRow]) -> int:
-        """Wait until ROWS are durably committed; returns how many were new."""
-        if not rows:
-            return 0
+    async def submit(self, batch: JournalBatch) -> None:
+        """Wait until BATCH is durably committed."""
+        if not batch.items:
+            return
         if self._wakeup is None:
             raise RuntimeError("journal writer is not started")
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append((rows, future))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((batch, future))
         self._wakeup.set()
-        return await future
+        await future
 
     async def _run(self) -> None:
         assert self._wakeup is not None
@@ -45,24 +46,24 @@ class JournalWriter:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                group: list[tuple[Sequence[JournalRow], asyncio.Future[int]]] = []
+                group: list[tuple[JournalBatch, asyncio.Future[None]]] = []
                 size = 0
-                while self._pending and (not group or size + len(self._pending[0][0]) <= MAX_GROUP_ROWS):
+                while self._pending and (not group or size + len(self._pending[0][0].items) <= MAX_GROUP_ROWS):
                     item = self._pending.pop(0)
                     group.append(item)
-                    size += len(item[0])
+                    size += len(item[0].items)
                 try:
-                    counts = await loop.run_in_executor(
-                        self._executor, self.journal.append_groups, [rows for rows, _ in group]
+                    await loop.run_in_executor(
+                        self._executor, self.journal.append_groups, [batch for batch, _ in group]
                     )
                 except Exception as exc:  # a failed commit fails exactly the requests in it
                     for _, future in group:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (_, future), count in zip(group, counts, strict=True):
+                for _, future in group:
                     if not future.done():
-                        future.set_result(count)
+                        future.set_result(None)
                 if self.on_commit:
                     self.on_commit()
 
@@ -72,8 +73,6 @@ class JournalWriter:
             await asyncio.sleep(0.01)
         if self._task:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self._executor.shutdown(wait=True)

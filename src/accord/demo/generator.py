@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import bisect
 import csv
-import heapq
 import io
 import json
 import math
@@ -45,7 +44,6 @@ import re
 import shutil
 import tempfile
 import unicodedata
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -62,7 +60,39 @@ __all__ = ["DemoResult", "DemoSpec", "generate"]
 FORMAT_VERSION = 1
 
 DAY_MS = 86_400_000
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID_SET = (4 << 76) | (0x8000 << 48)
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _make_fast_encoder() -> Callable[[Any], str]:
+    """Compact JSON encoding.  ``JSONEncoder.encode`` rebuilds its C encoder on every call, which is a
+    measurable share of generating ~half a million events, so build the C encoder once when available
+    (and only if it produces exactly what the stdlib encoder does)."""
+    slow = _JSON_ENCODER.encode
+    try:
+        from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+
+        if c_make_encoder is None:
+            return slow
+        enc = c_make_encoder(None, _JSON_ENCODER.default, encode_basestring, None, ":", ",", False, False, True)
+
+        def fast(obj: Any) -> str:
+            return "".join(enc(obj, 0))
+
+        sample = {"a": [1, 2.5, None, True, 'zß"\n'], "b": {"c": -0.1, "d": "上海"}}
+        return fast if fast(sample) == slow(sample) else slow
+    except Exception:  # pragma: no cover - other Python implementations
+        return slow
+
+
+class _Json:
+    encode = staticmethod(_make_fast_encoder())
+
+
+_JSON = _Json
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_HMS = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86_400)]
 _BATCH_PERSONS = 500
 
 # --------------------------------------------------------------------------------------------------
@@ -299,6 +329,7 @@ LIB_WEB = {"name": "analytics.js", "version": "2.11.1"}
 LIB_IOS = {"name": "analytics-ios", "version": "4.1.8"}
 LIB_ANDROID = {"name": "analytics-android", "version": "4.11.3"}
 LIB_SERVER = {"name": "analytics-python", "version": "2.3.4"}
+_LIB_WEB_JSON = json.dumps(LIB_WEB, separators=(",", ":"))
 APP_IOS = {"name": "Accord Shop", "version": "5.3.0", "build": "5300", "namespace": "com.accord.shop"}
 APP_ANDROID = {"name": "Accord Shop", "version": "5.3.0", "build": "530", "namespace": "com.accord.shop"}
 OS_IOS = {"name": "iOS", "version": "18.5"}
@@ -486,6 +517,47 @@ class _Person:
 # --------------------------------------------------------------------------------------------------
 
 
+class _TimeSpill:
+    """Streams lines into time-bucket files, then writes them out globally sorted by time.
+
+    Each line is stored as ``"<14-digit ms>\t<line>"``; a bucket covers a contiguous slice of the
+    window, so sorting every (small) bucket in memory and concatenating them gives a global sort.
+    Ties (same millisecond) are broken by the line text, which keeps the output deterministic.
+    """
+
+    def __init__(self, directory: Path, start_ms: int, end_ms: int, n_buckets: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.dir = directory
+        self.start_ms = start_ms
+        self.span = max(1, end_ms - start_ms)
+        self.n = n_buckets
+        self.pending: list[list[str]] = [[] for _ in range(n_buckets)]
+
+    def add_all(self, rows: Iterable[tuple[int, str]]) -> None:
+        start, span, n, pending = self.start_ms, self.span, self.n, self.pending
+        for ms, line in rows:
+            pending[(ms - start) * n // span].append(f"{ms:014d}\t{line}")
+
+    def flush(self) -> None:
+        for i, lines in enumerate(self.pending):
+            if lines:
+                with open(self.dir / f"{i:04d}", "a", encoding="utf-8", newline="") as fh:
+                    fh.writelines(lines)
+                lines.clear()
+
+    def write_sorted(self, out: Any) -> None:
+        self.flush()
+        for i in range(self.n):
+            path = self.dir / f"{i:04d}"
+            if not path.exists():
+                continue
+            with open(path, encoding="utf-8", newline="") as fh:
+                lines = fh.readlines()
+            lines.sort()
+            out.writelines(line[15:] for line in lines)
+            path.unlink()
+
+
 class _Generator:
     def __init__(self, spec: DemoSpec, out_dir: Path, progress: Callable[[int, int], None] | None) -> None:
         self.spec = spec
@@ -514,12 +586,19 @@ class _Generator:
             "orders": 0, "order_lines": 0, "online_orders": 0, "identifiers": 0,
             "households": 0, "story2_customers": 0, "churners": 0, "spring_buyers": 0,
         }  # fmt: skip
-        self._seq = 0
+        self._random = self.rng.random
 
     # ---- small helpers --------------------------------------------------------------------------
 
     def uuid4(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        """A random (version 4) UUID drawn from the seeded rng; same as ``uuid.UUID(int=n, version=4)``."""
+        n = (self.rng.getrandbits(128) & _UUID_CLEAR) | _UUID_SET
+        h = f"{n:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    def ri(self, a: int, b: int) -> int:
+        """Random int in [a, b) -- a cheaper ``randrange`` for the hot paths."""
+        return a + int(self._random() * (b - a))
 
     def hex_id(self, n: int) -> str:
         return f"{self.rng.getrandbits(4 * n):0{n}x}"
@@ -548,11 +627,11 @@ class _Generator:
         return s
 
     def fmt_ms(self, ms: int) -> str:
+        """ISO 8601 UTC with millisecond precision and ``Z``."""
         day, rem = divmod(ms, DAY_MS)
         sec, milli = divmod(rem, 1000)
-        h, sec = divmod(sec, 3600)
-        m, sec = divmod(sec, 60)
-        return f"{self.day_str(day)}T{h:02d}:{m:02d}:{sec:02d}.{milli:03d}Z"
+        ds = self._day_str.get(day) or self.day_str(day)
+        return f"{ds}T{_HMS[sec]}.{milli:03d}Z"
 
     def poisson(self, lam: float) -> int:
         if lam <= 0:
@@ -719,13 +798,9 @@ class _Generator:
             e164 = f"+{cc}{nsn}"
             if e164 in self.used_phones:
                 continue
-            num = phonenumbers.parse(e164)
+            num = phonenumbers.PhoneNumber(country_code=int(cc), national_number=int(nsn))
+            # the prefixes are mobile ranges; validity + region pins the rest down
             if not phonenumbers.is_valid_number(num) or phonenumbers.region_code_for_number(num) != c.code:
-                continue
-            if phonenumbers.number_type(num) not in (
-                phonenumbers.PhoneNumberType.MOBILE,
-                phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-            ):
                 continue
             self.used_phones.add(e164)
             return (
@@ -811,10 +886,10 @@ class _Generator:
         has_account = rng.random() < p_account
         acct_pre = has_account and not story2 and start_day == 0 and rng.random() < 0.7
         app_pre = acct_pre and rng.random() < 0.8
-        p_card = {"web_only": 0.04, "app_heavy": 0.3, "store_only": 0.75, "omni": 0.6,
+        p_card = {"web_only": 0.04, "app_heavy": 0.3, "store_only": 0.85, "omni": 0.65,
                   "story2": 1.0, "household": 0.4}[persona]  # fmt: skip
         card = self.new_card() if rng.random() < p_card else None
-        in_crm = card is not None or (has_account and rng.random() < 0.6) or rng.random() < 0.1
+        in_crm = card is not None or (has_account and rng.random() < 0.5) or rng.random() < 0.08
         return _Person(
             idx=idx,
             entity=f"person-{idx:06d}",
@@ -871,10 +946,9 @@ class _Generator:
         if self.progress:
             self.progress(0, total)
         units = self._plan_units()
-        event_runs: list[Path] = []
-        order_runs: list[Path] = []
-        batch_events: list[tuple[int, int, str]] = []
-        batch_orders: list[tuple[int, int, str]] = []
+        n_buckets = min(400, max(8, total * self.days // 40_000))
+        event_spill = _TimeSpill(tmp / "events", self.start_ms, self.end_ms, n_buckets)
+        order_spill = _TimeSpill(tmp / "orders", self.start_ms, self.end_ms, max(8, n_buckets // 8))
         in_batch = 0
         idx = 0
         persona_cum = _cum(w for _, w in _PERSONAS)
@@ -890,15 +964,8 @@ class _Generator:
 
             def flush() -> None:
                 nonlocal in_batch
-                for runs, rows, name in ((event_runs, batch_events, "events"), (order_runs, batch_orders, "orders")):
-                    if not rows:
-                        continue
-                    rows.sort()
-                    path = tmp / f"{name}-{len(runs):05d}.run"
-                    with open(path, "w", encoding="utf-8", newline="") as fh:
-                        fh.writelines(f"{ms:014d}\t{line}" for ms, _, line in rows)
-                    runs.append(path)
-                    rows.clear()
+                event_spill.flush()
+                order_spill.flush()
                 in_batch = 0
                 if self.progress:
                     self.progress(idx, total)
@@ -921,12 +988,8 @@ class _Generator:
                 idx += len(people)
                 for p in people:
                     ev, orders = self.simulate(p)
-                    for ms, line in ev:
-                        self._seq += 1
-                        batch_events.append((ms, self._seq, line))
-                    for ms, line in orders:
-                        self._seq += 1
-                        batch_orders.append((ms, self._seq, line))
+                    event_spill.add_all(ev)
+                    order_spill.add_all(orders)
                     self.write_crm(p, crm_w)
                 if len(people) == 2:
                     self._resolve_shared(people)
@@ -941,20 +1004,10 @@ class _Generator:
         self.counts["customers"] = total
 
         with open(self.out_dir / "events.jsonl", "w", encoding="utf-8", newline="") as fh:
-            self._merge(event_runs, fh)
+            event_spill.write_sorted(fh)
         with open(self.out_dir / "orders.csv", "w", encoding="utf-8", newline="") as fh:
             fh.write(",".join(ORDERS_HEADER) + "\n")
-            self._merge(order_runs, fh)
-
-    @staticmethod
-    def _merge(runs: list[Path], out: io.TextIOBase | Any) -> None:
-        files = [open(p, encoding="utf-8", newline="") for p in runs]  # noqa: SIM115
-        try:
-            for line in heapq.merge(*files, key=lambda s: s[:14]):
-                out.write(line[15:])
-        finally:
-            for f in files:
-                f.close()
+            order_spill.write_sorted(fh)
 
     @staticmethod
     def _resolve_shared(people: list[_Person]) -> None:
@@ -1062,12 +1115,22 @@ class _PersonSim:
     # ---- emission ---------------------------------------------------------------------------------
 
     def emit(self, ms: int, msg: dict[str, Any], ids: Iterable[tuple[str, str]]) -> bool:
+        """Serialise one message (if inside the window) and record the identifiers it carries.
+
+        ``msg["context"]`` is required and may be a dict or already-encoded JSON text (contexts are
+        shared by many events of a session, so callers pre-encode them once).
+        """
         g = self.g
         if not g.start_ms <= ms < g.end_ms:
             return False
         ts = g.fmt_ms(ms)
-        full = {"messageId": g.uuid4(), **msg, "timestamp": ts, "sentAt": ts}
-        self.events.append((ms, json.dumps(full, ensure_ascii=False, separators=(",", ":")) + "\n"))
+        ctx = msg.pop("context")
+        body = _JSON.encode(msg)
+        msg["context"] = ctx  # restore (callers may reuse the message; "context" stays the last key)
+        ctx_s = ctx if isinstance(ctx, str) else _JSON.encode(ctx)
+        self.events.append(
+            (ms, f'{{"messageId":"{g.uuid4()}",{body[1:-1]},"context":{ctx_s},"timestamp":"{ts}","sentAt":"{ts}"}}\n')
+        )
         g.counts["events"] += 1
         used = self.p.used
         for key in ids:
@@ -1108,7 +1171,7 @@ class _PersonSim:
         web_days = self._days(n_web)
         if p.persona == "household":
             # make sure the shared computer is used (and logged into) well inside the window
-            web_days[0] = rng.randrange(1, max(2, self.g.days - 1))
+            web_days[0] = g.ri(1, max(2, self.g.days - 1))
         for i, d in enumerate(web_days):
             kind = "web_shared" if p.persona == "household" and i == 0 else "web"
             add(g.local_to_ms(tz, d, g.pick_hour_s(_CUM_WEB)), kind)
@@ -1116,7 +1179,7 @@ class _PersonSim:
         store_days = self._days(n_store)
         first_receipt_ms: int | None = None
         if p.persona == "story2":
-            first = rng.randrange(1, max(2, g.days // 2))
+            first = g.ri(1, max(2, g.days // 2))
             store_days = [first, *[d for d in store_days if d > first]] if store_days else [first]
         receipts = [self.store_visit(d, force_card=(p.persona == "story2" and i == 0))
                     for i, d in enumerate(store_days)]  # fmt: skip
@@ -1128,7 +1191,7 @@ class _PersonSim:
         if p.persona == "story2":
             lo = (first_receipt_ms // DAY_MS - g.start_epoch_day + 1) if first_receipt_ms else 1
             lo = min(max(lo, 1), max(1, g.days - 2))
-            install = rng.randrange(lo, max(lo + 1, g.days - 1))
+            install = g.ri(lo, max(lo + 1, g.days - 1))
             app_days = [install, *[d for d in app_days if d > install]]
         for d in app_days:
             add(g.local_to_ms(tz, d, g.pick_hour_s(_CUM_APP)), "app")
@@ -1183,7 +1246,7 @@ class _PersonSim:
             elif kind == "adclick":
                 camp = self.ad_event(ms, "Ad Clicked", payload)
                 if camp is not None:
-                    self.web_session(ms + rng.randrange(1500, 6000), camp)
+                    self.web_session(ms + g.ri(1500, 6000), camp)
 
         # Push campaigns need the installs created during the session simulation.
         push_installs = [i for i in p.installs if i.token]
@@ -1226,19 +1289,19 @@ class _PersonSim:
         return p.browsers[idx]
 
     def web_ctx(self, b: _Browser, path: str, referrer: str, campaign: dict[str, str] | None,
-                title: str) -> dict[str, Any]:  # fmt: skip
+                title: str | None) -> tuple[str, str]:  # fmt: skip
+        """(encoded analytics.js context, page url)."""
         url = WEB_BASE + path
-        if campaign is not None and referrer != WEB_BASE:
-            url += f"?utm_source={campaign['source']}&utm_medium={campaign['medium']}&utm_campaign={campaign['name']}"
-        ctx: dict[str, Any] = {
-            "library": LIB_WEB,
-            "locale": self.locale_tag,
-            "page": {"path": path, "url": url, "referrer": referrer, "title": title},
-            "userAgent": b.ua,
-        }
         if campaign is not None:
-            ctx["campaign"] = campaign
-        return ctx
+            url += f"?utm_source={campaign['source']}&utm_medium={campaign['medium']}&utm_campaign={campaign['name']}"
+        page = {"path": path, "url": url, "referrer": referrer}
+        if title is not None:
+            page["title"] = title
+        ctx = f'{{"library":{_LIB_WEB_JSON},"locale":"{self.locale_tag}","page":{_JSON.encode(page)}'
+        ctx += f',"userAgent":{_JSON.encode(b.ua)}'
+        if campaign is not None:
+            ctx += f',"campaign":{_JSON.encode(campaign)}'
+        return ctx + "}", url
 
     def signup_traits(self, include_email: bool = True) -> dict[str, Any]:
         p, rng = self.p, self.rng
@@ -1273,21 +1336,20 @@ class _PersonSim:
 
         def page(name: str, path: str, title: str, camp: dict[str, str] | None = None) -> None:
             nonlocal referrer, t
-            ctx = self.web_ctx(b, path, referrer, camp, title)
+            ctx, url = self.web_ctx(b, path, referrer, camp, title)
             msg: dict[str, Any] = {"type": "page", "name": name}
             if state["uid"]:
                 msg["userId"] = state["uid"]
             msg["anonymousId"] = b.anon
-            msg["properties"] = {"path": path, "url": ctx["page"]["url"], "title": title, "referrer": referrer}
+            msg["properties"] = {"path": path, "url": url, "title": title, "referrer": referrer}
             msg["context"] = ctx
             self.emit_web(t, msg, state["uid"], b.anon)
-            referrer = ctx["page"]["url"]
-            t += rng.randrange(4000, 90_000)
+            referrer = url
+            t += g.ri(4000, 90_000)
 
         def track(event: str, props: dict[str, Any], path: str) -> None:
             nonlocal t
-            ctx = self.web_ctx(b, path, referrer, None, "")
-            del ctx["page"]["title"]
+            ctx, _ = self.web_ctx(b, path, referrer, None, None)
             msg: dict[str, Any] = {"type": "track", "event": event}
             if state["uid"]:
                 msg["userId"] = state["uid"]
@@ -1295,7 +1357,7 @@ class _PersonSim:
             msg["properties"] = props
             msg["context"] = ctx
             self.emit_web(t, msg, state["uid"], b.anon)
-            t += rng.randrange(800, 20_000)
+            t += g.ri(800, 20_000)
 
         def login(signup: bool) -> None:
             nonlocal t
@@ -1310,19 +1372,19 @@ class _PersonSim:
                 traits["created_at"] = g.fmt_ms(t)
             else:
                 traits = {"email": p.email if rng.random() < 0.9 else p.email.capitalize()}
-            ctx = self.web_ctx(b, f"/{lang}/account", referrer, None, "Account")
+            ctx, _ = self.web_ctx(b, f"/{lang}/account", referrer, None, "Account")
             msg: dict[str, Any] = {"type": "identify", "userId": uid, "anonymousId": b.anon,
                                    "traits": traits, "context": ctx}  # fmt: skip
             ids = [("user_id", uid), ("anonymous_id", b.anon), ("email", p.email)]
             if "phone" in traits:
                 ids.append(("phone", p.phone_e164))
             self.emit(t, msg, ids)
-            t += rng.randrange(500, 3000)
+            t += g.ri(500, 3000)
             if signup and rng.random() < 0.15:
                 alias = {"type": "alias", "userId": uid, "previousId": b.anon, "anonymousId": b.anon,
                          "context": ctx}  # fmt: skip
                 self.emit(t, alias, [("user_id", uid), ("anonymous_id", b.anon)])
-                t += rng.randrange(200, 2000)
+                t += g.ri(200, 2000)
             state["uid"] = uid
             if not b.shared:
                 b.logged_in = True
@@ -1443,11 +1505,12 @@ class _PersonSim:
         if inst.token:
             dev_ids.append(("push_token", inst.token))
 
-        def ctx(with_campaign: bool = False) -> dict[str, Any]:
-            c = dict(base_ctx)
+        plain_ctx = _JSON.encode(base_ctx)
+
+        def ctx(with_campaign: bool = False) -> str:
             if with_campaign and campaign is not None:
-                c["campaign"] = campaign
-            return c
+                return _JSON.encode({**base_ctx, "campaign": campaign})
+            return plain_ctx
 
         def uid() -> str | None:
             return p.user_id if inst.logged_in else None
@@ -1464,7 +1527,7 @@ class _PersonSim:
             out["anonymousId"] = inst.anon
             out.update(msg)
             self.emit(t, out, [*self.id_pairs(u, inst.anon), *dev_ids, *extra_ids])
-            t += rng.randrange(2000, 45_000)
+            t += g.ri(2000, 45_000)
 
         if new_install:
             send({"type": "track", "event": "Application Installed",
@@ -1505,7 +1568,7 @@ class _PersonSim:
         if (p.card and p.persona != "story2" and inst.logged_in and not p.ext_id_sent
                 and self.first_app_session and rng.random() < 0.5):  # fmt: skip
             p.ext_id_sent = True
-            c = ctx()
+            c = dict(base_ctx)
             c["externalIds"] = [{"id": p.card, "type": "loyalty_card", "collection": "users", "encoding": "none"}]
             send({"type": "identify", "traits": {"loyalty_card_linked": True}, "context": c},
                  [("loyalty_card", p.card)])  # fmt: skip
@@ -1537,13 +1600,13 @@ class _PersonSim:
     # ---- outbound channels ------------------------------------------------------------------------
 
     def email_campaign(self, c: _Campaign, add: Callable[[int, str, Any], None]) -> None:
-        p, rng = self.p, self.rng
+        p, g, rng = self.p, self.g, self.rng
         uid = p.user_id
         assert uid is not None
-        base = {"channel": "email", "library": LIB_SERVER, "traits": {"email": p.email}}
+        base = _JSON.encode({"channel": "email", "library": LIB_SERVER, "traits": {"email": p.email}})
         props = {"campaign_name": c.name, "campaign_id": c.name}
         ids = [("user_id", uid), ("email", p.email)]
-        t = c.ms + rng.randrange(0, 900_000)
+        t = c.ms + g.ri(0, 900_000)
         self.emit(t, {"type": "track", "event": "Email Delivered", "userId": uid, "properties": props,
                       "context": base}, ids)  # fmt: skip
         if rng.random() < 0.27:
@@ -1551,47 +1614,47 @@ class _PersonSim:
             self.emit(t, {"type": "track", "event": "Email Opened", "userId": uid, "properties": props,
                           "context": base}, ids)  # fmt: skip
             if rng.random() < 0.3:
-                t += rng.randrange(5000, 120_000)
+                t += g.ri(5000, 120_000)
                 link = f"{WEB_BASE}/{p.country.locale}/?utm_source=newsletter&utm_medium=email&utm_campaign={c.name}"
                 self.emit(t, {"type": "track", "event": "Email Link Clicked", "userId": uid,
                               "properties": {**props, "link_url": link}, "context": base}, ids)  # fmt: skip
                 camp = {"source": "newsletter", "medium": "email", "name": c.name}
                 kind = "app" if p.persona in ("app_heavy", "story2") else "web"
-                add(t + rng.randrange(1000, 5000), kind, camp)
+                add(t + g.ri(1000, 5000), kind, camp)
 
     def sms_campaign(self, c: _Campaign, add: Callable[[int, str, Any], None]) -> None:
-        p, rng = self.p, self.rng
+        p, g, rng = self.p, self.g, self.rng
         uid = p.user_id
         assert uid is not None
-        base = {"channel": "sms", "library": LIB_SERVER, "traits": {"phone": p.phone_e164}}
+        base = _JSON.encode({"channel": "sms", "library": LIB_SERVER, "traits": {"phone": p.phone_e164}})
         props = {"campaign_name": c.name, "campaign_id": c.name}
         ids = [("user_id", uid), ("phone", p.phone_e164)]
-        t = c.ms + rng.randrange(0, 300_000)
+        t = c.ms + g.ri(0, 300_000)
         self.emit(t, {"type": "track", "event": "SMS Delivered", "userId": uid, "properties": props,
                       "context": base}, ids)  # fmt: skip
         if rng.random() < 0.09:
-            t += rng.randrange(20_000, 3_600_000)
+            t += g.ri(20_000, 3_600_000)
             self.emit(t, {"type": "track", "event": "SMS Link Clicked", "userId": uid, "properties": props,
                           "context": base}, ids)  # fmt: skip
-            add(t + rng.randrange(1000, 5000), "web", {"source": "sms", "medium": "sms", "name": c.name})
+            add(t + g.ri(1000, 5000), "web", {"source": "sms", "medium": "sms", "name": c.name})
 
     def push_campaign(self, c: _Campaign, inst: _Install) -> None:
-        p, rng = self.p, self.rng
+        p, g, rng = self.p, self.g, self.rng
         uid = p.user_id
         assert uid is not None and inst.token is not None
         device = {"id": inst.device_id, "type": inst.os, "token": inst.token}
-        base = {"channel": "push", "library": LIB_SERVER, "device": device}
+        base = _JSON.encode({"channel": "push", "library": LIB_SERVER, "device": device})
         props = {"campaign_name": c.name, "campaign_id": c.name}
         ids = [("user_id", uid), ("device_id", inst.device_id), ("push_token", inst.token)]
-        t = c.ms + rng.randrange(0, 120_000)
+        t = c.ms + g.ri(0, 120_000)
         self.emit(t, {"type": "track", "event": "Push Notification Received", "userId": uid,
                       "properties": props, "context": base}, ids)  # fmt: skip
         if rng.random() < 0.08:
-            t += rng.randrange(5000, 1_800_000)
+            t += g.ri(5000, 1_800_000)
             self.emit(t, {"type": "track", "event": "Push Notification Tapped", "userId": uid,
                           "properties": props, "context": base}, ids)  # fmt: skip
             camp = {"source": "push", "medium": "push", "name": c.name}
-            self.app_session(t + rng.randrange(500, 3000), camp, inst)
+            self.app_session(t + g.ri(500, 3000), camp, inst)
 
     def ad_event(self, t: int, event: str, ad: tuple[str, str]) -> dict[str, str] | None:
         p, g, rng = self.p, self.g, self.rng
@@ -1620,7 +1683,7 @@ class _PersonSim:
             msg["userId"] = uid
         msg |= {"anonymousId": anon, "properties": props, "context": ctx}
         self.emit(t, msg, ids)
-        duration = rng.randrange(45, 1200)
+        duration = g.ri(45, 1200)
         end = dict(msg)
         end["event"] = "Call Ended"
         end["properties"] = {**props, "duration_s": duration}
@@ -1635,7 +1698,7 @@ class _PersonSim:
         self.emit(t, {"type": "track", "event": "Conversation Started", "anonymousId": anon,
                       "properties": {"provider": provider}, "context": ctx}, ids)  # fmt: skip
         for _ in range(1 + int(rng.expovariate(0.7))):
-            t += rng.randrange(5000, 240_000)
+            t += g.ri(5000, 240_000)
             self.emit(t, {"type": "track", "event": "Message Received", "anonymousId": anon,
                           "properties": {"provider": provider, "direction": "inbound"}, "context": ctx},
                       ids)  # fmt: skip
@@ -1657,7 +1720,7 @@ class _PersonSim:
         hours = st.open_s[wd]
         assert hours is not None
         open_s, close_s = hours
-        sec = rng.randrange(open_s, close_s - 300)
+        sec = g.ri(open_s, close_s - 300)
         off = g.offset_s(st.timezone, epoch_day)
         ms = (epoch_day * 86400 + sec - off) * 1000
         if not g.start_ms <= ms < g.end_ms:
@@ -1670,13 +1733,13 @@ class _PersonSim:
 
         card = email = phone = ""
         r = rng.random()
-        if p.card and (force_card or r < 0.60):
+        if p.card and (force_card or r < 0.62):
             card = p.card
             self.g._use(p, "loyalty_card", card, ms)
-        elif (p.card and r < 0.73) or (not p.card and r < 0.25):
+        elif (p.card and r < 0.77) or (not p.card and r < 0.22):
             email = p.email.upper() if rng.random() < 0.3 else p.email
             self.g._use(p, "email", p.email, ms)
-        elif (p.card and r < 0.86) or (not p.card and r < 0.5):
+        elif (p.card and r < 0.92) or (not p.card and r < 0.45):
             phone = p.phone_national if rng.random() < 0.7 else re.sub(r"\D", "", p.phone_national)
             self.g._use(p, "phone", p.phone_e164, ms)
 

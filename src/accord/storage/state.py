@@ -57,8 +57,12 @@ def create_state_engine(url: str) -> Engine:
 
 def migrate(engine: Engine) -> None:
     """Bring the state store schema to the newest Alembic revision."""
+    import logging
+
     from alembic import command
     from alembic.config import Config
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))

@@ -208,9 +208,11 @@ class DuckDBEventStore:
             ).fetchall()
             traits = cur.execute(
                 """
-                SELECT key, arg_max(value, (timestamp, event_id)), max(timestamp), arg_max(source_id, (timestamp, event_id))
+                SELECT key, arg_max(value, (timestamp, event_id)), max(timestamp),
+                       arg_max(source_id, (timestamp, event_id))
                 FROM (
-                    SELECT k.key AS key, json_extract(raw, '$.traits') -> k.key AS value, timestamp, event_id, source_id
+                    SELECT k.key AS key, json_extract(raw, '$.traits') -> k.key AS value,
+                           timestamp, event_id, source_id
                     FROM events, unnest(json_keys(json_extract(raw, '$.traits'))) AS k(key)
                     WHERE profile_id = ? AND type = 'identify'
                 )

@@ -94,12 +94,22 @@ def upgrade() -> None:
         "journal",
         sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("source_id", sa.String(length=26), nullable=False),
-        sa.Column("message_id", sa.String(length=200), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("items", sa.Text(), nullable=False),
+        sa.Column("n_items", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_journal")),
-        sa.UniqueConstraint("source_id", "message_id", name=op.f("uq_journal_source_id_message_id")),
     )
+    op.create_table(
+        "message_ids",
+        sa.Column("source_id", sa.String(length=26), nullable=False),
+        sa.Column("message_id", sa.String(length=200), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("source_id", "message_id", name=op.f("pk_message_ids")),
+    )
+    op.create_index(op.f("ix_message_ids_received_at"), "message_ids", ["received_at"], unique=False)
     op.create_table(
         "profiles",
         sa.Column("id", sa.String(length=26), nullable=False),
@@ -131,6 +141,7 @@ def downgrade() -> None:
         "identifiers",
         "profiles",
         "ingest_rejects",
+        "message_ids",
         "journal",
         "sources",
     ):

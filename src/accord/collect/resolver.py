@@ -1,0 +1,142 @@
+"""The resolver: turns journal entries into resolved event rows (dedupe, enrichment, identity), in or out of process."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import msgspec
+import pyarrow as pa
+
+from accord.collect.journal import Journal, JournalEntry
+from accord.collect.record import EventRecord
+from accord.collect.segment import SourceInfo, build_record, merge_batch_level
+from accord.collect.sources import source_by_id
+from accord.identity.graph import IdentityGraph, Resolution, Touch
+from accord.identity.rules import IdentityRules
+from accord.storage import create_state_engine
+from accord.storage.events import EVENT_COLUMNS
+
+_json = msgspec.json.Decoder()
+
+
+def records_to_table(
+    seqs: Sequence[int], records: Sequence[EventRecord], resolutions: Sequence[Resolution]
+) -> pa.Table:
+    """The Arrow batch the event store loads."""
+    columns: dict[str, list[object]] = {name: [] for name in EVENT_COLUMNS}
+    for seq, rec, res in zip(seqs, records, resolutions, strict=True):
+        columns["event_id"].append(rec.event_id)
+        columns["journal_seq"].append(seq)
+        columns["source_id"].append(rec.source_id)
+        columns["message_id"].append(rec.message_id)
+        columns["type"].append(rec.type)
+        columns["event"].append(rec.event)
+        columns["name"].append(rec.name)
+        columns["channel"].append(rec.channel)
+        columns["timestamp"].append(rec.timestamp)
+        columns["received_at"].append(rec.received_at)
+        columns["sent_at"].append(rec.sent_at)
+        columns["original_timestamp"].append(rec.original_timestamp)
+        columns["user_id"].append(rec.user_id)
+        columns["anonymous_id"].append(rec.anonymous_id)
+        columns["identifiers"].append(rec.identifiers)
+        columns["anchor"].append(res.anchor)
+        columns["profile_id"].append(res.profile_id)
+        columns["revenue_minor"].append(rec.revenue_minor)
+        columns["currency"].append(rec.currency)
+        columns["store_id"].append(rec.store_id)
+        columns["library"].append(rec.library)
+        columns["campaign_source"].append(rec.campaign_source)
+        columns["campaign_medium"].append(rec.campaign_medium)
+        columns["campaign_name"].append(rec.campaign_name)
+        columns["raw"].append(rec.raw.decode())
+    return pa.table({name: pa.array(values, EVENT_COLUMNS[name]) for name, values in columns.items()})
+
+
+class Resolver:
+    """Reads journal entries after a sequence number and returns them as one Arrow batch of resolved events."""
+
+    def __init__(self, journal: Journal, graph: IdentityGraph) -> None:
+        self.journal = journal
+        self.graph = graph
+        self._sources: dict[str, SourceInfo] = {}
+
+    def resolve_after(self, journal_seq: int, limit: int) -> tuple[pa.Table, int] | None:
+        """(events, last journal seq covered) for up to LIMIT entries after JOURNAL_SEQ; None when caught up."""
+        entries = self.journal.read(journal_seq, limit)
+        if not entries:
+            return None
+        seqs: list[int] = []
+        records: list[EventRecord] = []
+        for entry in entries:
+            for record in self._records(entry):
+                seqs.append(entry.seq)
+                records.append(record)
+        touches = [Touch(r.identifiers, r.timestamp, r.message_id, r.source_id, r.previous_id) for r in records]
+        resolutions = self.graph.resolve(touches)
+        return records_to_table(seqs, records, resolutions), entries[-1].seq
+
+    def _records(self, entry: JournalEntry) -> list[EventRecord]:
+        source = self._source(entry.source_id)
+        payload = _json.decode(entry.body)
+        out: list[EventRecord] = []
+        duplicates = self.journal.claim(entry)
+        if entry.kind in ("batch", "import"):
+            items = payload["batch"]
+            sent_at = payload.get("sentAt")
+            for index, message_id in entry.items:
+                if message_id in duplicates:
+                    continue
+                duplicates.add(message_id)  # a repeat inside one request loads once
+                message = merge_batch_level(items[index], payload)
+                out.append(
+                    build_record(
+                        message, source, entry.received_at, self.graph.rules, message_id, batch_sent_at=sent_at
+                    )
+                )
+        else:
+            for _index, message_id in entry.items:
+                if message_id in duplicates:
+                    continue
+                out.append(
+                    build_record(
+                        payload, source, entry.received_at, self.graph.rules, message_id, forced_type=entry.kind
+                    )
+                )
+        return out
+
+    def _source(self, source_id: str) -> SourceInfo:
+        if source_id not in self._sources:
+            found = source_by_id(self.journal.engine, source_id)
+            self._sources[source_id] = SourceInfo(source_id, found.channel if found else "other")
+        return self._sources[source_id]
+
+
+# ---------------------------------------------------------------- running the resolver in a worker process
+_worker: Resolver | None = None
+
+
+def worker_init(state_url: str, rules: IdentityRules) -> None:
+    """Open the state store in the worker process."""
+    global _worker
+    engine = create_state_engine(state_url)
+    _worker = Resolver(Journal(engine), IdentityGraph(engine, rules))
+
+
+def worker_resolve(journal_seq: int, limit: int) -> tuple[bytes, int] | None:
+    """resolve_after in the worker; the batch travels back as Arrow IPC bytes."""
+    assert _worker is not None, "worker_init was not run"
+    result = _worker.resolve_after(journal_seq, limit)
+    if result is None:
+        return None
+    table, last_seq = result
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue(), last_seq
+
+
+def read_ipc(data: bytes) -> pa.Table:
+    """The Arrow table sent by worker_resolve."""
+    return pa.ipc.open_stream(data).read_all()
