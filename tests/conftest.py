@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -84,3 +89,85 @@ def sqlite_platform(tmp_path: Path) -> Iterator[Platform]:
     plat = open_platform(make_settings(tmp_path / "home"))
     yield plat
     plat.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """`accord serve` in a subprocess on real files, reached over real HTTP."""
+
+    def __init__(self, home: Path, env_extra: dict[str, str] | None = None) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token = "test-admin-token"
+        self.env = {
+            **os.environ,
+            "ACCORD_HOME": str(home),
+            "ACCORD_PORT": str(self.port),
+            "ACCORD_ADMIN_TOKEN": self.token,
+            **(env_extra or {}),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> LiveServer:
+        import httpx
+
+        accord = Path(sys.executable).parent / "accord"
+        self.log = open(self.home.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen([str(accord), "serve"], env=self.env, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("server did not come up")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def admin(self) -> Any:
+        import httpx
+
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+
+    def add_source(self, name: str, channel: str) -> str:
+        with self.admin() as client:
+            response = client.post("/api/v1/sources", json={"name": name, "channel": channel})
+            response.raise_for_status()
+            return str(response.json()["write_key"])
+
+    def wait_processed(self, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self.admin() as client:
+            while time.monotonic() < deadline:
+                stats = client.get("/api/v1/stats").json()
+                if stats["processing_lag"] == 0:
+                    return dict(stats)
+                time.sleep(0.1)
+        raise AssertionError(f"processing did not finish: {stats}")
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path / "home").start()
+    yield server
+    server.stop()

@@ -21,6 +21,8 @@ class Settings:
     identity_limits: dict[str, int] = field(default_factory=dict)
     identity_priority: tuple[str, ...] = ()
     blocked_values: tuple[str, ...] = ()
+    resolver: str = "process"
+    processing: bool = True
 
     @property
     def events_path(self) -> Path:
@@ -63,4 +65,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         identity_limits=_parse_limits(env.get("ACCORD_IDENTITY_LIMITS", "")),
         identity_priority=priority,
         blocked_values=blocked,
+        resolver=env.get("ACCORD_RESOLVER", "process"),
+        processing=env.get("ACCORD_PROCESSING", "on").lower() not in ("off", "0", "false", "no"),
     )

@@ -86,8 +86,8 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
         plat = platform or open_platform(settings)
         writer = JournalWriter(plat.journal, on_commit=plat.processor.wake)
         await writer.start()
-        if os.environ.get("ACCORD_PROCESSOR", "on") != "off":
-            plat.processor.start(worker_process=True, state_url=settings.state_url)
+        if settings.processing:
+            plat.processor.start(worker_process=settings.resolver == "process", state_url=settings.state_url)
         app.state.platform = plat
         app.state.writer = writer
         app.state.admin_token = admin_token(settings)
