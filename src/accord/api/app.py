@@ -64,8 +64,9 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     }
     code = code or defaults.get(exc.status_code, "error")
     message = exc.detail
-    if exc.status_code == 400 and isinstance(exc.extra, list | dict) and not (exc.extra or {}).get("code"):
-        message = f"{exc.detail}: {json.dumps(exc.extra, default=str)}"
+    extra = exc.extra
+    if exc.status_code == 400 and extra and not (isinstance(extra, dict) and extra.get("code")):
+        message = f"{exc.detail}: {json.dumps(extra, default=str)}"  # e.g. which query parameter was invalid
     return Response(error_body(code, str(message)), status_code=exc.status_code, media_type="application/json")
 
 

@@ -157,7 +157,7 @@ def _profile_data(identifier: str, what: str, **params: Any) -> dict[str, Any]:
                 raise fail(f"no profile has identifier {identifier}")
             pid = api_result(resolved)["profile_id"]
             path = {"show": "", "timeline": "/events", "merges": "/merges"}[what]
-            return api_result(client.get(f"/api/v1/profiles/{pid}{path}", params=params))  # type: ignore[no-any-return]
+            return api_result(client.get(f"/api/v1/profiles/{pid}{path}", params=params))
     with local_platform(s, read_only=True) as platform:
         try:
             pid = profiles.resolve(platform.state, platform.rules, identifier)
@@ -180,7 +180,7 @@ def _profile_data(identifier: str, what: str, **params: Any) -> dict[str, Any]:
         else:
             result = profiles.merge_history(platform.state, pid)
         assert result is not None
-        return json.loads(json.dumps(result, default=_jsonable))  # type: ignore[no-any-return]
+        return json.loads(json.dumps(result, default=_jsonable))
 
 
 @profile_app.command("show")

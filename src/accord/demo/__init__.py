@@ -1,0 +1,1 @@
+"""The synthetic omnichannel demo retailer, with ground truth for measuring identity resolution."""
