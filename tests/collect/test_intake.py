@@ -100,8 +100,15 @@ def test_missing_message_id_is_derived_from_content_so_retries_dedupe() -> None:
 def test_timestamp_corrects_client_clock_and_batch_context_merges() -> None:
     # The phone's clock is 1 hour fast: sent "13:00" (really 12:00), event happened 5 minutes before sending.
     batch = {
-        "batch": [{"type": "track", "event": "E", "userId": "u", "timestamp": "2026-11-01T12:55:00Z",
-                   "context": {"locale": "pl-PL"}}],
+        "batch": [
+            {
+                "type": "track",
+                "event": "E",
+                "userId": "u",
+                "timestamp": "2026-11-01T12:55:00Z",
+                "context": {"locale": "pl-PL"},
+            }
+        ],
         "sentAt": "2026-11-01T13:00:00Z",
         "context": {"library": {"name": "analytics-ios"}, "locale": "en-GB"},
     }
@@ -142,22 +149,35 @@ def test_channel_rules(message: dict, source_channel: str, expected: str) -> Non
 
 def test_identifiers_are_normalised_and_placeholders_blocked() -> None:
     message = {
-        "type": "identify", "userId": "null", "anonymousId": "a-1",
+        "type": "identify",
+        "userId": "null",
+        "anonymousId": "a-1",
         "traits": {"email": "  Ann@Example.COM ", "phone": "601 234 567", "country": "PL"},
-        "context": {"device": {"id": "dev-1", "token": "tok"},
-                    "externalIds": [{"type": "Loyalty Card", "id": "LC-42"}, {"type": "email", "id": "N/A"}]},
+        "context": {
+            "device": {"id": "dev-1", "token": "tok"},
+            "externalIds": [{"type": "Loyalty Card", "id": "LC-42"}, {"type": "email", "id": "N/A"}],
+        },
     }
     record = build_record(message, WEB, NOW, IdentityRules(), "m")
     assert record.identifiers == [
-        "email:ann@example.com", "phone:+48601234567", "loyalty_card:LC-42", "device_id:dev-1",
-        "push_token:tok", "anonymous_id:a-1",
+        "email:ann@example.com",
+        "phone:+48601234567",
+        "loyalty_card:LC-42",
+        "device_id:dev-1",
+        "push_token:tok",
+        "anonymous_id:a-1",
     ]
 
 
 def test_revenue_becomes_minor_units_of_its_currency() -> None:
     def rev(props: dict) -> tuple[int | None, str | None]:
-        r = build_record({"type": "track", "event": "Order Completed", "userId": "u", "properties": props},
-                         WEB, NOW, IdentityRules(), "m")
+        r = build_record(
+            {"type": "track", "event": "Order Completed", "userId": "u", "properties": props},
+            WEB,
+            NOW,
+            IdentityRules(),
+            "m",
+        )
         return r.revenue_minor, r.currency
 
     assert rev({"revenue": 12.34, "currency": "pln"}) == (1234, "PLN")

@@ -17,8 +17,18 @@ def _load(url: str, key: str, acked: list[str], stop: threading.Event) -> None:
     with httpx.Client(timeout=10) as client:
         while not stop.is_set():
             ids = [str(uuid.uuid4()) for _ in range(100)]
-            batch = {"batch": [{"type": "track", "event": "Product Viewed", "anonymousId": f"a-{i % 7}",
-                                "messageId": mid, "properties": {"sku": "s1"}} for i, mid in enumerate(ids)]}
+            batch = {
+                "batch": [
+                    {
+                        "type": "track",
+                        "event": "Product Viewed",
+                        "anonymousId": f"a-{i % 7}",
+                        "messageId": mid,
+                        "properties": {"sku": "s1"},
+                    }
+                    for i, mid in enumerate(ids)
+                ]
+            }
             try:
                 response = client.post(f"{url}/v1/batch", json=batch, auth=(key, ""))
             except httpx.HTTPError:

@@ -28,8 +28,9 @@ def _timeline(server: LiveServer, pid: str) -> list[dict]:
 def test_segment_python_client_events_land_on_the_right_profiles(live_server: LiveServer) -> None:
     key = live_server.add_source("python-backend", "web")
     errors: list[Exception] = []
-    client = segment_analytics.Client(key, host=live_server.url, on_error=lambda e, _b: errors.append(e),
-                                      upload_interval=0.05, max_retries=1)
+    client = segment_analytics.Client(
+        key, host=live_server.url, on_error=lambda e, _b: errors.append(e), upload_interval=0.05, max_retries=1
+    )
     client.page(anonymous_id="anon-ann", name="Home", properties={"url": "https://shop.example/?utm_medium=email"})
     client.identify("ann", {"email": "Ann@Example.com", "phone": "+48 601 234 567"}, anonymous_id="anon-ann")
     client.track("ann", "Order Completed", {"order_id": "o1", "revenue": 99.5, "currency": "PLN"})

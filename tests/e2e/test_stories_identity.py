@@ -53,24 +53,88 @@ def test_story_1_one_person_every_channel(live_server: LiveServer) -> None:
     device = {"id": "dev-ann", "type": "ios", "token": "push-ann"}
     touches: list[tuple[str, dict[str, Any]]] = [
         (web, {"type": "page", "anonymousId": "w-ann", "name": "Spring collection", "timestamp": at(0)}),
-        (web, {"type": "track", "event": "Product Viewed", "anonymousId": "w-ann", "timestamp": at(1),
-               "properties": {"sku": "JKT-1"}}),
-        (web, {"type": "identify", "userId": "ann", "anonymousId": "w-ann", "timestamp": at(2),
-               "traits": {"email": "ann@example.com", "phone": "+48 601 234 567", "first_name": "Ann"}}),
-        (app, {"type": "screen", "anonymousId": "app-ann", "name": "Home", "timestamp": at(60),
-               "context": {"device": device, "library": {"name": "analytics-ios"}}}),
-        (app, {"type": "identify", "userId": "ann", "anonymousId": "app-ann", "timestamp": at(61),
-               "context": {"device": device, "externalIds": card}}),
-        (pos, {"type": "track", "event": "Order Completed", "timestamp": at(1440), "anonymousId": "till-7-rcpt-1",
-               "properties": {"order_id": "R-1", "revenue": 249.0, "currency": "PLN", "store_id": "st-waw-01"},
-               "context": {"externalIds": card}}),
-        (desk, {"type": "track", "event": "Call Started", "anonymousId": "call-99", "timestamp": at(1500),
-                "context": {"traits": {"phone": "601234567"}}}),
+        (
+            web,
+            {
+                "type": "track",
+                "event": "Product Viewed",
+                "anonymousId": "w-ann",
+                "timestamp": at(1),
+                "properties": {"sku": "JKT-1"},
+            },
+        ),
+        (
+            web,
+            {
+                "type": "identify",
+                "userId": "ann",
+                "anonymousId": "w-ann",
+                "timestamp": at(2),
+                "traits": {"email": "ann@example.com", "phone": "+48 601 234 567", "first_name": "Ann"},
+            },
+        ),
+        (
+            app,
+            {
+                "type": "screen",
+                "anonymousId": "app-ann",
+                "name": "Home",
+                "timestamp": at(60),
+                "context": {"device": device, "library": {"name": "analytics-ios"}},
+            },
+        ),
+        (
+            app,
+            {
+                "type": "identify",
+                "userId": "ann",
+                "anonymousId": "app-ann",
+                "timestamp": at(61),
+                "context": {"device": device, "externalIds": card},
+            },
+        ),
+        (
+            pos,
+            {
+                "type": "track",
+                "event": "Order Completed",
+                "timestamp": at(1440),
+                "anonymousId": "till-7-rcpt-1",
+                "properties": {"order_id": "R-1", "revenue": 249.0, "currency": "PLN", "store_id": "st-waw-01"},
+                "context": {"externalIds": card},
+            },
+        ),
+        (
+            desk,
+            {
+                "type": "track",
+                "event": "Call Started",
+                "anonymousId": "call-99",
+                "timestamp": at(1500),
+                "context": {"traits": {"phone": "601234567"}},
+            },
+        ),
         (esp, {"type": "track", "event": "Email Opened", "userId": "ann", "timestamp": at(1600)}),
-        (chat, {"type": "track", "event": "Message Received", "anonymousId": "wa-1", "timestamp": at(1700),
-                "context": {"traits": {"phone": "+48601234567"}}}),
-        (app, {"type": "track", "event": "Push Notification Tapped", "anonymousId": "app-ann", "timestamp": at(1800),
-               "context": {"channel": "push", "device": device}}),
+        (
+            chat,
+            {
+                "type": "track",
+                "event": "Message Received",
+                "anonymousId": "wa-1",
+                "timestamp": at(1700),
+                "context": {"traits": {"phone": "+48601234567"}},
+            },
+        ),
+        (
+            app,
+            {
+                "type": "track",
+                "event": "Push Notification Tapped",
+                "anonymousId": "app-ann",
+                "timestamp": at(1800),
+                "context": {"channel": "push", "device": device},
+            },
+        ),
     ]
     shuffled = touches[:]
     random.Random(7).shuffle(shuffled)  # arrival order is not event order
@@ -79,19 +143,42 @@ def test_story_1_one_person_every_channel(live_server: LiveServer) -> None:
     live_server.wait_processed()
 
     ann = resolve(live_server, "user_id:ann")
-    for identifier in ("email:ANN@example.com", "phone:+48601234567", "loyalty_card:LC-ANN-1", "device_id:dev-ann",
-                       "anonymous_id:w-ann", "anonymous_id:app-ann", "push_token:push-ann"):
+    for identifier in (
+        "email:ANN@example.com",
+        "phone:+48601234567",
+        "loyalty_card:LC-ANN-1",
+        "device_id:dev-ann",
+        "anonymous_id:w-ann",
+        "anonymous_id:app-ann",
+        "push_token:push-ann",
+    ):
         assert resolve(live_server, identifier) == ann, identifier
     events = timeline(live_server, ann)
     assert [e["timestamp"] for e in events] == sorted(e["timestamp"] for e in events)
     assert [e["channel"] for e in events] == [
-        "web", "web", "web", "app", "app", "store", "call_center", "email", "messenger", "push",
+        "web",
+        "web",
+        "web",
+        "app",
+        "app",
+        "store",
+        "call_center",
+        "email",
+        "messenger",
+        "push",
     ]
     with live_server.admin() as client:
         profile = client.get(f"/api/v1/profiles/{ann}").json()
     assert profile["traits"]["first_name"]["value"] == "Ann"
-    assert {c["channel"] for c in profile["channels"]} == {"web", "app", "store", "call_center", "email",
-                                                           "messenger", "push"}
+    assert {c["channel"] for c in profile["channels"]} == {
+        "web",
+        "app",
+        "store",
+        "call_center",
+        "email",
+        "messenger",
+        "push",
+    }
     types = {i["type"] for i in profile["identifiers"]}
     assert {"user_id", "email", "phone", "loyalty_card", "device_id", "push_token", "anonymous_id"} <= types
 
@@ -101,16 +188,49 @@ def test_story_2_card_at_the_till_then_the_app_login_by_phone(live_server: LiveS
     crm = live_server.add_source("crm", "other")
     app = live_server.add_source("app", "app")
     card = [{"id": "LC-BEA-7", "type": "loyalty_card"}]
-    send(live_server, pos, [{"type": "track", "event": "Order Completed", "timestamp": at(0), "anonymousId": "r-1",
-                             "context": {"externalIds": card},
-                             "properties": {"order_id": "R-9", "revenue": 30, "currency": "DKK"}}])
+    send(
+        live_server,
+        pos,
+        [
+            {
+                "type": "track",
+                "event": "Order Completed",
+                "timestamp": at(0),
+                "anonymousId": "r-1",
+                "context": {"externalIds": card},
+                "properties": {"order_id": "R-9", "revenue": 30, "currency": "DKK"},
+            }
+        ],
+    )
     # the card's registration form (CRM export) holds her phone, in local format
-    send(live_server, crm, [{"type": "identify", "timestamp": at(5), "context": {"externalIds": card},
-                             "traits": {"phone": "20 12 34 56", "country": "DK"}}], endpoint="import")
+    send(
+        live_server,
+        crm,
+        [
+            {
+                "type": "identify",
+                "timestamp": at(5),
+                "context": {"externalIds": card},
+                "traits": {"phone": "20 12 34 56", "country": "DK"},
+            }
+        ],
+        endpoint="import",
+    )
     live_server.wait_processed()
     till_profile = resolve(live_server, "loyalty_card:LC-BEA-7")
-    send(live_server, app, [{"type": "identify", "userId": "bea", "anonymousId": "app-bea", "timestamp": at(600),
-                             "traits": {"phone": "+45 20123456"}}])
+    send(
+        live_server,
+        app,
+        [
+            {
+                "type": "identify",
+                "userId": "bea",
+                "anonymousId": "app-bea",
+                "timestamp": at(600),
+                "traits": {"phone": "+45 20123456"},
+            }
+        ],
+    )
     live_server.wait_processed()
     bea = resolve(live_server, "user_id:bea")
     assert resolve(live_server, "loyalty_card:LC-BEA-7") == bea
@@ -125,15 +245,41 @@ def _merges(server: LiveServer, pid: str) -> list[dict[str, Any]]:
 
 def test_story_3_family_computer_stays_two_people_and_a_wrong_merge_is_undone(live_server: LiveServer) -> None:
     web = live_server.add_source("web", "web")
-    send(live_server, web, [
-        {"type": "page", "anonymousId": "family-pc", "timestamp": at(0)},
-        {"type": "identify", "userId": "mum", "anonymousId": "family-pc", "timestamp": at(1),
-         "traits": {"email": "mum@example.com"}},
-        {"type": "track", "event": "Product Viewed", "userId": "mum", "anonymousId": "family-pc", "timestamp": at(2)},
-        {"type": "identify", "userId": "son", "anonymousId": "family-pc", "timestamp": at(300),
-         "traits": {"email": "son@example.com"}},
-        {"type": "track", "event": "Game Viewed", "userId": "son", "anonymousId": "family-pc", "timestamp": at(301)},
-    ])
+    send(
+        live_server,
+        web,
+        [
+            {"type": "page", "anonymousId": "family-pc", "timestamp": at(0)},
+            {
+                "type": "identify",
+                "userId": "mum",
+                "anonymousId": "family-pc",
+                "timestamp": at(1),
+                "traits": {"email": "mum@example.com"},
+            },
+            {
+                "type": "track",
+                "event": "Product Viewed",
+                "userId": "mum",
+                "anonymousId": "family-pc",
+                "timestamp": at(2),
+            },
+            {
+                "type": "identify",
+                "userId": "son",
+                "anonymousId": "family-pc",
+                "timestamp": at(300),
+                "traits": {"email": "son@example.com"},
+            },
+            {
+                "type": "track",
+                "event": "Game Viewed",
+                "userId": "son",
+                "anonymousId": "family-pc",
+                "timestamp": at(301),
+            },
+        ],
+    )
     live_server.wait_processed()
     mum, son = resolve(live_server, "user_id:mum"), resolve(live_server, "user_id:son")
     assert mum != son
@@ -144,17 +290,28 @@ def test_story_3_family_computer_stays_two_people_and_a_wrong_merge_is_undone(li
     assert [e["event"] for e in timeline(live_server, son) if e["type"] == "track"] == ["Game Viewed"]
 
     # A guest on another computer types the family mailbox at checkout: a wrong merge into mum's profile.
-    send(live_server, web, [
-        {"type": "page", "anonymousId": "guest-laptop", "timestamp": at(400)},
-        {"type": "track", "event": "Product Viewed", "anonymousId": "guest-laptop", "timestamp": at(401)},
-        {"type": "identify", "anonymousId": "guest-laptop", "timestamp": at(402), "traits": {"email": "mum@example.com"}},
-    ])
+    send(
+        live_server,
+        web,
+        [
+            {"type": "page", "anonymousId": "guest-laptop", "timestamp": at(400)},
+            {"type": "track", "event": "Product Viewed", "anonymousId": "guest-laptop", "timestamp": at(401)},
+            {
+                "type": "identify",
+                "anonymousId": "guest-laptop",
+                "timestamp": at(402),
+                "traits": {"email": "mum@example.com"},
+            },
+        ],
+    )
     live_server.wait_processed()
     assert resolve(live_server, "anonymous_id:guest-laptop") == mum
     before = len(timeline(live_server, mum))
     with live_server.admin() as client:
-        response = client.post(f"/api/v1/profiles/{mum}/unmerge",
-                               json={"identifier": "anonymous_id:guest-laptop", "reason": "guest used mum's email"})
+        response = client.post(
+            f"/api/v1/profiles/{mum}/unmerge",
+            json={"identifier": "anonymous_id:guest-laptop", "reason": "guest used mum's email"},
+        )
         assert response.status_code == 200, response.text
         guest = response.json()["new_profile_id"]
         bad = client.post(f"/api/v1/profiles/{mum}/unmerge", json={"identifier": "anonymous_id:nobody"})

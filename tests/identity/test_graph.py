@@ -26,8 +26,7 @@ def memory_graph(rules: IdentityRules | None = None) -> IdentityGraph:
 
 
 def touch(minute: int, *keys: str, msg: str | None = None, previous: str | None = None) -> Touch:
-    return Touch(list(keys), T0 + timedelta(minutes=minute), msg or f"m{minute}-{'-'.join(keys)}", "src",
-                 previous)
+    return Touch(list(keys), T0 + timedelta(minutes=minute), msg or f"m{minute}-{'-'.join(keys)}", "src", previous)
 
 
 def partition(graph: IdentityGraph) -> frozenset[frozenset[str]]:
@@ -119,9 +118,12 @@ def test_unmerge_detaches_identifier_and_is_not_undone_by_the_same_evidence(stat
     engine.dispose()
 
 
-IDS = [f"user_id:u{i}" for i in range(3)] + [f"email:e{i}@x.com" for i in range(3)] + [
-    f"anonymous_id:a{i}" for i in range(4)
-] + ["phone:+48601234567"]
+IDS = (
+    [f"user_id:u{i}" for i in range(3)]
+    + [f"email:e{i}@x.com" for i in range(3)]
+    + [f"anonymous_id:a{i}" for i in range(4)]
+    + ["phone:+48601234567"]
+)
 
 events_strategy = st.lists(
     st.tuples(st.integers(0, 50), st.lists(st.sampled_from(IDS), min_size=1, max_size=3, unique=True)),
