@@ -145,9 +145,7 @@ class _Session:
     def order(self, seq: int) -> dict[str, Any]:
         msg = self.base("track", seq)
         msg["event"] = "Order Completed"
-        products = [
-            {**_product(self.rng), "quantity": self.rng.randint(1, 2)} for _ in range(self.rng.randint(1, 3))
-        ]
+        products = [{**_product(self.rng), "quantity": self.rng.randint(1, 2)} for _ in range(self.rng.randint(1, 3))]
         for p in products:
             p.pop("currency")
         subtotal = round(sum(p["price"] * p["quantity"] for p in products), 2)

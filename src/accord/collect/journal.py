@@ -13,7 +13,10 @@ from sqlalchemy.dialects import postgresql
 from accord.collect.tables import ingest_rejects, journal, message_ids
 from accord.storage import utcnow
 
-_SQLITE_ROWS_PER_INSERT = 5000
+_ROWS_PER_INSERT = 5000
+_CLAIMS = sa.select(message_ids.c.message_id, message_ids.c.seq).where(
+    message_ids.c.source_id == sa.bindparam("source"), message_ids.c.message_id.in_(sa.bindparam("ids", expanding=True))
+)
 
 
 @dataclass(frozen=True)
@@ -72,39 +75,51 @@ class Journal:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(424242)")
             conn.execute(journal.insert(), rows)
 
-    def claim(self, entry: JournalEntry) -> set[str]:
-        """Claim the entry's message ids for loading; returns the ids that are duplicates of earlier messages.
+    def claim(self, entries: Sequence[JournalEntry]) -> dict[int, set[str]]:
+        """Claim the entries' message ids for loading, in one transaction.
 
-        An id already claimed by this same entry (a replay after a crash) is not a duplicate.
+        Returns, per entry seq, the ids that are duplicates of messages loaded by an earlier entry. An id already
+        claimed by the same entry (a replay after a crash) is not a duplicate.
         """
-        ids = list(dict.fromkeys(mid for _, mid in entry.items))
+        by_source: dict[str, list[JournalEntry]] = {}
+        for entry in entries:
+            by_source.setdefault(entry.source_id, []).append(entry)
+        owners: dict[tuple[str, str], int] = {}
         with self.engine.begin() as conn:
-            for i in range(0, len(ids), _SQLITE_ROWS_PER_INSERT):
-                chunk = ids[i : i + _SQLITE_ROWS_PER_INSERT]
-                rows = [
-                    {"source_id": entry.source_id, "message_id": m, "seq": entry.seq, "received_at": entry.received_at}
-                    for m in chunk
-                ]
-                if self.dialect == "sqlite":
-                    conn.execute(message_ids.insert().prefix_with("OR IGNORE"), rows)
-                else:
-                    conn.execute(
-                        postgresql.insert(message_ids).on_conflict_do_nothing(
-                            index_elements=["source_id", "message_id"]
-                        ),
-                        rows,
-                    )
-            owners: dict[str, int] = {}
-            for i in range(0, len(ids), 900):
-                chunk = ids[i : i + 900]
-                rows_found = conn.execute(
-                    sa.select(message_ids.c.message_id, message_ids.c.seq).where(
-                        message_ids.c.source_id == entry.source_id, message_ids.c.message_id.in_(chunk)
-                    )
-                )
-                owners.update((str(m), int(q)) for m, q in rows_found)
-        duplicates = {m for m in ids if owners.get(m) != entry.seq}
-        return duplicates
+            for source_id, group in by_source.items():
+                rows = []
+                seen: set[str] = set()
+                for entry in group:
+                    for _, mid in entry.items:
+                        if mid not in seen:
+                            seen.add(mid)
+                            rows.append(
+                                {
+                                    "source_id": source_id,
+                                    "message_id": mid,
+                                    "seq": entry.seq,
+                                    "received_at": entry.received_at,
+                                }
+                            )
+                for i in range(0, len(rows), _ROWS_PER_INSERT):
+                    chunk = rows[i : i + _ROWS_PER_INSERT]
+                    if self.dialect == "sqlite":
+                        conn.execute(message_ids.insert().prefix_with("OR IGNORE"), chunk)
+                    else:
+                        conn.execute(
+                            postgresql.insert(message_ids).on_conflict_do_nothing(
+                                index_elements=["source_id", "message_id"]
+                            ),
+                            chunk,
+                        )
+                ids = list(seen)
+                for i in range(0, len(ids), 900):
+                    found = conn.execute(_CLAIMS, {"source": source_id, "ids": ids[i : i + 900]})
+                    owners.update(((source_id, str(m)), int(q)) for m, q in found)
+        return {
+            entry.seq: {mid for _, mid in entry.items if owners.get((entry.source_id, mid)) != entry.seq}
+            for entry in entries
+        }
 
     def known_ids(self, source_id: str, ids: Sequence[str]) -> set[str]:
         """Which of IDS were already loaded for the source (used to skip re-imported rows early)."""

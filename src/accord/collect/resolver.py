@@ -69,19 +69,19 @@ class Resolver:
             return None
         seqs: list[int] = []
         records: list[EventRecord] = []
+        duplicates = self.journal.claim(entries)
         for entry in entries:
-            for record in self._records(entry):
+            for record in self._records(entry, duplicates[entry.seq]):
                 seqs.append(entry.seq)
                 records.append(record)
         touches = [Touch(r.identifiers, r.timestamp, r.message_id, r.source_id, r.previous_id) for r in records]
         resolutions = self.graph.resolve(touches)
         return records_to_table(seqs, records, resolutions), entries[-1].seq
 
-    def _records(self, entry: JournalEntry) -> list[EventRecord]:
+    def _records(self, entry: JournalEntry, duplicates: set[str]) -> list[EventRecord]:
         source = self._source(entry.source_id)
         payload = _json.decode(entry.body)
         out: list[EventRecord] = []
-        duplicates = self.journal.claim(entry)
         if entry.kind in ("batch", "import"):
             items = payload["batch"]
             sent_at = payload.get("sentAt")

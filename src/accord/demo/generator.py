@@ -920,7 +920,6 @@ class _Generator:
     # ---- main loop --------------------------------------------------------------------------------
 
     def run(self) -> dict[str, int]:
-        spec = self.spec
         self.build_reference()
         self.write_reference()
         tmp = Path(tempfile.mkdtemp(prefix=".accord-demo-", dir=self.out_dir))
@@ -928,8 +927,6 @@ class _Generator:
             self._run_people(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        if self.progress:
-            self.progress(spec.customers, spec.customers)
         return dict(self.counts)
 
     def _plan_units(self) -> list[str]:

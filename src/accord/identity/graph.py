@@ -25,7 +25,7 @@ from accord.identity.normalize import split_key
 from accord.identity.rules import IdentityRules
 from accord.storage import new_id, utcnow
 
-MAX_COMPONENT = 20_000
+MAX_COMPONENT = 2_000  # identifiers; a larger linked component is not regrouped (see docs/identity.md)
 _CHUNK = 500
 
 
@@ -55,11 +55,52 @@ def link_key(keys: Iterable[str]) -> str:
 
 @dataclass
 class _Batch:
+    """The working state of one resolve() call: caches of what was read, and writes not yet flushed."""
+
     conn: Connection
     rules: IdentityRules
     now: datetime
     owner: dict[str, str] = field(default_factory=dict)
     conflicted: dict[str, bool] = field(default_factory=dict)
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    links: dict[str, tuple[datetime, str, bool]] = field(default_factory=dict)
+    new_profiles: list[dict[str, object]] = field(default_factory=list)
+    new_identifiers: list[dict[str, object]] = field(default_factory=list)
+    new_links: dict[str, dict[str, object]] = field(default_factory=dict)
+    new_members: list[dict[str, str]] = field(default_factory=list)
+
+    def flush(self) -> None:
+        """Write what is pending, so that queries see it."""
+        if self.new_profiles:
+            self.conn.execute(t.profiles.insert(), self.new_profiles)
+            self.new_profiles = []
+        if self.new_identifiers:
+            self.conn.execute(t.identifiers.insert(), self.new_identifiers)
+            self.new_identifiers = []
+        if self.new_links:
+            self.conn.execute(t.identity_links.insert(), list(self.new_links.values()))
+            self.new_links = {}
+        if self.new_members:
+            self.conn.execute(t.identity_link_members.insert(), self.new_members)
+            self.new_members = []
+
+
+_OWNERS = (
+    sa.select(t.identifiers.c.key, t.identifiers.c.profile_id, t.profiles.c.conflicted)
+    .join(t.profiles, t.profiles.c.id == t.identifiers.c.profile_id)
+    .where(t.identifiers.c.key.in_(sa.bindparam("keys", expanding=True)))
+)
+_LINKS = sa.select(
+    t.identity_links.c.link_key,
+    t.identity_links.c.first_at,
+    t.identity_links.c.first_message_id,
+    t.identity_links.c.severed,
+).where(t.identity_links.c.link_key.in_(sa.bindparam("keys", expanding=True)))
+_COUNTS = (
+    sa.select(t.identifiers.c.profile_id, t.identifiers.c.type, sa.func.count())
+    .where(t.identifiers.c.profile_id.in_(sa.bindparam("pids", expanding=True)))
+    .group_by(t.identifiers.c.profile_id, t.identifiers.c.type)
+)
 
 
 class IdentityGraph:
@@ -73,37 +114,62 @@ class IdentityGraph:
     # ------------------------------------------------------------------ resolution
     def resolve(self, touches: Sequence[Touch]) -> list[Resolution]:
         """Resolve a batch of touches in one transaction; returns one resolution per touch, in order."""
-        with self.engine.begin() as conn:
-            batch = _Batch(conn, self.rules, utcnow())
-            wanted: set[str] = set()
-            for touch in touches:
-                wanted.update(touch.identifiers)
-                if touch.previous_id:
-                    wanted.add(f"user_id:{touch.previous_id}")
-                    wanted.add(f"anonymous_id:{touch.previous_id}")
-            self._load_owners(batch, wanted)
-            results = [self._resolve_one(batch, touch) for touch in touches]
+        try:
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(434343)")  # one graph writer at a time
+                batch = _Batch(conn, self.rules, utcnow())
+                wanted: set[str] = set()
+                for touch in touches:
+                    wanted.update(touch.identifiers)
+                    if touch.previous_id:
+                        wanted.add(f"user_id:{touch.previous_id}")
+                        wanted.add(f"anonymous_id:{touch.previous_id}")
+                self._load_owners(batch, wanted)
+                prepared = [self._keys(batch, touch) for touch in touches]
+                self._load_links(batch, {link_key(keys) for keys in prepared if len(keys) > 1})
+                results = [self._resolve_one(batch, keys, touch) for keys, touch in zip(prepared, touches, strict=True)]
+                batch.flush()
+        except BaseException:
+            self._known_links.clear()  # the cache may name links the rolled-back transaction wrote
+            raise
         return results
 
     def _load_owners(self, batch: _Batch, keys: Iterable[str]) -> None:
         missing = [k for k in keys if k not in batch.owner]
+        pids: set[str] = set()
         for i in range(0, len(missing), _CHUNK):
-            chunk = missing[i : i + _CHUNK]
-            rows = batch.conn.execute(
-                sa.select(t.identifiers.c.key, t.identifiers.c.profile_id).where(t.identifiers.c.key.in_(chunk))
-            )
-            batch.owner.update({key: pid for key, pid in rows})
+            for key, pid, conflicted in batch.conn.execute(_OWNERS, {"keys": missing[i : i + _CHUNK]}):
+                batch.owner[key] = pid
+                batch.conflicted[pid] = bool(conflicted)
+                pids.add(pid)
+        uncounted = [p for p in pids if p not in batch.counts]
+        for i in range(0, len(uncounted), _CHUNK):
+            chunk = uncounted[i : i + _CHUNK]
+            for pid in chunk:
+                batch.counts[pid] = Counter()
+            for pid, id_type, n in batch.conn.execute(_COUNTS, {"pids": chunk}):
+                batch.counts[pid][id_type] = int(n)
 
-    def _resolve_one(self, batch: _Batch, touch: Touch) -> Resolution:
+    def _load_links(self, batch: _Batch, keys: set[str]) -> None:
+        missing = [k for k in keys if k not in batch.links and k not in self._known_links]
+        for i in range(0, len(missing), _CHUNK):
+            for lk, first_at, first_msg, severed in batch.conn.execute(_LINKS, {"keys": missing[i : i + _CHUNK]}):
+                batch.links[lk] = (first_at, first_msg, bool(severed))
+
+    def _keys(self, batch: _Batch, touch: Touch) -> list[str]:
         keys = list(dict.fromkeys(touch.identifiers))
         if touch.previous_id:
             prev_user = f"user_id:{touch.previous_id}"
             prev = prev_user if prev_user in batch.owner else f"anonymous_id:{touch.previous_id}"
             if prev not in keys:
                 keys.append(prev)
+        keys.sort(key=lambda k: (self.rules.rank(split_key(k)[0]), k))
+        return keys
+
+    def _resolve_one(self, batch: _Batch, keys: list[str], touch: Touch) -> Resolution:
         if not keys:
             return Resolution(None, None)
-        keys.sort(key=lambda k: (self.rules.rank(split_key(k)[0]), k))
         fresh = [k for k in keys if k not in batch.owner]
         if fresh:
             self._place_new(batch, keys, fresh, touch.at)
@@ -132,57 +198,69 @@ class IdentityGraph:
 
     def _new_profile(self, batch: _Batch) -> str:
         pid = new_id()
-        batch.conn.execute(t.profiles.insert().values(id=pid, created_at=batch.now, conflicted=False))
+        batch.new_profiles.append({"id": pid, "created_at": batch.now, "conflicted": False})
         batch.conflicted[pid] = False
+        batch.counts[pid] = Counter()
         return pid
 
     def _add_identifiers(self, batch: _Batch, keys: list[str], pid: str, at: datetime) -> None:
-        rows = []
+        counts = batch.counts.get(pid)
         for key in keys:
             id_type, value = split_key(key)
-            rows.append({"key": key, "type": id_type, "value": value, "profile_id": pid, "first_seen_at": at})
+            batch.new_identifiers.append(
+                {"key": key, "type": id_type, "value": value, "profile_id": pid, "first_seen_at": at}
+            )
             batch.owner[key] = pid
-        batch.conn.execute(t.identifiers.insert(), rows)
+            if counts is not None:
+                counts[id_type] += 1
 
     def _store_link(self, batch: _Batch, keys: list[str], lk: str, touch: Touch) -> bool:
         """Record the link; returns True when it is new or now has an earlier first time."""
-        row = batch.conn.execute(
-            sa.select(
-                t.identity_links.c.first_at, t.identity_links.c.first_message_id, t.identity_links.c.severed
-            ).where(t.identity_links.c.link_key == lk)
-        ).first()
-        if row is None:
-            batch.conn.execute(
-                t.identity_links.insert().values(
-                    link_key=lk,
-                    identifiers=json.dumps(keys),
-                    first_at=touch.at,
-                    first_message_id=touch.message_id,
-                    severed=False,
-                    rejected=False,
-                )
-            )
-            batch.conn.execute(t.identity_link_members.insert(), [{"identifier_key": k, "link_key": lk} for k in keys])
+        known = batch.links.get(lk)
+        if known is None and lk in self._known_links:
+            self._load_links_now(batch, lk)
+            known = batch.links.get(lk)
+        if known is None:
+            batch.new_links[lk] = {
+                "link_key": lk,
+                "identifiers": json.dumps(keys),
+                "first_at": touch.at,
+                "first_message_id": touch.message_id,
+                "severed": False,
+                "rejected": False,
+            }
+            batch.new_members.extend({"identifier_key": k, "link_key": lk} for k in keys)
+            batch.links[lk] = (touch.at, touch.message_id, False)
             self._known_links[lk] = touch.at
             return True
-        first_at, first_msg, severed = row
+        first_at, first_msg, severed = known
         if severed:
             self._known_links[lk] = datetime.min.replace(tzinfo=touch.at.tzinfo)
             return False
         if (touch.at, touch.message_id) < (first_at, first_msg):
-            batch.conn.execute(
-                t.identity_links.update()
-                .where(t.identity_links.c.link_key == lk)
-                .values(first_at=touch.at, first_message_id=touch.message_id)
-            )
+            if lk in batch.new_links:
+                batch.new_links[lk].update(first_at=touch.at, first_message_id=touch.message_id)
+            else:
+                batch.conn.execute(
+                    t.identity_links.update()
+                    .where(t.identity_links.c.link_key == lk)
+                    .values(first_at=touch.at, first_message_id=touch.message_id)
+                )
+            batch.links[lk] = (touch.at, touch.message_id, False)
             self._known_links[lk] = touch.at
             return True
         self._known_links[lk] = first_at
         return False
 
+    def _load_links_now(self, batch: _Batch, lk: str) -> None:
+        for key, first_at, first_msg, severed in batch.conn.execute(_LINKS, {"keys": [lk]}):
+            batch.links[key] = (first_at, first_msg, bool(severed))
+
     def _is_conflicted(self, batch: _Batch, pids: Iterable[str]) -> bool:
+        pids = list(pids)
         unknown = [p for p in pids if p not in batch.conflicted]
         if unknown:
+            batch.flush()
             rows = batch.conn.execute(
                 sa.select(t.profiles.c.id, t.profiles.c.conflicted).where(t.profiles.c.id.in_(unknown))
             )
@@ -190,12 +268,17 @@ class IdentityGraph:
         return any(batch.conflicted.get(p, False) for p in pids)
 
     def _type_counts(self, batch: _Batch, pids: Sequence[str]) -> Counter[str]:
-        rows = batch.conn.execute(
-            sa.select(t.identifiers.c.type, sa.func.count())
-            .where(t.identifiers.c.profile_id.in_(pids))
-            .group_by(t.identifiers.c.type)
-        )
-        return Counter({id_type: int(n) for id_type, n in rows})
+        missing = [p for p in pids if p not in batch.counts]
+        if missing:
+            batch.flush()
+            for pid in missing:
+                batch.counts[pid] = Counter()
+            for pid, id_type, n in batch.conn.execute(_COUNTS, {"pids": missing}):
+                batch.counts[pid][id_type] = int(n)
+        total: Counter[str] = Counter()
+        for pid in pids:
+            total.update(batch.counts[pid])
+        return total
 
     def _fits(self, counts: Counter[str]) -> bool:
         return all(n <= self.rules.limit(id_type) for id_type, n in counts.items())
@@ -212,6 +295,7 @@ class IdentityGraph:
         self.regroup(batch.conn, keys, reason="rule conflict", message_id=touch.message_id, batch=batch)
 
     def _merge(self, batch: _Batch, pids: list[str], keys: list[str], touch: Touch) -> None:
+        batch.flush()
         survivor, others = pids[0], pids[1:]
         for other in others:
             moved = [
@@ -239,6 +323,7 @@ class IdentityGraph:
     def _move(self, batch: _Batch, keys: Sequence[str], pid: str) -> None:
         if not keys:
             return
+        batch.flush()
         for i in range(0, len(keys), _CHUNK):
             chunk = list(keys[i : i + _CHUNK])
             batch.conn.execute(t.identifiers.update().where(t.identifiers.c.key.in_(chunk)).values(profile_id=pid))
@@ -247,7 +332,9 @@ class IdentityGraph:
             [{"identifier_key": k, "profile_id": pid, "at": batch.now} for k in keys],
         )
         for k in keys:
+            batch.counts.pop(batch.owner.get(k, ""), None)
             batch.owner[k] = pid
+        batch.counts.pop(pid, None)
 
     # ------------------------------------------------------------------ regrouping
     def _component(self, conn: Connection, seed: Iterable[str]) -> tuple[set[str], dict[str, tuple]]:
@@ -287,7 +374,29 @@ class IdentityGraph:
     ) -> None:
         """Recompute the grouping of the component around SEED from its links in time order."""
         batch = batch or _Batch(conn, self.rules, utcnow())
+        batch.flush()
+        seed = list(seed)
         comp, links = self._component(conn, seed)
+        if len(comp) > MAX_COMPONENT:
+            # A hub (a kiosk, a shared test account) links thousands of identifiers: regrouping it would cost more
+            # than it can tell. Keep the current grouping, keep this evidence apart, and ask for review.
+            lk = link_key(seed)
+            conn.execute(t.identity_links.update().where(t.identity_links.c.link_key == lk).values(rejected=True))
+            if message_id is None or not self._conflict_recorded(conn, seed[0], message_id):
+                conn.execute(
+                    t.identity_conflicts.insert().values(
+                        id=new_id(),
+                        at=batch.now,
+                        kind="component_too_large",
+                        identifier_key=seed[0],
+                        profile_ids=json.dumps(sorted({batch.owner[k] for k in seed if k in batch.owner})),
+                        message_id=message_id,
+                        detail=f"identifiers {', '.join(seed)} link more than {MAX_COMPONENT} identifiers together; "
+                        "kept apart without regrouping",
+                        status="open",
+                    )
+                )
+            return
         self._load_owners(batch, comp)
         parent = {k: k for k in comp}
         counts = {k: Counter({split_key(k)[0]: 1}) for k in comp}
