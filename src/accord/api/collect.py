@@ -23,10 +23,6 @@ def error_body(code: str, message: str, **extra: Any) -> bytes:
     return _encode({"error": {"code": code, "message": message, **extra}})
 
 
-def _json(status: int, body: bytes) -> Response[bytes]:
-    return Response(body, status_code=status, media_type="application/json")
-
-
 @post(
     "/v1/{kind:str}",
     summary="Segment-spec collection endpoint",
@@ -43,23 +39,33 @@ def _json(status: int, body: bytes) -> Response[bytes]:
 )
 async def collect_message(kind: str, request: Request[Any, Any, Any]) -> Response[bytes]:
     """Validate, durably journal, and acknowledge Segment messages."""
+    status, body = await handle_collect(
+        request.app.state.platform,
+        request.app.state.writer,
+        kind,
+        await request.body(),
+        request.headers.get("content-encoding"),
+        request.headers.get("authorization"),
+    )
+    return Response(body, status_code=status, media_type="application/json")
+
+
+async def handle_collect(
+    platform: Platform,
+    writer: JournalWriter,
+    kind: str,
+    body: bytes,
+    content_encoding: str | None,
+    authorization: str | None,
+) -> tuple[int, bytes]:
+    """One collection request, framework-free: (HTTP status, JSON body). Used by the route and the fast path."""
     if kind not in KINDS:
-        return _json(404, error_body("unknown_endpoint", f"no collection endpoint /v1/{kind}"))
-    platform: Platform = request.app.state.platform
-    writer: JournalWriter = request.app.state.writer
+        return 404, error_body("unknown_endpoint", f"no collection endpoint /v1/{kind}")
     received_at = datetime.now(UTC)
-    body = await request.body()
     try:
-        intake = parse_request(
-            body,
-            request.headers.get("content-encoding"),
-            request.headers.get("authorization"),
-            kind,
-            platform.lookup_source,
-            received_at,
-        )
+        intake = parse_request(body, content_encoding, authorization, kind, platform.lookup_source, received_at)
     except CollectError as exc:
-        return _json(exc.status, error_body(exc.code, exc.message))
+        return exc.status, error_body(exc.code, exc.message)
     if intake.kind == "import" and intake.items:
         intake.drop_known(
             await asyncio.to_thread(platform.journal.known_ids, intake.source.id, [m for _, m in intake.items])
@@ -67,20 +73,19 @@ async def collect_message(kind: str, request: Request[Any, Any, Any]) -> Respons
     duplicates = intake.dropped
     await writer.submit(intake.journal_batch())
     if intake.rejects:
-        platform.record_rejects(intake, "http")
+        await asyncio.to_thread(platform.record_rejects, intake, "http")
     rejected = [{"index": r.index, "code": r.code, "reason": r.reason} for r in intake.rejects]
     if not intake.items and not duplicates:
         first = intake.rejects[0]
         message = first.reason if len(rejected) == 1 else f"all {len(rejected)} messages were rejected"
-        return _json(400, error_body(first.code, message, rejected=rejected))
-    return _json(
-        200,
-        _encode(
-            {
-                "success": True,
-                "accepted": len(intake.items) + duplicates,
-                "duplicates": duplicates,
-                "rejected": rejected,
-            }
-        ),
+        return 400, error_body(first.code, message, rejected=rejected)
+    if not rejected and not duplicates:
+        return 200, _OK if kind not in ("batch", "b", "import") else _encode(
+            {"success": True, "accepted": len(intake.items), "duplicates": 0, "rejected": []}
+        )
+    return 200, _encode(
+        {"success": True, "accepted": len(intake.items) + duplicates, "duplicates": duplicates, "rejected": rejected}
     )
+
+
+_OK = _encode({"success": True, "accepted": 1, "duplicates": 0, "rejected": []})

@@ -67,6 +67,7 @@ def serve(
     import uvicorn
 
     from accord.api.app import create_app, server_record
+    from accord.api.fastpath import CollectFastPath
 
     s = settings()
     host = host or s.host
@@ -74,7 +75,7 @@ def serve(
     if (client := running_server(s)) is not None:
         client.close()
         raise fail(f"a server already runs for ACCORD_HOME={s.home}")
-    app_ = create_app(s)
+    app_ = CollectFastPath(create_app(s))
     s.home.mkdir(parents=True, exist_ok=True)
     record = server_record(s, host, port)
     console.print(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 from collections.abc import Sequence
 
 import msgspec
@@ -118,8 +120,10 @@ _worker: Resolver | None = None
 
 
 def worker_init(state_url: str, rules: IdentityRules) -> None:
-    """Open the state store in the worker process."""
+    """Open the state store in the worker process, which yields the CPU to the intake when both want it."""
     global _worker
+    with contextlib.suppress(OSError):
+        os.nice(5)  # acknowledging clients comes first; processing catches up in the gaps
     engine = create_state_engine(state_url)
     _worker = Resolver(Journal(engine), IdentityGraph(engine, rules))
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -96,6 +99,41 @@ class ImportReport:
 def default_rejects_path(path: Path) -> Path:
     """``<input>.rejects.csv`` next to the input file."""
     return path.with_name(path.name + ".rejects.csv")
+
+
+def rejects_for(path: Path, given: str | Path | None) -> Rejects:
+    """The rejects file of an import: GIVEN, or ``<input>.rejects.csv``; never the input itself."""
+    target = Path(given) if given else default_rejects_path(path)
+    if target.resolve() == Path(path).resolve():
+        raise ImportFileError("the rejects file cannot be the input file")
+    return Rejects(target)
+
+
+@contextlib.contextmanager
+def csv_input(path: Path) -> Iterator[tuple[Any, list[str]]]:
+    """An open CSV reader positioned after the header, and the header (ImportFileError when there is none)."""
+    with open_input(path) as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader, None)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ImportFileError(f"{path.name} is not a readable UTF-8 CSV file: {exc}") from exc
+        if not header or not any(h.strip() for h in header):
+            raise ImportFileError(f"{path.name} is empty: no header row")
+        yield reader, [h.strip() for h in header]
+
+
+def read_all(sender: Sender, reader: Any, path: Path, consume: Callable[[Any], None]) -> ImportReport:
+    """Run CONSUME over READER, then finish; a file that breaks part-way stops the import cleanly."""
+    with sender:
+        try:
+            consume(reader)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            line = getattr(reader, "line_num", 0) + 1
+            raise sender.fail(
+                f"{path.name} line {line} cannot be read ({exc}); the rows before it were imported", send_pending=True
+            ) from exc
+        return sender.finish()
 
 
 def open_input(path: Path, binary: bool = False) -> Any:
@@ -202,11 +240,20 @@ class Rejects:
             self.path.unlink(missing_ok=True)
 
 
-class Sender:
-    """Collects messages and their rows, sends them to the sink in chunks and keeps the accounting.
+@dataclass
+class _Chunk:
+    messages: list[Numbered]
+    sources: list[list[tuple[int, Any]]]  # per message: [(row number, raw text or CSV fields)]
+    rows: int
+    result: Future[SendResult] | None = None
 
-    Each pending message remembers the rows it came from as (row number, raw) pairs, or as a lazily rendered
-    list of CSV fields, so that a reject from the sink can be written with every row it covers.
+
+class Sender:
+    """Collects messages with the rows they came from, sends them in chunks and keeps the accounting.
+
+    Sending runs on one background thread, one chunk ahead of the reading: a chunk is validated and committed
+    (much of it outside the GIL: SQLite, fsync, HTTP) while the next one is built. Results are counted on the
+    caller's thread in file order. Pass ``background=False`` to send on the caller's thread.
     """
 
     def __init__(
@@ -216,6 +263,7 @@ class Sender:
         rejects: Rejects,
         chunk_size: int = DEFAULT_CHUNK,
         progress: Progress | None = None,
+        background: bool = True,
     ) -> None:
         self.report = report
         self.sink = sink
@@ -223,10 +271,13 @@ class Sender:
         self.chunk_size = max(1, chunk_size)
         self.progress = progress
         self.messages: list[Numbered] = []
-        self.sources: list[list[tuple[int, Any]]] = []  # per pending message: [(row number, raw or fields)]
+        self.sources: list[list[tuple[int, Any]]] = []
         self.pending_rows = 0
         self.rows_done = 0
         self.started = time.perf_counter()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="accord-import") if background else None
+        self._inflight: deque[_Chunk] = deque()
+        self._error: BaseException | None = None
 
     def add(self, row_number: int, message: dict[str, Any], rows: list[tuple[int, Any]]) -> None:
         """Queue one message built from ROWS (sent when the chunk is full)."""
@@ -249,20 +300,29 @@ class Sender:
         self.rows_done += len(entries)
 
     def flush(self) -> None:
-        """Send the pending chunk."""
-        if not self.messages:
-            self._tick()
-            return
-        messages, sources = self.messages, self.sources
-        self.messages, self.sources = [], []
-        pending_rows, self.pending_rows = self.pending_rows, 0
+        """Send the pending chunk (in the background; at most one chunk waits for its answer)."""
+        if self.messages:
+            chunk = _Chunk(self.messages, self.sources, self.pending_rows)
+            self.messages, self.sources, self.pending_rows = [], [], 0
+            if self._pool is not None:
+                chunk.result = self._pool.submit(self.sink.send, chunk.messages)
+                self._inflight.append(chunk)
+                while len(self._inflight) > 1:
+                    self._settle(self._inflight.popleft())
+            else:
+                self._settle(chunk)
+        self._tick()
+
+    def _settle(self, chunk: _Chunk) -> None:
+        """Wait for one chunk's answer and count it (raises ImportFailed when sending failed)."""
         try:
-            result: SendResult = self.sink.send(messages)
+            result = chunk.result.result() if chunk.result is not None else self.sink.send(chunk.messages)
         except Exception as exc:
-            raise self._failed(f"sending failed: {exc}") from exc
+            raise self.fail(f"sending failed: {exc}") from exc
+        messages, sources = chunk.messages, chunk.sources
         answered = result.accepted + result.duplicates + len(result.rejects)
         if answered != len(messages):
-            raise self._failed(f"the sink answered for {answered} of {len(messages)} messages")
+            raise self.fail(f"the sink answered for {answered} of {len(messages)} messages")
         report = self.report
         report.messages += len(messages)
         rejected_rows = 0
@@ -276,31 +336,65 @@ class Sender:
             report.rejected_rows += rejected_rows
         report.accepted += result.accepted
         report.duplicates += result.duplicates
-        report.imported_rows += pending_rows - rejected_rows
-        self.rows_done += pending_rows
-        self._tick()
-
-    def _failed(self, message: str) -> ImportFailed:
-        report = self.report
-        report.rows = self.rows_done
-        report.rejects_path = self.rejects.close()
-        report.reject_codes = dict(self.rejects.codes)
-        report.seconds = time.perf_counter() - self.started
-        return ImportFailed(f"{message} (after {report.rows} rows; re-running the import is safe)", report)
+        report.imported_rows += chunk.rows - rejected_rows
+        self.rows_done += chunk.rows
 
     def _tick(self) -> None:
         if self.progress is not None:
             self.progress(self.rows_done)
 
     def finish(self) -> ImportReport:
-        """Send what is left and close the rejects file."""
+        """Send what is left, wait for every answer and close the rejects file."""
         self.flush()
+        while self._inflight:
+            self._settle(self._inflight.popleft())
+        self._tick()
+        return self._close()
+
+    def fail(self, message: str, send_pending: bool = False) -> ImportFailed:
+        """Stop: count the chunks already answered, close up, and return the error to raise.
+
+        Chunks already sent are waited for and counted (they are durable). Messages still pending are sent
+        first when SEND_PENDING (the file broke, the rows before the break are good), else left out.
+        """
+        if self._error is None:
+            self._error = ImportFailed(message, self.report)
+            if send_pending:
+                with contextlib.suppress(ImportFailed):
+                    self.flush()
+            self.messages, self.sources, self.pending_rows = [], [], 0
+            while self._inflight:
+                with contextlib.suppress(ImportFailed):
+                    self._settle(self._inflight.popleft())
+            self._close()
+            self.report.rows = self.rows_done
+            self._error = ImportFailed(
+                f"{message} (after {self.rows_done} rows; re-running the same import is safe: rows imported "
+                "already come back as duplicates)",
+                self.report,
+            )
+        assert isinstance(self._error, ImportFailed)
+        return self._error
+
+    def _close(self) -> ImportReport:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         report = self.report
         report.rows = self.rows_done
-        report.rejects_path = self.rejects.close()
+        if report.rejects_path is None:
+            report.rejects_path = self.rejects.close()
         report.reject_codes = dict(self.rejects.codes)
         report.seconds = time.perf_counter() - self.started
         return report
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """On any error, stop the background thread (answers of chunks in flight are still counted)."""
+        if self._pool is not None:
+            self.fail("import stopped")
 
 
 def _raw(raw: Any) -> str:

@@ -14,7 +14,6 @@ Rules (docs for users repeat them):
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
@@ -31,11 +30,11 @@ from accord.collect.importers.base import (
     ImportFileError,
     ImportReport,
     Progress,
-    Rejects,
     Sender,
     aware_time,
-    default_rejects_path,
-    open_input,
+    csv_input,
+    read_all,
+    rejects_for,
     time_reason,
     zone,
 )
@@ -46,6 +45,7 @@ REQUIRED = ("order_id", "ordered_at", "sku", "quantity", "unit_price", "currency
 SHARED = ("store_id", "ordered_at", "loyalty_card", "email", "phone", "currency", "country")
 ORDER_EVENT = "Order Completed"
 _ZERO = Decimal(0)
+_NAN = Decimal("NaN")
 
 
 @dataclass
@@ -79,12 +79,25 @@ def _currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
 
-def _currency_problem(value: str) -> str | None:
+def _currency_problem(value: str) -> str:
     if len(value) != 3 or not value.isalpha():
         return f"currency must be a 3-letter ISO 4217 code, got {value[:20]!r}"
-    if value.upper() not in _currencies():
-        return f"currency {value!r} is not an ISO 4217 code"
-    return None
+    return f"currency {value!r} is not an ISO 4217 code"
+
+
+class _CurrencyCache(dict[str, str]):
+    """Raw currency cell -> ISO 4217 code; a cell that is not a known code is never a key."""
+
+    def __contains__(self, value: object) -> bool:
+        if dict.__contains__(self, value):
+            return True
+        if not isinstance(value, str):
+            return False
+        code = value.strip().upper()
+        if len(code) == 3 and code.isalpha() and code in _currencies():
+            self[value] = code
+            return True
+        return False
 
 
 def import_orders(
@@ -99,12 +112,14 @@ def import_orders(
     store_countries: Mapping[str, str] | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     progress: Progress | None = None,
+    background: bool = True,
 ) -> ImportReport:
     """Import a POS receipts CSV into SINK as one "Order Completed" track message per order.
 
     CHANNEL is the channel of every order (``context.channel``); TIMEZONE (IANA name) is applied to times
     without an offset; the country of an order (for national phone numbers) comes from the ``country``
-    column, else STORE_COUNTRIES[store_id], else COUNTRY. PROGRESS(rows_done) is called after each chunk.
+    column, else STORE_COUNTRIES[store_id], else COUNTRY. PROGRESS(rows_done) is called after each chunk;
+    BACKGROUND sends on a helper thread while the next chunk is read.
     """
     path = Path(path)
     mapping = mapping or OrderColumns()
@@ -112,31 +127,12 @@ def import_orders(
     if chan is None:
         raise ImportFileError(f"unknown channel {channel!r}")
     tz = zone(timezone)
-    rejects = Rejects(_rejects_path(path, rejects_path))
-    report = ImportReport("orders", path)
-    with open_input(path) as fh:
-        reader = csv.reader(fh)
-        try:
-            header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise ImportFileError(f"{path.name} is not a readable CSV file: {exc}") from exc
-        if not header:
-            raise ImportFileError(f"{path.name} is empty: no header row")
+    rejects = rejects_for(path, rejects_path)
+    with csv_input(path) as (reader, header):
         cols = resolve_columns(asdict(mapping), header, REQUIRED, path)
-        sender = Sender(report, sink, rejects, chunk_size, progress)
+        sender = Sender(ImportReport("orders", path), sink, rejects, chunk_size, progress, background)
         builder = _OrderBuilder(cols, len(header), chan, tz, country, store_countries or {}, sender)
-        try:
-            builder.run(reader)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise ImportFileError(f"{path.name} line {reader.line_num + 1} cannot be read: {exc}") from exc
-    return sender.finish()
-
-
-def _rejects_path(path: Path, given: str | Path | None) -> Path:
-    target = Path(given) if given else default_rejects_path(path)
-    if target.resolve() == path.resolve():
-        raise ImportFileError("the rejects file cannot be the input file")
-    return target
+        return read_all(sender, reader, path, builder.run)
 
 
 class _OrderBuilder:
@@ -162,7 +158,15 @@ class _OrderBuilder:
         self.seen: dict[str, int] = {}  # order id -> first row number
         self.shared_names = [name for name in SHARED if cols[name] >= 0]
         self.shared = itemgetter(*(cols[name] for name in self.shared_names))
-        self.currency_ok: dict[str, str | None] = {}
+        self.i_sku, self.i_qty, self.i_price = cols["sku"], cols["quantity"], cols["unit_price"]
+        self.i_time, self.i_currency, self.i_store = cols["ordered_at"], cols["currency"], cols["store_id"]
+        self.i_email, self.i_phone, self.i_card, self.i_country = (
+            cols["email"],
+            cols["phone"],
+            cols["loyalty_card"],
+            cols["country"],
+        )
+        self.currency_ok = _CurrencyCache()
 
     def run(self, reader: Any) -> None:
         i_oid = self.cols["order_id"]
@@ -193,20 +197,20 @@ class _OrderBuilder:
     def order(self, oid: str, rows: list[tuple[int, list[str]]]) -> None:
         """Validate the rows of one order and queue its message (or reject all its rows)."""
         first_row = rows[0][0]
-        if oid in self.seen:
+        seen = self.seen
+        if oid in seen:
             self.sender.reject(
                 rows,
                 "order_split",
-                f"order {oid} appeared before (from row {self.seen[oid]}) with other orders in between; "
+                f"order {oid} appeared before (from row {seen[oid]}) with other orders in between; "
                 "rows of one order must be adjacent",
             )
             return
-        self.seen[oid] = first_row
-        cols = self.cols
+        seen[oid] = first_row
         width = self.width
-        i_sku, i_qty, i_price = cols["sku"], cols["quantity"], cols["unit_price"]
+        i_sku, i_qty, i_price = self.i_sku, self.i_qty, self.i_price
         shared = self.shared
-        problems: dict[int, tuple[str, str]] = {}
+        problems: dict[int, tuple[str, str]] | None = None
         ref: list[str] | None = None
         ref_key: Any = None
         ref_row = 0
@@ -214,88 +218,103 @@ class _OrderBuilder:
         total = _ZERO
         for number, fields in rows:
             if len(fields) != width:
+                problems = problems or {}
                 problems[number] = ("invalid_row", f"row has {len(fields)} fields; the header has {width}")
                 continue
             if ref is None:
                 ref, ref_key, ref_row = fields, shared(fields), number
             elif shared(fields) != ref_key:
+                problems = problems or {}
                 problems[number] = ("inconsistent_order", self._difference(fields, ref, ref_row, oid))
                 continue
             sku = fields[i_sku].strip()
-            if not sku:
-                problems[number] = ("missing_field", "sku is empty")
-                continue
-            qty_text = fields[i_qty].strip()
-            if not qty_text.isdecimal() or (qty := int(qty_text)) <= 0:
-                problems[number] = ("invalid_quantity", f"quantity must be a whole number above 0, got {qty_text!r}")
-                continue
-            price_text = fields[i_price]
             try:
-                price = Decimal(price_text)
-            except InvalidOperation:
-                price = None
-            if price is None or not price.is_finite() or price < 0:
-                problems[number] = (
-                    "invalid_price",
-                    f"unit_price must be a decimal number >= 0 (dot as decimal separator), got {price_text[:40]!r}",
-                )
+                qty = int(fields[i_qty])
+                price = Decimal(fields[i_price])
+            except (ValueError, InvalidOperation):
+                qty, price = 0, _NAN
+            if sku and qty > 0 and price.is_finite() and price >= 0:
+                total += qty * price
+                products.append({"product_id": sku, "sku": sku, "quantity": qty, "price": float(price)})
                 continue
-            total += qty * price
-            products.append({"product_id": sku, "sku": sku, "quantity": qty, "price": float(price)})
-        if ref is None:
-            self._reject_order(rows, problems, oid)
+            problems = problems or {}
+            problems[number] = self._line_problem(sku, fields[i_qty], fields[i_price])
+        if ref is None or problems:
+            self._reject_order(rows, problems or {}, oid, ref, ref_row)
             return
-        ordered_text = ref[cols["ordered_at"]].strip()
-        timestamp = aware_time(ordered_text, self.tz)
-        if timestamp is None:
-            problems.setdefault(ref_row, ("invalid_timestamp", time_reason("ordered_at", ordered_text, self.tz)))
-        currency = ref[cols["currency"]].strip()
-        if currency not in self.currency_ok:
-            self.currency_ok[currency] = _currency_problem(currency)
-        if (why := self.currency_ok[currency]) is not None:
-            problems.setdefault(ref_row, ("invalid_currency", why))
-        if problems:
-            self._reject_order(rows, problems, oid)
+        timestamp = aware_time(ref[self.i_time], self.tz)
+        currency = ref[self.i_currency]
+        if timestamp is None or currency not in self.currency_ok:
+            self._reject_order(rows, {}, oid, ref, ref_row)
             return
-        currency = currency.upper()
-        revenue: float | str = float(total)
-        if Decimal(repr(revenue)) != total:  # more digits than a double keeps: send the exact text
-            revenue = str(total)
-        store = ref[cols["store_id"]].strip() if cols["store_id"] >= 0 else ""
-        properties: dict[str, Any] = {"order_id": oid}
-        context: dict[str, Any] = {"channel": self.channel}
+        # A double keeps 15 significant digits exactly (JSON prints its shortest form); beyond, send the text.
+        revenue: float | str = total_text if len(total_text := str(total)) > 15 else float(total)
+        channel = self.channel
+        i_store = self.i_store
+        store = ref[i_store].strip() if i_store >= 0 else ""
+        context: dict[str, Any] = {"channel": channel}
         if store:
-            properties["store_id"] = store
+            properties: dict[str, Any] = {
+                "order_id": oid,
+                "store_id": store,
+                "revenue": revenue,
+                "currency": self.currency_ok[currency],
+                "products": products,
+                "channel": channel,
+            }
             context["store"] = {"id": store}
-        properties["revenue"] = revenue
-        properties["currency"] = currency
-        properties["products"] = products
-        properties["channel"] = self.channel
-        email = ref[cols["email"]].strip() if cols["email"] >= 0 else ""
-        phone = ref[cols["phone"]].strip() if cols["phone"] >= 0 else ""
+        else:
+            properties = {
+                "order_id": oid,
+                "revenue": revenue,
+                "currency": self.currency_ok[currency],
+                "products": products,
+                "channel": channel,
+            }
+        i_email, i_phone, i_card = self.i_email, self.i_phone, self.i_card
+        email = ref[i_email].strip() if i_email >= 0 else ""
+        phone = ref[i_phone].strip() if i_phone >= 0 else ""
         if email or phone:
             traits: dict[str, str] = {}
             if email:
                 traits["email"] = email
             if phone:
                 traits["phone"] = phone
-            country = ref[cols["country"]].strip() if cols["country"] >= 0 else ""
+            country = ref[self.i_country].strip() if self.i_country >= 0 else ""
             country = country or self.store_countries.get(store) or self.country or ""
             if country:
                 traits["country"] = country
             context["traits"] = traits
-        card = ref[cols["loyalty_card"]].strip() if cols["loyalty_card"] >= 0 else ""
+        card = ref[i_card].strip() if i_card >= 0 else ""
         if card:
             context["externalIds"] = [{"id": card, "type": "loyalty_card", "collection": "users", "encoding": "none"}]
-        message = {
-            "type": "track",
-            "event": ORDER_EVENT,
-            "messageId": "order:" + oid,
-            "timestamp": timestamp,
-            "properties": properties,
-            "context": context,
-        }
-        self.sender.add(first_row, message, rows)
+        self.sender.add(
+            first_row,
+            {
+                "type": "track",
+                "event": ORDER_EVENT,
+                "messageId": "order:" + oid,
+                "timestamp": timestamp,
+                "properties": properties,
+                "context": context,
+            },
+            rows,
+        )
+
+    @staticmethod
+    def _line_problem(sku: str, qty_text: str, price_text: str) -> tuple[str, str]:
+        if not sku:
+            return ("missing_field", "sku is empty")
+        try:
+            qty = int(qty_text)
+        except ValueError:
+            qty = 0
+        if qty <= 0:
+            return ("invalid_quantity", f"quantity must be a whole number above 0, got {qty_text[:40]!r}")
+        return (
+            "invalid_price",
+            f"unit_price must be a decimal number >= 0 (with a dot as decimal separator), got {price_text[:40]!r}",
+        )
 
     def _difference(self, fields: list[str], ref: list[str], ref_row: int, oid: str) -> str:
         for name in self.shared_names:
@@ -304,7 +323,21 @@ class _OrderBuilder:
                 return f"{name} {fields[i]!r} differs from {ref[i]!r} on row {ref_row} of the same order {oid}"
         return f"differs from row {ref_row} of the same order {oid}"  # pragma: no cover
 
-    def _reject_order(self, rows: list[tuple[int, list[str]]], problems: dict[int, tuple[str, str]], oid: str) -> None:
+    def _reject_order(
+        self,
+        rows: list[tuple[int, list[str]]],
+        problems: dict[int, tuple[str, str]],
+        oid: str,
+        ref: list[str] | None,
+        ref_row: int,
+    ) -> None:
+        if ref is not None:  # the order-level checks, for a complete list of reasons
+            text = ref[self.i_time].strip()
+            if aware_time(text, self.tz) is None:
+                problems.setdefault(ref_row, ("invalid_timestamp", time_reason("ordered_at", text, self.tz)))
+            currency = ref[self.i_currency]
+            if currency not in self.currency_ok:
+                problems.setdefault(ref_row, ("invalid_currency", _currency_problem(currency.strip())))
         first_number = min(problems)
         code, reason = problems[first_number]
         note = f"order {oid} is rejected because of row {first_number}: {reason}"
