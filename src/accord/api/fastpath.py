@@ -6,16 +6,11 @@ documented Litestar route, so behaviour and the OpenAPI description stay one.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
 from litestar import Litestar
+from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
 from accord.api.collect import error_body, handle_collect
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 MAX_BODY = 600 * 1024  # a gzip body is checked again after decompression (500 KB)
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -28,7 +23,7 @@ class CollectFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or scope["method"] != "POST" or not path.startswith("/v1/"):
+        if scope["type"] != "http" or scope.get("method") != "POST" or not path.startswith("/v1/"):
             await self.app(scope, receive, send)
             return
         content_encoding = authorization = None
@@ -44,13 +39,13 @@ class CollectFastPath:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            chunk = message.get("body", b"")
+            chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
             size += len(chunk)
             if size > MAX_BODY:
                 await _respond(send, 413, error_body("payload_too_large", f"request body is over {MAX_BODY} bytes"))
                 return
             chunks.append(chunk)
-            more = message.get("more_body", False)
+            more = bool(message.get("more_body", False))
         state = self.app.state
         status, body = await handle_collect(
             state.platform, state.writer, path[4:], b"".join(chunks), content_encoding, authorization
@@ -59,11 +54,11 @@ class CollectFastPath:
 
 
 async def _respond(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
+    }
+    await send(start)
+    done: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+    await send(done)

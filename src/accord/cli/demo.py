@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from accord.cli.context import console, fail, local_platform, running_server, settings
 
@@ -61,7 +61,11 @@ def load_files(directory: Path) -> dict[str, Any]:
             started = time.perf_counter()
             with _progress() as progress:
                 task = progress.add_task(f"importing {path.name}", total=None)
-                report = importer(path, sink, progress=lambda n, t=task, p=progress: p.update(t, completed=n))
+
+                def advance(rows: int, task: TaskID = task, progress: Progress = progress) -> None:
+                    progress.update(task, completed=rows)
+
+                report = importer(path, sink, progress=advance)
             summary[kind] = {
                 "rows": report.rows,
                 "accepted": report.accepted,

@@ -42,6 +42,10 @@ class JournalEntry:
     items: list[tuple[int, str]]
 
 
+def _items_text(batch: JournalBatch) -> str:
+    return json.dumps(batch.items, separators=(",", ":"))
+
+
 class Journal:
     """Append (deduplicated per source and message id) and read in sequence order."""
 
@@ -55,19 +59,8 @@ class Journal:
 
     def append_groups(self, batches: Sequence[JournalBatch]) -> None:
         """Commit several requests in ONE transaction (group commit): one fsync for all of them."""
-        rows = [
-            {
-                "source_id": b.source_id,
-                "received_at": b.received_at,
-                "kind": b.kind,
-                "body": b.body,
-                "items": json.dumps(b.items, separators=(",", ":")),
-                "n_items": len(b.items),
-            }
-            for b in batches
-            if b.items
-        ]
-        if not rows:
+        kept = [b for b in batches if b.items]
+        if not kept:
             return
         with self.engine.begin() as conn:
             if self.dialect == "sqlite":  # the hot path: skip per-row type processing
@@ -75,20 +68,33 @@ class Journal:
                     "INSERT INTO journal (source_id, received_at, kind, body, items, n_items) VALUES (?,?,?,?,?,?)",
                     [
                         (
-                            r["source_id"],
-                            r["received_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
-                            r["kind"],
-                            r["body"],
-                            r["items"],
-                            r["n_items"],
+                            b.source_id,
+                            b.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+                            b.kind,
+                            b.body,
+                            _items_text(b),
+                            len(b.items),
                         )
-                        for r in rows
+                        for b in kept
                     ],
                 )
             else:
                 # One writer at a time keeps sequence order equal to commit order for the processor.
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(424242)")
-                conn.execute(journal.insert(), rows)
+                conn.execute(
+                    journal.insert(),
+                    [
+                        {
+                            "source_id": b.source_id,
+                            "received_at": b.received_at,
+                            "kind": b.kind,
+                            "body": b.body,
+                            "items": _items_text(b),
+                            "n_items": len(b.items),
+                        }
+                        for b in kept
+                    ],
+                )
 
     def claim(self, entries: Sequence[JournalEntry]) -> dict[int, set[str]]:
         """Claim the entries' message ids for loading, in one transaction.
