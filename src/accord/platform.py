@@ -83,6 +83,8 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
     settings.home.mkdir(parents=True, exist_ok=True)
     state = create_state_engine(settings.state_url)
     migrate(state)
+    if read_only_events and settings.events_url.startswith("duckdb:///") and not settings.events_path.exists():
+        read_only_events = False  # nothing stored yet: create the empty store rather than fail
     events = open_event_store(settings.events_url, read_only=read_only_events)
     rules = IdentityRules.from_settings(
         settings.identity_priority, settings.identity_limits, settings.blocked_values, settings.default_region

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from accord.cli import demo as demo_cli
 from accord.cli import identity as identity_cli
-from accord.cli.context import api_result, console, fail, local_platform, running_server, settings
+from accord.cli.context import api_result, console, err_console, fail, local_platform, running_server, settings
 from accord.collect.errors import CollectError
 from accord.collect.sources import add_source, list_sources
 
@@ -324,6 +324,12 @@ def stats(fmt: Format = typer.Option(Format.text, "--format", help="Output forma
     console.print(table)
 
 
-def main() -> None:  # pragma: no cover
-    """Entry point."""
-    app()
+def main() -> None:
+    """Entry point: user errors are messages; an unexpected failure is one line unless ACCORD_DEBUG is set."""
+    try:
+        app()
+    except Exception as exc:
+        if os.environ.get("ACCORD_DEBUG"):
+            raise
+        err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc} (set ACCORD_DEBUG=1 for the traceback)")
+        raise SystemExit(1) from None
