@@ -5,10 +5,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +25,8 @@ RowReject = tuple[int, str, str, str]  # row number, code, reason, raw text of t
 
 
 class ImportFileError(Exception):
-    """The file cannot be imported at all (missing, unreadable, wrong header); nothing was sent."""
+    """The file cannot be imported (missing, unreadable, a header without the needed columns, a mapping that
+    names no column, no writable place for rejects): found before anything is sent."""
 
 
 class ImportFailed(Exception):
@@ -106,6 +106,9 @@ def rejects_for(path: Path, given: str | Path | None) -> Rejects:
     target = Path(given) if given else default_rejects_path(path)
     if target.resolve() == Path(path).resolve():
         raise ImportFileError("the rejects file cannot be the input file")
+    folder = target.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise ImportFileError(f"cannot write the rejects file {target}: the folder is missing or read-only")
     return Rejects(target)
 
 
@@ -125,15 +128,14 @@ def csv_input(path: Path) -> Iterator[tuple[Any, list[str]]]:
 
 def read_all(sender: Sender, reader: Any, path: Path, consume: Callable[[Any], None]) -> ImportReport:
     """Run CONSUME over READER, then finish; a file that breaks part-way stops the import cleanly."""
-    with sender:
-        try:
-            consume(reader)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            line = getattr(reader, "line_num", 0) + 1
-            raise sender.fail(
-                f"{path.name} line {line} cannot be read ({exc}); the rows before it were imported", send_pending=True
-            ) from exc
-        return sender.finish()
+    try:
+        consume(reader)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        line = getattr(reader, "line_num", 0) + 1
+        raise sender.fail(
+            f"{path.name} line {line} cannot be read ({exc}); the rows before it were imported", send_pending=True
+        ) from exc
+    return sender.finish()
 
 
 def open_input(path: Path, binary: bool = False) -> Any:
@@ -240,20 +242,10 @@ class Rejects:
             self.path.unlink(missing_ok=True)
 
 
-@dataclass
-class _Chunk:
-    messages: list[Numbered]
-    sources: list[list[tuple[int, Any]]]  # per message: [(row number, raw text or CSV fields)]
-    rows: int
-    result: Future[SendResult] | None = None
-
-
 class Sender:
     """Collects messages with the rows they came from, sends them in chunks and keeps the accounting.
 
-    Sending runs on one background thread, one chunk ahead of the reading: a chunk is validated and committed
-    (much of it outside the GIL: SQLite, fsync, HTTP) while the next one is built. Results are counted on the
-    caller's thread in file order. Pass ``background=False`` to send on the caller's thread.
+    (Sending on a helper thread while the next chunk is built was measured: slower, the GIL is the limit.)
     """
 
     def __init__(
@@ -263,7 +255,6 @@ class Sender:
         rejects: Rejects,
         chunk_size: int = DEFAULT_CHUNK,
         progress: Progress | None = None,
-        background: bool = True,
     ) -> None:
         self.report = report
         self.sink = sink
@@ -271,13 +262,11 @@ class Sender:
         self.chunk_size = max(1, chunk_size)
         self.progress = progress
         self.messages: list[Numbered] = []
-        self.sources: list[list[tuple[int, Any]]] = []
+        self.sources: list[list[tuple[int, Any]]] = []  # per message: [(row number, raw text or CSV fields)]
         self.pending_rows = 0
         self.rows_done = 0
         self.started = time.perf_counter()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="accord-import") if background else None
-        self._inflight: deque[_Chunk] = deque()
-        self._error: BaseException | None = None
+        self._error: ImportFailed | None = None
 
     def add(self, row_number: int, message: dict[str, Any], rows: list[tuple[int, Any]]) -> None:
         """Queue one message built from ROWS (sent when the chunk is full)."""
@@ -300,26 +289,18 @@ class Sender:
         self.rows_done += len(entries)
 
     def flush(self) -> None:
-        """Send the pending chunk (in the background; at most one chunk waits for its answer)."""
+        """Send the pending chunk and count the answer (raises ImportFailed when sending fails)."""
         if self.messages:
-            chunk = _Chunk(self.messages, self.sources, self.pending_rows)
+            messages, sources, rows = self.messages, self.sources, self.pending_rows
             self.messages, self.sources, self.pending_rows = [], [], 0
-            if self._pool is not None:
-                chunk.result = self._pool.submit(self.sink.send, chunk.messages)
-                self._inflight.append(chunk)
-                while len(self._inflight) > 1:
-                    self._settle(self._inflight.popleft())
-            else:
-                self._settle(chunk)
+            self._settle(messages, sources, rows)
         self._tick()
 
-    def _settle(self, chunk: _Chunk) -> None:
-        """Wait for one chunk's answer and count it (raises ImportFailed when sending failed)."""
+    def _settle(self, messages: list[Numbered], sources: list[list[tuple[int, Any]]], rows: int) -> None:
         try:
-            result = chunk.result.result() if chunk.result is not None else self.sink.send(chunk.messages)
+            result = self.sink.send(messages)
         except Exception as exc:
             raise self.fail(f"sending failed: {exc}") from exc
-        messages, sources = chunk.messages, chunk.sources
         answered = result.accepted + result.duplicates + len(result.rejects)
         if answered != len(messages):
             raise self.fail(f"the sink answered for {answered} of {len(messages)} messages")
@@ -329,57 +310,46 @@ class Sender:
         if result.rejects:
             index = {number: i for i, (number, _) in enumerate(messages)}
             for number, code, reason in result.rejects:
-                rows = sources[index[number]]
-                self.rejects.write((n, code, reason, _raw(raw)) for n, raw in rows)
-                rejected_rows += len(rows)
+                covered = sources[index[number]]
+                self.rejects.write((n, code, reason, _raw(raw)) for n, raw in covered)
+                rejected_rows += len(covered)
             report.rejected_messages += len(result.rejects)
             report.rejected_rows += rejected_rows
         report.accepted += result.accepted
         report.duplicates += result.duplicates
-        report.imported_rows += chunk.rows - rejected_rows
-        self.rows_done += chunk.rows
+        report.imported_rows += rows - rejected_rows
+        self.rows_done += rows
 
     def _tick(self) -> None:
         if self.progress is not None:
             self.progress(self.rows_done)
 
     def finish(self) -> ImportReport:
-        """Send what is left, wait for every answer and close the rejects file."""
+        """Send what is left and close the rejects file."""
         self.flush()
-        while self._inflight:
-            self._settle(self._inflight.popleft())
-        self._tick()
         return self._close()
 
     def fail(self, message: str, send_pending: bool = False) -> ImportFailed:
-        """Stop: count the chunks already answered, close up, and return the error to raise.
+        """Stop and return the error to raise, with the report of what was done.
 
-        Chunks already sent are waited for and counted (they are durable). Messages still pending are sent
-        first when SEND_PENDING (the file broke, the rows before the break are good), else left out.
+        Chunks already answered are durable and counted. Messages still pending are sent first when
+        SEND_PENDING (the file broke part-way; the rows before the break are good), else left out.
         """
         if self._error is None:
-            self._error = ImportFailed(message, self.report)
+            self._error = ImportFailed(message, self.report)  # guards against failing again while sending
             if send_pending:
                 with contextlib.suppress(ImportFailed):
                     self.flush()
             self.messages, self.sources, self.pending_rows = [], [], 0
-            while self._inflight:
-                with contextlib.suppress(ImportFailed):
-                    self._settle(self._inflight.popleft())
             self._close()
-            self.report.rows = self.rows_done
             self._error = ImportFailed(
                 f"{message} (after {self.rows_done} rows; re-running the same import is safe: rows imported "
                 "already come back as duplicates)",
                 self.report,
             )
-        assert isinstance(self._error, ImportFailed)
         return self._error
 
     def _close(self) -> ImportReport:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
         report = self.report
         report.rows = self.rows_done
         if report.rejects_path is None:
@@ -387,14 +357,6 @@ class Sender:
         report.reject_codes = dict(self.rejects.codes)
         report.seconds = time.perf_counter() - self.started
         return report
-
-    def __enter__(self) -> Sender:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """On any error, stop the background thread (answers of chunks in flight are still counted)."""
-        if self._pool is not None:
-            self.fail("import stopped")
 
 
 def _raw(raw: Any) -> str:

@@ -85,19 +85,12 @@ def _currency_problem(value: str) -> str:
     return f"currency {value!r} is not an ISO 4217 code"
 
 
-class _CurrencyCache(dict[str, str]):
-    """Raw currency cell -> ISO 4217 code; a cell that is not a known code is never a key."""
-
-    def __contains__(self, value: object) -> bool:
-        if dict.__contains__(self, value):
-            return True
-        if not isinstance(value, str):
-            return False
-        code = value.strip().upper()
-        if len(code) == 3 and code.isalpha() and code in _currencies():
-            self[value] = code
-            return True
-        return False
+def _currency_code(cache: dict[str, str], value: str) -> str:
+    """The ISO 4217 code of a currency cell ("" when it is not one), remembered in CACHE."""
+    code = value.strip().upper()
+    code = code if len(code) == 3 and code.isalpha() and code in _currencies() else ""
+    cache[value] = code
+    return code
 
 
 def import_orders(
@@ -112,14 +105,12 @@ def import_orders(
     store_countries: Mapping[str, str] | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     progress: Progress | None = None,
-    background: bool = True,
 ) -> ImportReport:
     """Import a POS receipts CSV into SINK as one "Order Completed" track message per order.
 
     CHANNEL is the channel of every order (``context.channel``); TIMEZONE (IANA name) is applied to times
     without an offset; the country of an order (for national phone numbers) comes from the ``country``
-    column, else STORE_COUNTRIES[store_id], else COUNTRY. PROGRESS(rows_done) is called after each chunk;
-    BACKGROUND sends on a helper thread while the next chunk is read.
+    column, else STORE_COUNTRIES[store_id], else COUNTRY. PROGRESS(rows_done) is called after each chunk.
     """
     path = Path(path)
     mapping = mapping or OrderColumns()
@@ -130,7 +121,7 @@ def import_orders(
     rejects = rejects_for(path, rejects_path)
     with csv_input(path) as (reader, header):
         cols = resolve_columns(asdict(mapping), header, REQUIRED, path)
-        sender = Sender(ImportReport("orders", path), sink, rejects, chunk_size, progress, background)
+        sender = Sender(ImportReport("orders", path), sink, rejects, chunk_size, progress)
         builder = _OrderBuilder(cols, len(header), chan, tz, country, store_countries or {}, sender)
         return read_all(sender, reader, path, builder.run)
 
@@ -166,10 +157,10 @@ class _OrderBuilder:
             cols["loyalty_card"],
             cols["country"],
         )
-        self.currency_ok = _CurrencyCache()
+        self.currencies: dict[str, str] = {}  # currency cell -> ISO code, "" when invalid
 
     def run(self, reader: Any) -> None:
-        i_oid = self.cols["order_id"]
+        i_oid, width = self.cols["order_id"], self.width
         group: list[tuple[int, list[str]]] = []
         group_id = ""
         line = reader.line_num
@@ -185,7 +176,10 @@ class _OrderBuilder:
                 group.append((start, fields))
                 continue
             if not oid:
-                reject([(start, fields)], "missing_field", "order_id is empty")
+                if i_oid < len(fields):
+                    reject([(start, fields)], "missing_field", "order_id is empty")
+                else:
+                    reject([(start, fields)], "invalid_row", f"row has {len(fields)} fields; the header has {width}")
                 continue
             if group:
                 order(group_id, group)
@@ -235,16 +229,19 @@ class _OrderBuilder:
                 qty, price = 0, _NAN
             if sku and qty > 0 and price.is_finite() and price >= 0:
                 total += qty * price
-                products.append({"product_id": sku, "sku": sku, "quantity": qty, "price": float(price)})
+                products.append({"product_id": sku, "sku": sku, "quantity": qty, "price": float(fields[i_price])})
                 continue
             problems = problems or {}
             problems[number] = self._line_problem(sku, fields[i_qty], fields[i_price])
         if ref is None or problems:
             self._reject_order(rows, problems or {}, oid, ref, ref_row)
             return
-        timestamp = aware_time(ref[self.i_time], self.tz)
-        currency = ref[self.i_currency]
-        if timestamp is None or currency not in self.currency_ok:
+        timestamp = aware_time(ref[self.i_time].strip(), self.tz)
+        cell = ref[self.i_currency]
+        currency = self.currencies.get(cell)
+        if currency is None:
+            currency = _currency_code(self.currencies, cell)
+        if timestamp is None or not currency:
             self._reject_order(rows, {}, oid, ref, ref_row)
             return
         # A double keeps 15 significant digits exactly (JSON prints its shortest form); beyond, send the text.
@@ -258,7 +255,7 @@ class _OrderBuilder:
                 "order_id": oid,
                 "store_id": store,
                 "revenue": revenue,
-                "currency": self.currency_ok[currency],
+                "currency": currency,
                 "products": products,
                 "channel": channel,
             }
@@ -267,7 +264,7 @@ class _OrderBuilder:
             properties = {
                 "order_id": oid,
                 "revenue": revenue,
-                "currency": self.currency_ok[currency],
+                "currency": currency,
                 "products": products,
                 "channel": channel,
             }
@@ -335,9 +332,11 @@ class _OrderBuilder:
             text = ref[self.i_time].strip()
             if aware_time(text, self.tz) is None:
                 problems.setdefault(ref_row, ("invalid_timestamp", time_reason("ordered_at", text, self.tz)))
-            currency = ref[self.i_currency]
-            if currency not in self.currency_ok:
-                problems.setdefault(ref_row, ("invalid_currency", _currency_problem(currency.strip())))
+            cell = ref[self.i_currency]
+            if not _currency_code(self.currencies, cell):
+                problems.setdefault(ref_row, ("invalid_currency", _currency_problem(cell.strip())))
+        if not problems:  # pragma: no cover - every path here has found a problem
+            problems[rows[0][0]] = ("invalid_row", "the order could not be read")
         first_number = min(problems)
         code, reason = problems[first_number]
         note = f"order {oid} is rejected because of row {first_number}: {reason}"
