@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import httpx
-
 from tests.conftest import LiveServer
 
 ACCORD = str(Path(sys.executable).parent / "accord")

@@ -40,7 +40,7 @@ def generate_files(customers: int, days: int, seed: int, out: Path) -> dict[str,
 def load_files(directory: Path) -> dict[str, Any]:
     """Import the demo files (CRM customers, events, POS receipts) into the local stores and process them."""
     from accord.collect.importers import import_customers, import_events, import_orders
-    from accord.collect.imports import JournalSink
+    from accord.collect.imports import ProcessSink
     from accord.collect.segment import SourceInfo
     from accord.collect.sources import ensure_source
 
@@ -49,23 +49,28 @@ def load_files(directory: Path) -> dict[str, Any]:
         raise fail("stop the running server before loading the demo (the loader owns the stores while it runs)")
     summary: dict[str, Any] = {}
     with local_platform(s) as platform:
-        steps = (
-            ("customers", import_customers, directory / "customers.csv"),
-            ("events", import_events, directory / "events.jsonl"),
-            ("orders", import_orders, directory / "orders.csv"),
+        stores = json.loads((directory / "stores.json").read_text(encoding="utf-8"))
+        store_countries = {store["store_id"]: store["country"] for store in stores}
+        steps: tuple[tuple[str, Any, Path, dict[str, Any]], ...] = (
+            ("customers", import_customers, directory / "customers.csv", {}),
+            ("events", import_events, directory / "events.jsonl", {}),
+            ("orders", import_orders, directory / "orders.csv", {"store_countries": store_countries}),
         )
-        for kind, importer, path in steps:
+        for kind, importer, path, options in steps:
             name, channel = DEMO_SOURCES[kind]
             source = ensure_source(platform.state, name, channel)
-            sink = JournalSink(platform.journal, SourceInfo(source.id, source.channel))
+            sink = ProcessSink(s.state_url, SourceInfo(source.id, source.channel))
             started = time.perf_counter()
-            with _progress() as progress:
-                task = progress.add_task(f"importing {path.name}", total=None)
+            try:
+                with _progress() as progress:
+                    task = progress.add_task(f"importing {path.name}", total=None)
 
-                def advance(rows: int, task: TaskID = task, progress: Progress = progress) -> None:
-                    progress.update(task, completed=rows)
+                    def advance(rows: int, task: TaskID = task, progress: Progress = progress) -> None:
+                        progress.update(task, completed=rows)
 
-                report = importer(path, sink, progress=advance)
+                    report = importer(path, sink, progress=advance, **options)
+            finally:
+                sink.close()
             summary[kind] = {
                 "rows": report.rows,
                 "accepted": report.accepted,

@@ -160,7 +160,11 @@ def parse_request(
 
 def intake_import(messages: list[Any], source: SourceInfo, received_at: datetime) -> Intake:
     """Validate messages from a file import exactly like an HTTP batch (a message may carry no identity)."""
-    data = msgspec.json.encode({"batch": messages})
+    return intake_import_body(msgspec.json.encode({"batch": messages}), source, received_at)
+
+
+def intake_import_body(data: bytes, source: SourceInfo, received_at: datetime) -> Intake:
+    """intake_import for a body already encoded as {"batch": [...]}."""
     intake = Intake(source, "import", data, received_at)
     _validate_items(intake, _batch_decoder.decode(data), allow_no_identity=True)
     return intake

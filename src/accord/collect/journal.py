@@ -144,18 +144,21 @@ class Journal:
 
     def known_ids(self, source_id: str, ids: Sequence[str]) -> set[str]:
         """Which of IDS were already loaded for the source (used to skip re-imported rows early)."""
-        known: set[str] = set()
+        if not ids:
+            return set()
         with self.engine.connect() as conn:
-            for i in range(0, len(ids), 900):
-                chunk = list(ids[i : i + 900])
-                known.update(
-                    conn.execute(
-                        sa.select(message_ids.c.message_id).where(
-                            message_ids.c.source_id == source_id, message_ids.c.message_id.in_(chunk)
-                        )
-                    ).scalars()
+            if self.dialect == "sqlite":  # one JSON parameter instead of thousands of bound values
+                rows = conn.exec_driver_sql(
+                    "SELECT message_id FROM message_ids WHERE source_id = ? "
+                    "AND message_id IN (SELECT value FROM json_each(?))",
+                    (source_id, json.dumps(list(ids))),
                 )
-        return known
+            else:
+                rows = conn.execute(
+                    sa.text("SELECT message_id FROM message_ids WHERE source_id = :s AND message_id = ANY(:ids)"),
+                    {"s": source_id, "ids": list(ids)},
+                )
+            return {str(r[0]) for r in rows}
 
     def read(self, after_seq: int, limit: int) -> list[JournalEntry]:
         """Up to LIMIT batches after AFTER_SEQ, in order."""

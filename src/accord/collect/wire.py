@@ -51,8 +51,11 @@ _OBJECT_FIELDS = ("context", "properties", "traits", "integrations")
 
 
 def _is_object_or_null(raw: msgspec.Raw) -> bool:
-    data = bytes(raw).lstrip()
-    return not data or data[:1] == b"{" or data == b"null"
+    view = memoryview(raw)  # no copy: a Raw holds exactly the value's bytes
+    return not view or view[0] == _OPEN_BRACE or view == b"null"
+
+
+_OPEN_BRACE = ord("{")
 
 
 def parse_time(value: str | None, field: str) -> datetime | None:

@@ -7,7 +7,9 @@ import csv
 import io
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -267,6 +269,7 @@ class Sender:
         self.rows_done = 0
         self.started = time.perf_counter()
         self._error: ImportFailed | None = None
+        self._inflight: deque[tuple[Future[SendResult], list[Numbered], list[list[tuple[int, Any]]], int]] = deque()
 
     def add(self, row_number: int, message: dict[str, Any], rows: list[tuple[int, Any]]) -> None:
         """Queue one message built from ROWS (sent when the chunk is full)."""
@@ -288,19 +291,41 @@ class Sender:
         self.report.messages += messages
         self.rows_done += len(entries)
 
-    def flush(self) -> None:
-        """Send the pending chunk and count the answer (raises ImportFailed when sending fails)."""
+    def flush(self, wait: bool = False) -> None:
+        """Send the pending chunk and count the answer (raises ImportFailed when sending fails).
+
+        A sink that can `submit` works pipelined: one chunk is in flight while the next is built; WAIT settles
+        everything in flight.
+        """
         if self.messages:
             messages, sources, rows = self.messages, self.sources, self.pending_rows
             self.messages, self.sources, self.pending_rows = [], [], 0
-            self._settle(messages, sources, rows)
+            submit = getattr(self.sink, "submit", None)
+            if submit is None:
+                self._settle(self._send_now(messages), messages, sources, rows)
+            else:
+                try:
+                    self._inflight.append((submit(messages), messages, sources, rows))
+                except Exception as exc:
+                    raise self.fail(f"sending failed: {exc}") from exc
+        while self._inflight and (wait or len(self._inflight) > 1):
+            future, messages, sources, rows = self._inflight.popleft()
+            try:
+                result = future.result()
+            except Exception as exc:
+                raise self.fail(f"sending failed: {exc}") from exc
+            self._settle(result, messages, sources, rows)
         self._tick()
 
-    def _settle(self, messages: list[Numbered], sources: list[list[tuple[int, Any]]], rows: int) -> None:
+    def _send_now(self, messages: list[Numbered]) -> SendResult:
         try:
-            result = self.sink.send(messages)
+            return self.sink.send(messages)
         except Exception as exc:
             raise self.fail(f"sending failed: {exc}") from exc
+
+    def _settle(
+        self, result: SendResult, messages: list[Numbered], sources: list[list[tuple[int, Any]]], rows: int
+    ) -> None:
         answered = result.accepted + result.duplicates + len(result.rejects)
         if answered != len(messages):
             raise self.fail(f"the sink answered for {answered} of {len(messages)} messages")
@@ -326,7 +351,7 @@ class Sender:
 
     def finish(self) -> ImportReport:
         """Send what is left and close the rejects file."""
-        self.flush()
+        self.flush(wait=True)
         return self._close()
 
     def fail(self, message: str, send_pending: bool = False) -> ImportFailed:
@@ -339,7 +364,12 @@ class Sender:
             self._error = ImportFailed(message, self.report)  # guards against failing again while sending
             if send_pending:
                 with contextlib.suppress(ImportFailed):
-                    self.flush()
+                    self.flush(wait=True)
+            else:
+                while self._inflight:  # what was already handed over is durable: count it
+                    future, messages, sources, rows = self._inflight.popleft()
+                    with contextlib.suppress(Exception):
+                        self._settle(future.result(), messages, sources, rows)
             self.messages, self.sources, self.pending_rows = [], [], 0
             self._close()
             self._error = ImportFailed(
