@@ -86,7 +86,7 @@ def test_bad_messages_in_a_batch_are_listed_and_the_good_kept() -> None:
     assert reasons[3][0] == "invalid_type"
     assert reasons[4][0] == "invalid_timestamp" and "yesterday" in reasons[4][1]
     assert reasons[5][0] == "invalid_field" and "userId" in reasons[5][1]
-    assert reasons[6] == ("invalid_field", "properties must be a JSON object")
+    assert reasons[6] == ("invalid_field", "Expected `object | null`, got `array` - at `$.properties`")
     assert reasons[7][0] in ("invalid_field", "invalid_message")
     assert reasons[8] == ("missing_field", "alias needs both userId and previousId")
 

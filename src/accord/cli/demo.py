@@ -40,7 +40,7 @@ def generate_files(customers: int, days: int, seed: int, out: Path) -> dict[str,
 def load_files(directory: Path) -> dict[str, Any]:
     """Import the demo files (CRM customers, events, POS receipts) into the local stores and process them."""
     from accord.collect.importers import import_customers, import_events, import_orders
-    from accord.collect.imports import ProcessSink
+    from accord.collect.imports import JournalSink
     from accord.collect.segment import SourceInfo
     from accord.collect.sources import ensure_source
 
@@ -59,18 +59,15 @@ def load_files(directory: Path) -> dict[str, Any]:
         for kind, importer, path, options in steps:
             name, channel = DEMO_SOURCES[kind]
             source = ensure_source(platform.state, name, channel)
-            sink = ProcessSink(s.state_url, SourceInfo(source.id, source.channel))
+            sink = JournalSink(platform.journal, SourceInfo(source.id, source.channel))
             started = time.perf_counter()
-            try:
-                with _progress() as progress:
-                    task = progress.add_task(f"importing {path.name}", total=None)
+            with _progress() as progress:
+                task = progress.add_task(f"importing {path.name}", total=None)
 
-                    def advance(rows: int, task: TaskID = task, progress: Progress = progress) -> None:
-                        progress.update(task, completed=rows)
+                def advance(rows: int, task: TaskID = task, progress: Progress = progress) -> None:
+                    progress.update(task, completed=rows)
 
-                    report = importer(path, sink, progress=advance, **options)
-            finally:
-                sink.close()
+                report = importer(path, sink, progress=advance, **options)
             summary[kind] = {
                 "rows": report.rows,
                 "accepted": report.accepted,

@@ -32,7 +32,7 @@ from accord.collect.importers import (
     import_orders,
 )
 from accord.collect.importers.columns import parse_pairs
-from accord.collect.imports import HttpSink, ImportSink, ProcessSink
+from accord.collect.imports import HttpSink, ImportSink, JournalSink
 from accord.collect.segment import SourceInfo
 from accord.collect.sources import ensure_source
 
@@ -213,11 +213,7 @@ def _run(kind: str, file: Path, source: str, channel: str, fmt: Format, importer
                     src = ensure_source(platform.state, source, channel)
                 except CollectError as exc:
                     raise fail(exc.message) from exc
-                sink = ProcessSink(s.state_url, SourceInfo(src.id, src.channel))
-                try:
-                    report = _import(importer, sink, file, fmt)
-                finally:
-                    sink.close()
+                report = _import(importer, JournalSink(platform.journal, SourceInfo(src.id, src.channel)), file, fmt)
                 with _status("loading events into the event store", fmt):
                     processed = platform.processor.drain(timeout=DRAIN_TIMEOUT)
             via = "local"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -15,7 +13,6 @@ import msgspec
 from accord.collect.intake import intake_import_body
 from accord.collect.journal import Journal
 from accord.collect.segment import SourceInfo
-from accord.storage import create_state_engine
 
 Numbered = tuple[int, dict[str, Any]]  # (row number in the file, Segment message)
 Reject = tuple[int, str, str]  # (row number, code, reason)
@@ -58,44 +55,6 @@ class JournalSink:
                 [(self.source.id, "import", r.code, r.reason, r.payload) for r in intake.rejects]
             )
         return SendResult(len(intake.items), intake.dropped, rejects)
-
-
-class ProcessSink:
-    """A JournalSink in a worker process, pipelined: while the worker validates and commits one chunk, the
-    importer reads the file and builds the next (two cores instead of one interpreter lock)."""
-
-    def __init__(self, state_url: str, source: SourceInfo) -> None:
-        self._pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_init,
-            initargs=(state_url, source),
-        )
-
-    def submit(self, messages: Sequence[Numbered]) -> Future[SendResult]:
-        """Start sending; the future's result is durable when it arrives."""
-        body = msgspec.json.encode({"batch": [m for _, m in messages]})
-        return self._pool.submit(_worker_send, body, [n for n, _ in messages])
-
-    def send(self, messages: Sequence[Numbered]) -> SendResult:
-        return self.submit(messages).result()
-
-    def close(self) -> None:
-        """Stop the worker (after what was submitted)."""
-        self._pool.shutdown(wait=True)
-
-
-_worker_sink: JournalSink | None = None
-
-
-def _worker_init(state_url: str, source: SourceInfo) -> None:
-    global _worker_sink
-    _worker_sink = JournalSink(Journal(create_state_engine(state_url)), source)
-
-
-def _worker_send(body: bytes, numbers: list[int]) -> SendResult:
-    assert _worker_sink is not None, "worker not initialised"
-    return _worker_sink.send_body(body, numbers)
 
 
 class HttpSink:

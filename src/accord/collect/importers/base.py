@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import io
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -130,14 +129,34 @@ def csv_input(path: Path) -> Iterator[tuple[Any, list[str]]]:
 
 def read_all(sender: Sender, reader: Any, path: Path, consume: Callable[[Any], None]) -> ImportReport:
     """Run CONSUME over READER, then finish; a file that breaks part-way stops the import cleanly."""
+    with bulk_allocation():
+        try:
+            consume(reader)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            line = getattr(reader, "line_num", 0) + 1
+            raise sender.fail(
+                f"{path.name} line {line} cannot be read ({exc}); the rows before it were imported",
+                send_pending=True,
+            ) from exc
+        return sender.finish()
+
+
+@contextlib.contextmanager
+def bulk_allocation() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a file is read.
+
+    An import allocates millions of short-lived, acyclic dicts and lists while a few large structures stay alive;
+    the collector's full scans of those cost about 40% of the import (60k vs 99k rows/s measured). Reference
+    counting still frees everything; one collection runs at the end.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
     try:
-        consume(reader)
-    except (csv.Error, UnicodeDecodeError) as exc:
-        line = getattr(reader, "line_num", 0) + 1
-        raise sender.fail(
-            f"{path.name} line {line} cannot be read ({exc}); the rows before it were imported", send_pending=True
-        ) from exc
-    return sender.finish()
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+        gc.collect()
 
 
 def open_input(path: Path, binary: bool = False) -> Any:
@@ -269,7 +288,6 @@ class Sender:
         self.rows_done = 0
         self.started = time.perf_counter()
         self._error: ImportFailed | None = None
-        self._inflight: deque[tuple[Future[SendResult], list[Numbered], list[list[tuple[int, Any]]], int]] = deque()
 
     def add(self, row_number: int, message: dict[str, Any], rows: list[tuple[int, Any]]) -> None:
         """Queue one message built from ROWS (sent when the chunk is full)."""
@@ -291,37 +309,17 @@ class Sender:
         self.report.messages += messages
         self.rows_done += len(entries)
 
-    def flush(self, wait: bool = False) -> None:
-        """Send the pending chunk and count the answer (raises ImportFailed when sending fails).
-
-        A sink that can `submit` works pipelined: one chunk is in flight while the next is built; WAIT settles
-        everything in flight.
-        """
+    def flush(self) -> None:
+        """Send the pending chunk and count the answer (raises ImportFailed when sending fails)."""
         if self.messages:
             messages, sources, rows = self.messages, self.sources, self.pending_rows
             self.messages, self.sources, self.pending_rows = [], [], 0
-            submit = getattr(self.sink, "submit", None)
-            if submit is None:
-                self._settle(self._send_now(messages), messages, sources, rows)
-            else:
-                try:
-                    self._inflight.append((submit(messages), messages, sources, rows))
-                except Exception as exc:
-                    raise self.fail(f"sending failed: {exc}") from exc
-        while self._inflight and (wait or len(self._inflight) > 1):
-            future, messages, sources, rows = self._inflight.popleft()
             try:
-                result = future.result()
+                result = self.sink.send(messages)
             except Exception as exc:
                 raise self.fail(f"sending failed: {exc}") from exc
             self._settle(result, messages, sources, rows)
         self._tick()
-
-    def _send_now(self, messages: list[Numbered]) -> SendResult:
-        try:
-            return self.sink.send(messages)
-        except Exception as exc:
-            raise self.fail(f"sending failed: {exc}") from exc
 
     def _settle(
         self, result: SendResult, messages: list[Numbered], sources: list[list[tuple[int, Any]]], rows: int
@@ -351,7 +349,7 @@ class Sender:
 
     def finish(self) -> ImportReport:
         """Send what is left and close the rejects file."""
-        self.flush(wait=True)
+        self.flush()
         return self._close()
 
     def fail(self, message: str, send_pending: bool = False) -> ImportFailed:
@@ -364,12 +362,7 @@ class Sender:
             self._error = ImportFailed(message, self.report)  # guards against failing again while sending
             if send_pending:
                 with contextlib.suppress(ImportFailed):
-                    self.flush(wait=True)
-            else:
-                while self._inflight:  # what was already handed over is durable: count it
-                    future, messages, sources, rows = self._inflight.popleft()
-                    with contextlib.suppress(Exception):
-                        self._settle(future.result(), messages, sources, rows)
+                    self.flush()
             self.messages, self.sources, self.pending_rows = [], [], 0
             self._close()
             self._error = ImportFailed(
