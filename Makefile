@@ -42,6 +42,7 @@ unit: install postgres
 test: lint unit
 
 bench: install
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(PY) bench/run.py
 
 clean:

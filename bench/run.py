@@ -4,7 +4,7 @@
 wrk (bench/wrk_post.lua: every request carries new, unique messageIds), and prints a markdown table of medians.
 Results go to bench/results/latest.json. See docs/benchmarks.md for the method and the meaning of the numbers.
 
-    .venv/bin/python bench/run.py            # 3 runs x 10 s per measurement (about 10 minutes)
+    .venv/bin/python bench/run.py            # 3 runs x 10 s per measurement (about 20 minutes)
     .venv/bin/python bench/run.py --quick    # smoke run: 1 run x 3 s
     .venv/bin/python bench/run.py --sweep    # also try 16/32/64 connections (1 run each) before the main runs
 """
@@ -15,6 +15,8 @@ import argparse
 import base64
 import contextlib
 import csv
+import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -165,18 +167,18 @@ def start_accord(workdir: Path, processing: bool = True) -> Server:
     return server
 
 
-def start_bare(workdir: Path) -> Server:
-    """bench/bare_server.py: the same Litestar/uvicorn stack, decoding only."""
+def start_bare(workdir: Path, front: str) -> Server:
+    """bench/bare_server.py: the same uvicorn stack, decoding only, behind Litestar or a plain ASGI callable."""
     port = free_port()
-    logfile = workdir / f"bare-{port}.log"
+    logfile = workdir / f"bare-{front}-{port}.log"
     with open(logfile, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, str(BENCH / "bare_server.py"), "--port", str(port)],
+            [sys.executable, str(BENCH / "bare_server.py"), "--port", str(port), "--front", front],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server("bare", proc, f"http://127.0.0.1:{port}", logfile=logfile)
+    server = Server("bare" if front == "litestar" else "asgi", proc, f"http://127.0.0.1:{port}", logfile=logfile)
     try:
         _wait_until(lambda: httpx.get(f"{server.url}/health", timeout=2).status_code == 200, proc, 60, "bare server")
     except BaseException:
@@ -367,55 +369,77 @@ def write_orders_csv(path: Path, rows: int, seed: int = 5) -> int:
 
 
 def importer_available() -> bool:
-    """The `accord import orders` command exists (another engineer is writing it)."""
+    """The `accord import orders` command exists (src/accord/cli/imports.py)."""
     import importlib.util
 
     return importlib.util.find_spec("accord.cli.imports") is not None
 
 
-def bench_import(workdir: Path, rows: int) -> dict[str, Any]:
-    """Time `accord import orders FILE --channel store` on a fresh ACCORD_HOME with no server running.
-
-    TODO(lead): this stage was written before the importer existed; check the command line and the summary
-    parsing against the real `accord import orders` once it lands (the raw output is kept in the results).
-    """
-    home = Path(tempfile.mkdtemp(prefix="accord-import-", dir=workdir))
+def _accord_import(path: Path, home: Path) -> tuple[float, int, dict[str, Any], str]:
+    """Run `accord import orders PATH --channel store --format json` on HOME: wall seconds, exit code, summary."""
+    env = {**os.environ, "ACCORD_HOME": str(home), "ACCORD_ADMIN_TOKEN": "bench"}
+    cmd = [str(BIN / "accord"), "import", "orders", str(path), "--channel", "store", "--format", "json"]
+    t0 = time.monotonic()
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wall = time.monotonic() - t0
     try:
-        path = workdir / f"orders-{rows}.csv"
-        orders = write_orders_csv(path, rows)
-        env = {**os.environ, "ACCORD_HOME": str(home), "ACCORD_ADMIN_TOKEN": "bench"}
-        t0 = time.monotonic()
-        out = subprocess.run(
-            [str(BIN / "accord"), "import", "orders", str(path), "--channel", "store"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        wall = time.monotonic() - t0
-        result: dict[str, Any] = {
-            "rows": rows,
-            "orders": orders,
-            "exit_code": out.returncode,
-            "wall_s": wall,
-            "wall_rows_per_s": rows / wall,
-            "output_tail": (out.stdout + out.stderr)[-2000:],
-        }
-        # the command's own figure, if it prints one (e.g. "... 123,456 rows/s")
-        match = re.search(r"([\d,.]+)\s*rows/s", out.stdout + out.stderr)
-        if match:
-            result["reported_rows_per_s"] = float(match.group(1).replace(",", ""))
-        t1 = time.monotonic()
-        stats = subprocess.run(
-            [str(BIN / "accord"), "stats", "--format", "json"], env=env, capture_output=True, text=True, check=False
-        )
+        summary: dict[str, Any] = json.loads(out.stdout)
+    except ValueError:
+        summary = {}
+    return wall, out.returncode, summary, (out.stdout + out.stderr)[-2000:]
+
+
+def bench_import(workdir: Path, rows: int, runs: int) -> dict[str, Any]:
+    """Time `accord import orders FILE --channel store` with no server running, on a fresh ACCORD_HOME per run.
+
+    With no server the command writes the journal, then processes it into the event store before it exits.
+    Its own summary gives the import's rows/s (reading, validating, journalling); the wall clock minus that and
+    minus the fixed start-up cost (the same command on a header-only file) is the time spent processing.
+    """
+    path = workdir / f"orders-{rows}.csv"
+    orders = write_orders_csv(path, rows)
+    empty = workdir / "orders-empty.csv"
+    write_orders_csv(empty, 0)
+    result: dict[str, Any] = {"rows": rows, "orders": orders, "runs": []}
+    for run in range(1, runs + 1):
+        homes = [Path(tempfile.mkdtemp(prefix="accord-import-", dir=workdir)) for _ in range(2)]
+        try:
+            overhead, _, _, _ = _accord_import(empty, homes[0])
+            wall, code, summary, tail = _accord_import(path, homes[1])
+            env = {**os.environ, "ACCORD_HOME": str(homes[1]), "ACCORD_ADMIN_TOKEN": "bench"}
+            stats = subprocess.run(
+                [str(BIN / "accord"), "stats", "--format", "json"], env=env, capture_output=True, text=True, check=False
+            )
+        finally:
+            for home in homes:
+                shutil.rmtree(home, ignore_errors=True)
+        entry: dict[str, Any] = {"run": run, "exit_code": code, "wall_s": wall, "startup_s": overhead}
+        if summary:
+            entry.update(
+                import_s=summary["seconds"],
+                import_rows_per_s=summary["rows_per_second"],
+                accepted=summary["accepted"],
+                rejected_rows=summary["rejected_rows"],
+                processed=summary.get("processed"),
+                processing_s=max(wall - summary["seconds"] - overhead, 0.0),
+            )
+        else:
+            entry["output_tail"] = tail
         with contextlib.suppress(ValueError):
             data = json.loads(stats.stdout)
-            result.update(events=data.get("events"), processing_lag=data.get("processing_lag"))
-        result["stats_s"] = time.monotonic() - t1
-        return result
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+            entry.update(events=data.get("events"), processing_lag=data.get("processing_lag"))
+        log(f"  import    run {run} {entry}")
+        result["runs"].append(entry)
+    done = [r for r in result["runs"] if "import_rows_per_s" in r]
+    result["import_rows_per_s"] = [r["import_rows_per_s"] for r in done]
+    result["wall_rows_per_s"] = [rows / r["wall_s"] for r in done]
+    result["processing_s"] = [r["processing_s"] for r in done]
+    result["processing_events_per_s"] = [r["accepted"] / r["processing_s"] for r in done if r["processing_s"] > 0]
+    result["ok"] = bool(done) and all(
+        r["exit_code"] == 0 and r.get("events") == r["accepted"] == orders and r.get("processing_lag") == 0
+        for r in done
+    )
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -453,98 +477,114 @@ def fmt_range(values: list[float], digits: int = 0) -> str:
     return text
 
 
-def summarise(ms: list[Measurement], endpoint: str) -> dict[str, Any]:
-    acc = [m for m in ms if m.endpoint == endpoint and m.server == "accord"]
-    bare = [m for m in ms if m.endpoint == endpoint and m.server == "bare"]
-    ratios = [a.rps / b.rps for a, b in zip(acc, bare, strict=False) if b.rps]
-    drains = [m.checks for m in acc if m.checks]
-    return {
-        "accord_rps": [m.rps for m in acc],
-        "bare_rps": [m.rps for m in bare],
-        "accord_msgs": [m.messages_per_s for m in acc],
-        "bare_msgs": [m.messages_per_s for m in bare],
-        "accord_p50": [m.p50_ms for m in acc],
-        "accord_p99": [m.p99_ms for m in acc],
-        "bare_p50": [m.p50_ms for m in bare],
-        "bare_p99": [m.p99_ms for m in bare],
-        # CPU cores the server process tree (server + processing worker) used during the measured seconds
-        "accord_cores": [m.server_cpu_s / m.seconds for m in acc],
-        "bare_cores": [m.server_cpu_s / m.seconds for m in bare],
-        "ratios": ratios,
-        "errors": sum(m.errors for m in acc + bare),
-        "drain_events_per_s": [d["drain_events_per_s"] for d in drains if d.get("drain_events_per_s")],
-        "end_to_end_events_per_s": [d["end_to_end_events_per_s"] for d in drains],
-        "drain_s": [d["drain_s"] for d in drains],
-        "backlog": [float(d["backlog_at_end_of_load"]) for d in drains],
-        "unique_ids_ok": all(d.get("unique_ids_ok") for d in drains) if drains else None,
-        "connections": acc[0].connections if acc else None,
-    }
+SERVERS = ("accord", "bare", "asgi")  # Accord, bare Litestar stack, bare plain-ASGI stack
+
+
+def summarise(ms: list[Measurement]) -> dict[str, Any]:
+    """Per server: the figures of every run; ratios Accord/bare per run (run N of each server back to back)."""
+    by = {name: [m for m in ms if m.server == name] for name in SERVERS}
+    out: dict[str, Any] = {"connections": ms[0].connections if ms else None}
+    for name, runs in by.items():
+        out[name] = {
+            "rps": [m.rps for m in runs],
+            "msgs": [m.messages_per_s for m in runs],
+            "p50": [m.p50_ms for m in runs],
+            "p99": [m.p99_ms for m in runs],
+            # CPU cores the server process tree (server + processing worker) used during the measured seconds
+            "cores": [m.server_cpu_s / m.seconds for m in runs],
+        }
+    for name in ("bare", "asgi"):
+        pairs = zip(by["accord"], by[name], strict=False)
+        out[f"ratio_{name}"] = [a.rps / b.rps for a, b in pairs if b.rps]
+    out["errors"] = sum(m.errors for m in ms)
+    drains = [m.checks for m in by["accord"] if m.checks]
+    if drains:
+        out["processing"] = {
+            "drain_events_per_s": [d["drain_events_per_s"] for d in drains if d.get("drain_events_per_s")],
+            "end_to_end_events_per_s": [d["end_to_end_events_per_s"] for d in drains],
+            "drain_s": [d["drain_s"] for d in drains],
+            "backlog": [float(d["backlog_at_end_of_load"]) for d in drains],
+            "unique_ids_ok": all(d.get("unique_ids_ok") for d in drains),
+        }
+    return out
+
+
+def _pct(values: list[float]) -> str:
+    return f"{med(values):.0%}" if values else "—"
 
 
 def table(results: dict[str, Any]) -> str:
     rows = [
-        "| measure | Accord | bare stack (ceiling) | Accord / bare |",
-        "|---|---:|---:|---:|",
+        "| measure | Accord | bare Litestar | bare ASGI | Accord / Litestar | Accord / ASGI |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    b = results["summary"].get("batch")
-    if b:
-        c = b["connections"]
+
+    def line(label: str, s: dict[str, Any], key: str) -> None:
+        cells = [fmt_range(s[name][key]) if s[name][key] else "—" for name in SERVERS]
+        rows.append(f"| {label} | {' | '.join(cells)} | {_pct(s['ratio_bare'])} | {_pct(s['ratio_asgi'])} |")
+
+    def latency(label: str, s: dict[str, Any]) -> None:
+        cells = [
+            f"{med(s[name]['p50']):.1f} / {med(s[name]['p99']):.1f}" if s[name]["p50"] else "—" for name in SERVERS
+        ]
+        rows.append(f"| {label} | {' | '.join(cells)} | | |")
+
+    summary = results["summary"]
+    if b := summary.get("batch"):
+        line(f"`/v1/batch` messages/s (100 per request, c={b['connections']})", b, "msgs")
+        latency("`/v1/batch` latency p50 / p99 (ms)", b)
+    if b := summary.get("batch_processing_off"):
+        line(f"`/v1/batch` messages/s, ACCORD_PROCESSING=off (c={b['connections']})", b, "msgs")
+    if t := summary.get("track"):
+        line(f"`/v1/track` requests/s (1 message, c={t['connections']})", t, "rps")
+        latency("`/v1/track` latency p50 / p99 (ms)", t)
+    if t := summary.get("track_processing_off"):
+        line(f"`/v1/track` requests/s, ACCORD_PROCESSING=off (c={t['connections']})", t, "rps")
+    if (b := summary.get("batch")) and (p := b.get("processing")):
         rows.append(
-            f"| `/v1/batch` messages/s (100 per request, c={c}) | {fmt_range(b['accord_msgs'])} | "
-            f"{fmt_range(b['bare_msgs'])} | {med(b['ratios']):.1%} |"
+            f"| processing throughput: backlog drain after the batch load (events/s) | "
+            f"{fmt_range(p['drain_events_per_s'])} | | | | |"
         )
         rows.append(
-            f"| `/v1/batch` requests/s | {fmt_range(b['accord_rps'])} | {fmt_range(b['bare_rps'])} | "
-            f"{med(b['ratios']):.1%} |"
+            f"| processing, start of batch load to all processed (events/s) | "
+            f"{fmt_range(p['end_to_end_events_per_s'])} | | | | |"
         )
         rows.append(
-            f"| `/v1/batch` latency p50 / p99 (ms) | {med(b['accord_p50']):.1f} / {med(b['accord_p99']):.1f} | "
-            f"{med(b['bare_p50']):.1f} / {med(b['bare_p99']):.1f} | |"
-        )
-        if b["drain_events_per_s"] or b["end_to_end_events_per_s"]:
-            rows.append(
-                f"| processing throughput, backlog drain after the load (events/s) | "
-                f"{fmt_range(b['drain_events_per_s'])} | | |"
-            )
-            rows.append(
-                f"| processing, start of load to fully processed (events/s) | "
-                f"{fmt_range(b['end_to_end_events_per_s'])} | | |"
-            )
-            rows.append(
-                f"| backlog left at end of load (messages) / drain time (s) | "
-                f"{med(b['backlog']):,.0f} / {med(b['drain_s']):.1f} | | |"
-            )
-    off = results["summary"].get("batch_processing_off")
-    if off:
-        rows.append(
-            f"| `/v1/batch` messages/s, processing off (intake alone, c={off['connections']}) | "
-            f"{fmt_range(off['accord_msgs'])} | {fmt_range(off['bare_msgs'])} | {med(off['ratios']):.1%} |"
-        )
-    t = results["summary"].get("track")
-    off = results["summary"].get("track_processing_off")
-    if t:
-        rows.append(
-            f"| `/v1/track` requests/s (1 message, c={t['connections']}) | {fmt_range(t['accord_rps'])} | "
-            f"{fmt_range(t['bare_rps'])} | {med(t['ratios']):.1%} |"
-        )
-        rows.append(
-            f"| `/v1/track` latency p50 / p99 (ms) | {med(t['accord_p50']):.1f} / {med(t['accord_p99']):.1f} | "
-            f"{med(t['bare_p50']):.1f} / {med(t['bare_p99']):.1f} | |"
-        )
-    if off:
-        rows.append(
-            f"| `/v1/track` requests/s, processing off (intake alone, c={off['connections']}) | "
-            f"{fmt_range(off['accord_rps'])} | {fmt_range(off['bare_rps'])} | {med(off['ratios']):.1%} |"
+            f"| backlog at end of batch load (messages) / time to drain it (s) | "
+            f"{med(p['backlog']):,.0f} / {med(p['drain_s']):.0f} | | | | |"
         )
     imp = results.get("import")
-    if imp and "wall_s" in imp:
-        own = imp.get("reported_rows_per_s")
+    if imp and imp.get("import_rows_per_s"):
         rows.append(
-            f"| `accord import orders` ({imp['rows']:,} rows) rows/s, wall clock"
-            f"{f' (command reports {own:,.0f})' if own else ''} | {imp['wall_rows_per_s']:,.0f} | | |"
+            f"| `accord import orders`, {imp['rows']:,}-row POS CSV: rows/s of the import (its own summary) | "
+            f"{fmt_range(imp['import_rows_per_s'])} | | | | |"
+        )
+        rows.append(
+            f"| … then processing its {imp['orders']:,} orders into the event store (s; events/s) | "
+            f"{med(imp['processing_s']):.1f} s; {med(imp['processing_events_per_s']):,.0f} | | | | |"
+        )
+        rows.append(
+            f"| … whole command, wall clock incl. start-up and processing (rows/s) | "
+            f"{fmt_range(imp['wall_rows_per_s'])} | | | | |"
         )
     elif imp:
-        rows.append(f"| `accord import orders` | {imp.get('skipped', '—')} | | |")
+        rows.append(f"| `accord import orders` | {imp.get('skipped', 'failed: see latest.json')} | | | | |")
+    return "\n".join(rows)
+
+
+def sweep_table(ms: list[Measurement]) -> str:
+    """One run per connection count: requests/s and p99 of each server."""
+    rows = [
+        "| stage | connections | Accord req/s (p99 ms) | bare Litestar req/s (p99 ms) | bare ASGI req/s (p99 ms) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    keys = sorted({(m.endpoint, m.connections) for m in ms}, key=lambda k: ([m.endpoint for m in ms].index(k[0]), k[1]))
+    for stage, c in keys:
+        cells = []
+        for name in SERVERS:
+            found = [m for m in ms if (m.endpoint, m.connections, m.server) == (stage, c, name)]
+            cells.append(f"{found[0].rps:,.0f} ({found[0].p99_ms:.0f})" if found else "—")
+        rows.append(f"| {stage} | {c} | {' | '.join(cells)} |")
     return "\n".join(rows)
 
 
@@ -552,19 +592,35 @@ def notes(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
         f"{m['date']} · {m['nproc']} CPUs ({m['cpu']}) · Python {m['python']} · {m['wrk']} · "
-        f"{results['runs']} run(s) × {results['seconds']} s, median (min–max) · "
+        f"{results['runs']} run(s) × {results['seconds']:g} s per figure, median (min–max) · "
         f"load average at start {results['load_before']:.2f}"
     ]
-    b = results["summary"].get("batch")
-    if b and b["unique_ids_ok"] is not None:
+    b = results["summary"].get("batch", {}).get("processing")
+    if b:
         lines.append(
-            "unique messageIds verified (events == accepted_messages ≈ requests × 100 after processing): "
+            "unique messageIds verified (after processing, events == accepted_messages ≈ wrk requests × 100): "
             + ("yes" if b["unique_ids_ok"] else "NO — see bench/results/latest.json")
+        )
+    imp = results.get("import")
+    if imp and "ok" in imp:
+        lines.append(
+            "import checked (exit 0, every order an event, processing lag 0): "
+            + ("yes" if imp["ok"] else "NO — see bench/results/latest.json")
         )
     errors = sum(s["errors"] for s in results["summary"].values())
     if errors:
         lines.append(f"WARNING: {errors} wrk errors (non-2xx or socket errors) — see bench/results/latest.json")
+    if results["source_digest"] != results.get("source_digest_after"):
+        lines.append("WARNING: src/accord changed while the benchmark ran; the runs measured different code")
     return "\n".join(lines)
+
+
+def source_digest() -> str:
+    """A digest of src/accord/**/*.py, to tell which code a result measured (and whether it changed meanwhile)."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "src" / "accord").rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -601,6 +657,7 @@ def main() -> int:
         "connections": args.connections,
         "load_before": os.getloadavg()[0],
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "source_digest": source_digest(),
         "measurements": [],
         "summary": {},
     }
@@ -617,11 +674,15 @@ def main() -> int:
             "track-off": ("track", track_file, 1, False, False),
         }
 
-        def one(stage: str, run: int, connections: int, seconds: float) -> list[Measurement]:
+        def one(stage: str, run: int, connections: int, seconds: float, wait: bool = True) -> list[Measurement]:
             endpoint, templates, per_request, processing, drain = plan[stage]
+            drain = drain and wait
             out = []
-            for name in ("accord", "bare"):
-                server = start_accord(work, processing) if name == "accord" else start_bare(work)
+            for name in SERVERS:
+                if name == "accord":
+                    server = start_accord(work, processing)
+                else:
+                    server = start_bare(work, "litestar" if name == "bare" else "asgi")
                 try:
                     m = measure(
                         server,
@@ -654,38 +715,42 @@ def main() -> int:
 
         if args.sweep:
             sweep: list[Measurement] = []
-            for stage in ("batch", "track"):
+            for stage in ("batch", "batch-off", "track", "track-off"):
                 if stage not in stages:
                     continue
                 for c in (16, 32, 64):
-                    sweep += one(stage, 0, c, args.seconds)
+                    sweep += [
+                        dataclasses.replace(m, endpoint=stage) for m in one(stage, 0, c, args.seconds, wait=False)
+                    ]
             results["sweep"] = [vars(m) for m in sweep]
+            results["sweep_table"] = sweep_table(sweep)
 
         for stage in ("batch", "batch-off", "track", "track-off"):
-            if stage not in stages:
+            if stage not in stages or args.runs < 1:
                 continue
             ms: list[Measurement] = []
             for run in range(1, args.runs + 1):
                 ms += one(stage, run, args.connections, args.seconds)
             results["measurements"] += [vars(m) for m in ms]
             key = stage.replace("-off", "_processing_off")
-            results["summary"][key] = summarise(ms, plan[stage][0])
+            results["summary"][key] = summarise(ms)
 
-        if "import" in stages:
+        if "import" in stages and args.runs >= 1:
             if importer_available():
                 rows = 30_000 if args.quick else IMPORT_ROWS
-                log(f"  import: accord import orders ({rows:,} rows)")
-                results["import"] = bench_import(work, rows)
-                log(f"  import: {results['import']}")
+                results["import"] = bench_import(work, rows, args.runs)
             else:
-                # TODO(lead): enable once `accord import orders` lands (src/accord/cli/imports.py); the stage above
-                # then runs by itself: bench_import() generates the POS CSV and times the command.
-                results["import"] = {"skipped": "TODO: `accord import orders` not present yet"}
-                log("  import: skipped — accord.cli.imports is not present yet (TODO stage in bench/run.py)")
+                results["import"] = {"skipped": "skipped: `accord import` is not installed"}
+                log("  import: skipped — accord.cli.imports is missing")
 
+    results["source_digest_after"] = source_digest()
     results["table"] = table(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    if "sweep_table" in results:
+        print("Connection sweep (1 run each):\n")
+        print(results["sweep_table"])
+        print()
     print(table(results))
     print()
     print(notes(results))

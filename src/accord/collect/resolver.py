@@ -123,7 +123,7 @@ def worker_init(state_url: str, rules: IdentityRules) -> None:
     """Open the state store in the worker process, which yields the CPU to the intake when both want it."""
     global _worker
     with contextlib.suppress(OSError):
-        os.nice(5)  # acknowledging clients comes first; processing catches up in the gaps
+        os.nice(19)  # acknowledging clients comes first; processing catches up in the gaps
     engine = create_state_engine(state_url)
     _worker = Resolver(Journal(engine), IdentityGraph(engine, rules))
 
