@@ -13,8 +13,13 @@ ACCORD = str(Path(sys.executable).parent / "accord")
 
 def test_demo_loads_and_identity_precision_meets_the_bar(tmp_path: Path) -> None:
     env = {**os.environ, "ACCORD_HOME": str(tmp_path / "home")}
-    loaded = subprocess.run([ACCORD, "demo", "--customers", "800", "--days", "180", "--seed", "7", "--no-serve"],
-                            env=env, capture_output=True, text=True, timeout=600)
+    loaded = subprocess.run(
+        [ACCORD, "demo", "--customers", "800", "--days", "180", "--seed", "7", "--no-serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     marker = json.loads((tmp_path / "home" / "demo.json").read_text())
     load = marker["load"]
@@ -23,8 +28,13 @@ def test_demo_loads_and_identity_precision_meets_the_bar(tmp_path: Path) -> None
     channels = set(load["stats"]["events_by_channel"])
     assert {"web", "app", "store", "email", "sms", "push", "call_center", "messenger", "ads"} <= channels
     truth = tmp_path / "home" / "demo-data" / "truth.csv"
-    scored = subprocess.run([ACCORD, "identity", "evaluate", "--truth", str(truth), "--format", "json"],
-                            env=env, capture_output=True, text=True, timeout=120)
+    scored = subprocess.run(
+        [ACCORD, "identity", "evaluate", "--truth", str(truth), "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert scored.returncode == 0, scored.stderr
     score = json.loads(scored.stdout)
     assert score["precision"] >= 0.999, score
