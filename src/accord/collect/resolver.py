@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import threading
+import time
 from collections.abc import Sequence
 
 import msgspec
@@ -122,10 +124,23 @@ _worker: Resolver | None = None
 def worker_init(state_url: str, rules: IdentityRules) -> None:
     """Open the state store in the worker process, which yields the CPU to the intake when both want it."""
     global _worker
+    _exit_with_parent()
     with contextlib.suppress(OSError):
         os.nice(19)  # acknowledging clients comes first; processing catches up in the gaps
     engine = create_state_engine(state_url)
     _worker = Resolver(Journal(engine), IdentityGraph(engine, rules))
+
+
+def _exit_with_parent() -> None:
+    """End the worker when the server that started it is gone (even after kill -9, which runs no clean-up)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def worker_resolve(journal_seq: int, limit: int) -> tuple[bytes, int] | None:
