@@ -148,3 +148,31 @@ def test_grouping_does_not_depend_on_arrival_order(events: list[tuple[int, list[
     for group in partition(second):
         users = [k for k in group if k.startswith("user_id:")]
         assert len(users) <= 1
+
+
+def merged_into(graph: IdentityGraph) -> dict[str, str | None]:
+    with graph.engine.connect() as conn:
+        return dict(conn.execute(sa.select(t.profiles.c.id, t.profiles.c.merged_into)).tuples().all())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=events_strategy, data=st.data())
+def test_a_retired_profile_points_to_where_its_identifiers_went(
+    events: list[tuple[int, list[str]]], data: st.DataObject
+) -> None:
+    """Looking a customer up by an old profile id must land on a profile that took some of its identifiers."""
+    rules = IdentityRules(limits={"user_id": 1, "email": 2, "phone": 1, "anonymous_id": 3})
+    touches = data.draw(st.permutations([touch(m, *keys, msg=f"m{i}") for i, (m, keys) in enumerate(events)]))
+    graph = memory_graph(rules)
+    for one in touches:
+        before = queries.grouping(graph.engine)
+        redirects_before = merged_into(graph)
+        graph.resolve([one])
+        after = queries.grouping(graph.engine)
+        for pid, target in merged_into(graph).items():
+            if target is None or redirects_before.get(pid) == target:
+                continue
+            held = {k for k, p in before.items() if p == pid}
+            if not held:
+                continue  # created and retired within this one call
+            assert held & {k for k, p in after.items() if p == target}, (pid, target, held)

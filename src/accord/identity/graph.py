@@ -461,7 +461,7 @@ class IdentityGraph:
                 )
             )
         for pid in old_pids - used:
-            heirs = Counter(assignment[k] for keys in flows.values() for k in keys if k in comp)
+            heirs = Counter({dst: len(keys) for (src, dst), keys in flows.items() if src == pid})
             target = sorted(heirs, key=lambda p: (-heirs[p], p))[0] if heirs else None
             conn.execute(t.profiles.update().where(t.profiles.c.id == pid).values(merged_into=target))
         flag = bool(rejected)
