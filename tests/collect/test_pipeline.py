@@ -102,3 +102,20 @@ def test_unmerge_moves_the_events_in_the_event_store(platform: Platform) -> None
     platform.processor.sync_identity()
     assert platform.events.profile_summary(result["new_profile_id"])["event_count"] == 1
     assert platform.events.profile_summary(pid)["event_count"] == 1
+
+
+def test_listeners_hear_of_every_loaded_slice_and_a_failing_one_does_not_stop_loading(platform: Platform) -> None:
+    source = add_source(platform.state, "web", "web")
+    heard: list[tuple[int, int]] = []
+
+    def broken(after: int, upto: int) -> None:
+        raise RuntimeError("listener bug")
+
+    platform.processor.add_listener(broken)
+    platform.processor.add_listener(lambda after, upto: heard.append((after, upto)))
+    accept(platform, source.write_key, [{"event": "A", "userId": "u1", "messageId": "l1"}], kind="track")
+    accept(platform, source.write_key, [{"event": "B", "userId": "u1", "messageId": "l2"}], kind="track")
+    assert platform.processor.drain()
+    assert platform.events.count_events() == 2
+    covered = [seq for after, upto in heard for seq in range(after + 1, upto + 1)]
+    assert covered == [1, 2]

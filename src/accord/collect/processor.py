@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 from accord.collect.journal import Journal
@@ -36,6 +37,22 @@ class Processor:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.last_error: str | None = None
+        self._listeners: list[Callable[[int, int], None]] = []
+
+    def add_listener(self, listener: Callable[[int, int], None]) -> None:
+        """Call LISTENER(after_seq, upto_seq) once events with journal_seq in (after_seq, upto_seq] are loaded.
+
+        Listeners (segments, journeys, ...) keep their own cursor over `journal_seq` and identity change seqs, so a
+        listener that fails or misses a call catches up on its next run; a failure is logged, never raised here.
+        """
+        self._listeners.append(listener)
+
+    def _notify(self, after_seq: int, upto_seq: int) -> None:
+        for listener in self._listeners:
+            try:
+                listener(after_seq, upto_seq)
+            except Exception:
+                log.exception("event listener %r failed; it catches up on its next run", listener)
 
     def run_once(self) -> int:
         """Process one slice of the journal; returns how many journal entries it covered."""
@@ -50,18 +67,24 @@ class Processor:
                 changes = self.graph.changes_since(change_seq)
                 if changes:
                     self.events.apply_changes(changes)
+                    self._notify(journal_seq, journal_seq)
                 return 0
             table, last_seq = result
             self.events.load(table, last_seq, self.graph.changes_since(change_seq))
-            return max(last_seq - journal_seq, 1)
+        self._notify(journal_seq, last_seq)
+        return max(last_seq - journal_seq, 1)
 
     def sync_identity(self) -> int:
         """Apply pending identity changes to the event store now (after an unmerge); returns how many."""
+        seq = 0
         with self._lock:
             changes = self.graph.changes_since(self.events.cursors()[1])
             if changes:
                 self.events.apply_changes(changes)
-            return len(changes)
+                seq = self.events.cursors()[0]
+        if changes:
+            self._notify(seq, seq)
+        return len(changes)
 
     def drain(self, timeout: float = 60.0) -> bool:
         """Process until the journal is fully loaded and identity changes applied (or TIMEOUT passes)."""

@@ -68,7 +68,7 @@ def migrate(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")  # one branch per domain, all applied
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
