@@ -119,3 +119,30 @@ def test_listeners_hear_of_every_loaded_slice_and_a_failing_one_does_not_stop_lo
     assert platform.events.count_events() == 2
     covered = [seq for after, upto in heard for seq in range(after + 1, upto + 1)]
     assert covered == [1, 2]
+
+
+def test_a_domain_emits_events_in_its_own_transaction(platform: Platform) -> None:
+    import sqlalchemy as sa
+
+    from accord.collect.emit import emit
+    from accord.collect.errors import CollectError
+
+    with platform.state.begin() as conn:
+        ids = emit(
+            conn,
+            platform.journal,
+            "accord-test",
+            "store",
+            [{"event": "Store Entered", "userId": "u9", "properties": {"store_id": "S1"}}],
+        )
+    with pytest.raises(RuntimeError), platform.state.begin() as conn:  # rolled back with the domain change
+        emit(conn, platform.journal, "accord-test", "store", [{"event": "Store Exited", "userId": "u9"}])
+        raise RuntimeError("domain change failed")
+    with pytest.raises(CollectError, match="invalid"), platform.state.begin() as conn:
+        emit(conn, platform.journal, "accord-test", "store", [{"type": "track", "userId": "u9"}])  # no event name
+    assert platform.processor.drain()
+    pid = profiles.resolve(platform.state, platform.rules, "user_id:u9")
+    events = platform.events.timeline(pid or "").events
+    assert [(e["event"], e["channel"], e["message_id"]) for e in events] == [("Store Entered", "store", ids[0])]
+    with platform.state.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from sources where name = 'accord-test'")).scalar() == 1

@@ -59,42 +59,47 @@ class Journal:
 
     def append_groups(self, batches: Sequence[JournalBatch]) -> None:
         """Commit several requests in ONE transaction (group commit): one fsync for all of them."""
+        if any(b.items for b in batches):
+            with self.engine.begin() as conn:
+                self.append_in(conn, batches)
+
+    def append_in(self, conn: sa.Connection, batches: Sequence[JournalBatch]) -> None:
+        """Append within the caller's transaction (a domain change and the events it emits commit together)."""
         kept = [b for b in batches if b.items]
         if not kept:
             return
-        with self.engine.begin() as conn:
-            if self.dialect == "sqlite":  # the hot path: skip per-row type processing
-                conn.exec_driver_sql(
-                    "INSERT INTO journal (source_id, received_at, kind, body, items, n_items) VALUES (?,?,?,?,?,?)",
-                    [
-                        (
-                            b.source_id,
-                            b.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
-                            b.kind,
-                            b.body,
-                            _items_text(b),
-                            len(b.items),
-                        )
-                        for b in kept
-                    ],
-                )
-            else:
-                # One writer at a time keeps sequence order equal to commit order for the processor.
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(424242)")
-                conn.execute(
-                    journal.insert(),
-                    [
-                        {
-                            "source_id": b.source_id,
-                            "received_at": b.received_at,
-                            "kind": b.kind,
-                            "body": b.body,
-                            "items": _items_text(b),
-                            "n_items": len(b.items),
-                        }
-                        for b in kept
-                    ],
-                )
+        if self.dialect == "sqlite":  # the hot path: skip per-row type processing
+            conn.exec_driver_sql(
+                "INSERT INTO journal (source_id, received_at, kind, body, items, n_items) VALUES (?,?,?,?,?,?)",
+                [
+                    (
+                        b.source_id,
+                        b.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+                        b.kind,
+                        b.body,
+                        _items_text(b),
+                        len(b.items),
+                    )
+                    for b in kept
+                ],
+            )
+        else:
+            # One writer at a time keeps sequence order equal to commit order for the processor.
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(424242)")
+            conn.execute(
+                journal.insert(),
+                [
+                    {
+                        "source_id": b.source_id,
+                        "received_at": b.received_at,
+                        "kind": b.kind,
+                        "body": b.body,
+                        "items": _items_text(b),
+                        "n_items": len(b.items),
+                    }
+                    for b in kept
+                ],
+            )
 
     def claim(self, entries: Sequence[JournalEntry]) -> dict[int, set[str]]:
         """Claim the entries' message ids for loading, in one transaction.
