@@ -476,7 +476,7 @@ class Engine:
             )
             return self.sender(conn, request), following, None
         if step.kind == "wait":
-            return "waiting", following, self._wake_time(spec, traits, now)
+            return "waiting", following, self.wake_time(spec, traits, now)
         if step.kind == "wait_until":
             return "waiting for event", following, now + timedelta(seconds=spec["timeout"])
         if step.kind == "branch":
@@ -524,7 +524,7 @@ class Engine:
             return f"goal checkpoint {spec['label']}", following, None
         return "exit", None, None
 
-    def _wake_time(self, spec: dict[str, Any], traits: dict[str, Any], now: datetime) -> datetime:
+    def wake_time(self, spec: dict[str, Any], traits: dict[str, Any], now: datetime) -> datetime:
         """When a wait ends: after a duration, then at the next allowed local time / weekday, or at a date trait."""
         wake = now + timedelta(seconds=spec.get("duration", 0))
         if "until_trait" in spec:

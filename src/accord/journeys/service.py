@@ -279,3 +279,18 @@ def due_count(state: sa.Engine, now: datetime) -> int:
                 sa.select(sa.func.count()).select_from(inst).where(inst.c.state == "active", inst.c.due_at <= now)
             ).scalar_one()
         )
+
+
+def simulate(engine: Engine, text_or_name: str, profile_id: str, traits: dict[str, Any]) -> list[str]:
+    """Dry-run a definition (YAML text, or the name of a saved journey) for one profile; nothing is stored."""
+    from accord.journeys.simulate import simulate as run
+
+    if "\n" in text_or_name or ":" in text_or_name:
+        journey = load_journey(text_or_name)
+    else:
+        with engine.state.connect() as conn:
+            latest = _latest(conn, text_or_name)
+            if latest is None:
+                raise JourneyError(f"no journey named {text_or_name!r}", code="journey_not_found", status=404)
+            journey = engine.definition(conn, latest["id"])
+    return run(engine, journey, profile_id, traits, engine.clock())
