@@ -94,9 +94,8 @@ def test_a_worker_killed_mid_journey_resumes_without_losing_or_repeating_a_step(
 
 @pytest.mark.postgres
 def test_two_workers_on_postgresql_share_the_work_without_duplicates(pg_url: str, tmp_path: Path) -> None:
-    from tests.conftest import make_settings
-
     from accord.platform import open_platform
+    from tests.conftest import make_settings
 
     platform = open_platform(make_settings(tmp_path / "home", pg_url))
     try:

@@ -45,7 +45,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if outer.failures_left:
                     outer.failures_left -= 1
@@ -109,7 +109,9 @@ def test_a_store_visit_journey_runs_in_the_server(live_server: LiveServer, recei
         tasks = admin.get("/api/v1/tasks", params={"queue": "store"}).json()
         assert [t["title"] for t in tasks] == ["Greet the customer"]
         ann = admin.get("/api/v1/profiles/resolve", params={"identifier": "user_id:ann"}).json()["profile_id"]
-        profile = wait_for(lambda: (p := admin.get(f"/api/v1/profiles/{ann}").json())["traits"].get("visited_store") and p)
+        profile = wait_for(
+            lambda: (p := admin.get(f"/api/v1/profiles/{ann}").json())["traits"].get("visited_store") and p
+        )
         assert profile["traits"]["visited_store"]["value"] is True
     time.sleep(2.5)  # give the runner time to (wrongly) deliver again
     assert len(receiver.calls) == 1

@@ -34,8 +34,12 @@ def main() -> None:
     start = datetime.now(UTC)
     engine = Engine(state, sender=sender(worker), clock=lambda: start + timedelta(hours=2 * next(ticks)))  # type: ignore[arg-type]
     print("ready", flush=True)
-    while engine.run_due(batch):
-        pass
+    active = sa.text("SELECT count(*) FROM journey_instances WHERE state = 'active'")
+    while True:  # until every instance has finished (time leaps on, so waits always end)
+        if not engine.run_due(batch):
+            with state.connect() as conn:
+                if not conn.execute(active).scalar():
+                    return
 
 
 if __name__ == "__main__":

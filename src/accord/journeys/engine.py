@@ -559,12 +559,37 @@ class Engine:
 
     def _write(self, conn: sa.Connection, instances: list[_Instance], batch: _Batch, now: datetime) -> None:
         inst = t.journey_instances
-        if batch.transitions:
-            conn.execute(t.journey_transitions.insert(), batch.transitions)
         if batch.actions:
             conn.execute(t.journey_actions.insert(), batch.actions)
         if batch.profile_updates and self.emitter is not None:
             self.emitter(conn, batch.profile_updates)
+        if conn.dialect.name == "sqlite":  # the hot path: skip per-row type processing
+            conn.exec_driver_sql(
+                "INSERT INTO journey_transitions (instance_id, journey_id, step_id, outcome, at) VALUES (?,?,?,?,?)",
+                [
+                    (r["instance_id"], r["journey_id"], r["step_id"], r["outcome"], _sqlite_time(r["at"]))
+                    for r in batch.transitions
+                ],
+            )
+            conn.exec_driver_sql(
+                "UPDATE journey_instances SET state=?, step_id=?, due_at=?, waiting_for=?, ended_at=?, exit_reason=? "
+                "WHERE id=?",
+                [
+                    (
+                        i.state,
+                        i.step_id,
+                        _sqlite_time(i.due_at),
+                        i.waiting_for,
+                        _sqlite_time(i.ended_at),
+                        i.exit_reason,
+                        i.id,
+                    )
+                    for i in instances
+                ],
+            )
+            return
+        if batch.transitions:
+            conn.execute(t.journey_transitions.insert(), batch.transitions)
         conn.execute(
             inst.update()
             .where(inst.c.id == sa.bindparam("b_id"))
@@ -589,6 +614,11 @@ class Engine:
                 for i in instances
             ],
         )
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    """A time as the state store keeps it in SQLite (UTC, the format SQLAlchemy writes and compares)."""
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _wait_match(step: Step) -> Any:
