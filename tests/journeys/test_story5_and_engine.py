@@ -236,3 +236,30 @@ def test_versions_pause_resume_and_stop(platform: Platform, clock: Clock, sender
     assert journeys.stats(platform.state, "abandoned-cart")["active"] == 0
     with pytest.raises(journeys.JourneyError, match="stopped"):
         journeys.set_status(platform.state, "abandoned-cart", "active")
+
+
+def test_an_instance_follows_its_customer_through_a_merge(
+    platform: Platform, clock: Clock, sender: RecordingSender
+) -> None:
+    web = add_source(platform.state, "web", "web")
+    app = add_source(platform.state, "app", "app")
+    pos = add_source(platform.state, "pos", "store")
+    journeys.apply(platform.state, CART, activate=True)
+    browsing = {"type": "page", "name": "Home", "anonymousId": "anon-1", "messageId": "v1"}
+    ingest(platform, web.write_key, [browsing], clock.now)  # the older, anonymous profile
+    app_cart = {"type": "track", "event": "Cart Abandoned", "userId": "cara", "messageId": "c1"}
+    ingest(platform, app.write_key, [app_cart], clock.now)
+    platform.journeys.run_until_idle()
+    with platform.state.connect() as conn:
+        started_on = conn.execute(sa.select(t.journey_instances.c.profile_id)).scalar_one()
+    clock.advance(hours=1)  # she signs in on the web: her app profile joins the older anonymous one
+    login = {"type": "identify", "anonymousId": "anon-1", "userId": "cara", "messageId": "i1"}
+    ingest(platform, web.write_key, [login], clock.now)
+    assert profiles.resolve(platform.state, platform.rules, "user_id:cara") != started_on  # retired by the merge
+    clock.advance(hours=2)
+    receipt = {"type": "track", "event": "Order Completed", "userId": "cara", "messageId": "r1"}
+    ingest(platform, pos.write_key, [receipt], clock.now)
+    clock.advance(days=3)
+    platform.journeys.run_until_idle()
+    assert sender.sent == []
+    assert journeys.stats(platform.state, "abandoned-cart")["exited"] == {"exit event: Order Completed (store)": 1}

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
+from accord.identity import queries as identity_queries
 from accord.journeys import tables as t
 from accord.journeys.conditions import event_matches, holds
 from accord.journeys.definition import WEEKDAYS, Journey, Step, parse_journey
@@ -243,15 +244,20 @@ class Engine:
         now = self.clock()
         inst = t.journey_instances
         profiles = list({e.profile_id for e in events if e.profile_id})
+        # instances that started on a profile since merged into an event's profile belong to that person too
+        live = {pid: pid for pid in profiles}
+        for chunk in _chunks(profiles, 500):
+            live.update(identity_queries.retired_into(conn, list(chunk)))
         running: dict[str, list[Any]] = defaultdict(list)
         open_goals: dict[str, list[Any]] = defaultdict(list)
-        for chunk in _chunks(profiles, 500):
+        for chunk in _chunks(list(live), 500):
             for row in conn.execute(
                 sa.select(inst).where(inst.c.profile_id.in_(chunk), inst.c.converted_at.is_(None))
             ).mappings():
-                open_goals[row["profile_id"]].append(row)
+                person = live[row["profile_id"]]
+                open_goals[person].append(row)
                 if row["state"] == "active":
-                    running[row["profile_id"]].append(row)
+                    running[person].append(row)
         ended: set[str] = set()
         converted: set[str] = set()
         for event in sorted(events, key=lambda e: e.timestamp):
