@@ -481,8 +481,8 @@ class Engine:
                 properties=one.entry_properties,
             )
             return self.sender(conn, request), following, None
-        if step.kind == "wait":
-            return "waiting", following, self.wake_time(spec, traits, now)
+        if step.kind == "wait":  # a date to wait for may come with the entry (an appointment) or be a trait
+            return "waiting", following, self.wake_time(spec, {**traits, **one.entry_properties}, now)
         if step.kind == "wait_until":
             return "waiting for event", following, now + timedelta(seconds=spec["timeout"])
         if step.kind == "branch":

@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -133,6 +134,30 @@ def init_cursor(state: sa.Engine, journal_seq: int) -> None:
         if conn.execute(sa.select(t.journey_cursors.c.seq).where(t.journey_cursors.c.name == EVENTS_CURSOR)).first():
             return
         conn.execute(t.journey_cursors.insert().values(name=EVENTS_CURSOR, seq=journal_seq))
+
+
+def skip_to(state: sa.Engine, journal_seq: int) -> None:
+    """Move the journeys' event cursor forward to JOURNAL_SEQ (after a bulk history load: no replay)."""
+    init_cursor(state, journal_seq)
+    with state.begin() as conn:
+        conn.execute(
+            t.journey_cursors.update()
+            .where(t.journey_cursors.c.name == EVENTS_CURSOR, t.journey_cursors.c.seq < journal_seq)
+            .values(seq=journal_seq)
+        )
+
+
+LIBRARY = Path(__file__).parent / "library"
+
+
+def library() -> dict[str, str]:
+    """The ready-made journeys shipped with Accord: file stem -> YAML text."""
+    return {path.stem: path.read_text(encoding="utf-8") for path in sorted(LIBRARY.glob("*.yaml"))}
+
+
+def apply_library(state: sa.Engine, activate: bool = True) -> list[dict[str, Any]]:
+    """Apply (and start) every ready-made journey."""
+    return [apply(state, text, activate) for text in library().values()]
 
 
 def feed_events(engine: Engine, read_events: Any, upto_seq: int) -> int:
