@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,10 +45,6 @@ class Platform:
             cached = self._sources[write_key] = SourceInfo(source.id, source.channel)
         return cached
 
-    def forget_source(self, write_key: str) -> None:
-        """Drop a cached lookup (after sources change)."""
-        self._sources.pop(write_key, None)
-
     def record_rejects(self, intake: Intake, channel: str) -> None:
         """Keep the rejected messages of a request, so that nothing is dropped silently."""
         self.journal.record_rejects([(intake.source.id, channel, r.code, r.reason, r.payload) for r in intake.rejects])
@@ -66,10 +61,6 @@ class Platform:
             "processing_lag": max(self.journal.last_seq() - journal_seq, 0),
             "processor_error": self.processor.last_error,
         }
-
-    def last_event_at(self) -> datetime | None:
-        """Newest event time."""
-        return self.events.last_event_at()
 
     def close(self) -> None:
         """Stop background work and close the stores."""

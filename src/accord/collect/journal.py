@@ -193,11 +193,6 @@ class Journal:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(journal.c.n_items), 0))).scalar_one())
 
-    def count_loaded_ids(self) -> int:
-        """Number of distinct message ids claimed for loading."""
-        with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(message_ids)).scalar_one())
-
     def record_rejects(self, rejects: Sequence[tuple[str | None, str, str, str, str | None]]) -> None:
         """Keep rejected messages (source, way in, code, reason, payload) so that nothing vanishes."""
         if not rejects:
