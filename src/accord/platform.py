@@ -65,6 +65,7 @@ class Platform:
     def close(self) -> None:
         """Stop background work and close the stores."""
         self.processor.stop()
+        self.journal.close()
         self.events.close()
         self.state.dispose()
 
