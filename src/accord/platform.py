@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,10 +53,6 @@ class Platform:
             cached = self._sources[write_key] = SourceInfo(source.id, source.channel)
         return cached
 
-    def forget_source(self, write_key: str) -> None:
-        """Drop a cached lookup (after sources change)."""
-        self._sources.pop(write_key, None)
-
     def record_rejects(self, intake: Intake, channel: str) -> None:
         """Keep the rejected messages of a request, so that nothing is dropped silently."""
         self.journal.record_rejects([(intake.source.id, channel, r.code, r.reason, r.payload) for r in intake.rejects])
@@ -75,14 +70,11 @@ class Platform:
             "processor_error": self.processor.last_error,
         }
 
-    def last_event_at(self) -> datetime | None:
-        """Newest event time."""
-        return self.events.last_event_at()
-
     def close(self) -> None:
         """Stop background work and close the stores."""
         self.journey_runner.stop()
         self.processor.stop()
+        self.journal.close()
         self.events.close()
         self.state.dispose()
 
