@@ -17,6 +17,8 @@ from accord.config import Settings
 from accord.identity import queries as identity_queries
 from accord.identity.graph import IdentityGraph
 from accord.identity.rules import IdentityRules
+from accord.segments.engines import DuckDBEngine
+from accord.segments.runtime import SegmentRuntime
 from accord.storage import create_state_engine, migrate
 from accord.storage.events import EventStore, open_event_store
 
@@ -32,6 +34,7 @@ class Platform:
     journal: Journal
     graph: IdentityGraph
     processor: Processor
+    segments: SegmentRuntime
     _sources: dict[str, SourceInfo] = field(default_factory=dict)
 
     def lookup_source(self, write_key: str) -> SourceInfo | None:
@@ -74,6 +77,7 @@ class Platform:
     def close(self) -> None:
         """Stop background work and close the stores."""
         self.processor.stop()
+        self.segments.stop()
         self.events.close()
         self.state.dispose()
 
@@ -92,4 +96,8 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
     journal = Journal(state)
     graph = IdentityGraph(state, rules)
     processor = Processor(journal, graph, events)
-    return Platform(settings, state, events, rules, journal, graph, processor)
+    segments = SegmentRuntime(
+        state, DuckDBEngine(events), journal, graph.changes_since, lambda pid: identity_queries.merges_of(state, pid)
+    )
+    processor.add_listener(segments.on_events)
+    return Platform(settings, state, events, rules, journal, graph, processor, segments)

@@ -89,6 +89,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
         await writer.start()
         if settings.processing:
             plat.processor.start(worker_process=settings.resolver == "process", state_url=settings.state_url)
+            plat.segments.start()  # time-driven re-evaluation of rolling windows
         app.state.platform = plat
         app.state.writer = writer
         app.state.admin_token = admin_token(settings)
