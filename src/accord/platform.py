@@ -22,6 +22,8 @@ from accord.journeys import service as journeys_service
 from accord.journeys.engine import Engine as JourneyEngine
 from accord.journeys.feed import address_of, event_reader, traits_lookup
 from accord.journeys.runner import Runner as JourneyRunner
+from accord.segments.engines import DuckDBEngine
+from accord.segments.runtime import SegmentRuntime
 from accord.storage import create_state_engine, migrate
 from accord.storage.events import EventStore, open_event_store
 
@@ -37,6 +39,7 @@ class Platform:
     journal: Journal
     graph: IdentityGraph
     processor: Processor
+    segments: SegmentRuntime
     journeys: JourneyEngine
     journey_runner: JourneyRunner
     _sources: dict[str, SourceInfo] = field(default_factory=dict)
@@ -75,6 +78,7 @@ class Platform:
         self.journey_runner.stop()
         self.processor.stop()
         self.journal.close()
+        self.segments.stop()
         self.events.close()
         self.state.dispose()
 
@@ -93,8 +97,14 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
     journal = Journal(state)
     graph = IdentityGraph(state, rules)
     processor = Processor(journal, graph, events)
+    segments = SegmentRuntime(
+        state, DuckDBEngine(events), journal, graph.changes_since, lambda pid: identity_queries.merges_of(state, pid)
+    )
+    processor.add_listener(segments.on_events)  # before journeys: they see membership as of the same events
     journeys = _journeys(state, events, journal, processor, read_only_events)
-    return Platform(settings, state, events, rules, journal, graph, processor, journeys, JourneyRunner(journeys))
+    return Platform(
+        settings, state, events, rules, journal, graph, processor, segments, journeys, JourneyRunner(journeys)
+    )
 
 
 def _journeys(

@@ -91,6 +91,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
         if settings.processing:
             plat.processor.start(worker_process=settings.resolver == "process", state_url=settings.state_url)
             plat.journey_runner.start()
+            plat.segments.start()  # time-driven re-evaluation of rolling windows
         app.state.platform = plat
         app.state.writer = writer
         app.state.admin_token = admin_token(settings)
