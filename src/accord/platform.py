@@ -17,8 +17,12 @@ from accord.config import Settings
 from accord.identity import queries as identity_queries
 from accord.identity.graph import IdentityGraph
 from accord.identity.rules import IdentityRules
+from accord.loyalty.orders import OrderPoints
+from accord.loyalty.service import LoyaltyService
+from accord.offers.service import OfferService
 from accord.storage import create_state_engine, migrate
 from accord.storage.events import EventStore, open_event_store
+from accord.storage.group_commit import GroupCommitter
 
 
 @dataclass
@@ -32,6 +36,9 @@ class Platform:
     journal: Journal
     graph: IdentityGraph
     processor: Processor
+    committer: GroupCommitter
+    offers: OfferService
+    loyalty: LoyaltyService
     _sources: dict[str, SourceInfo] = field(default_factory=dict)
 
     def lookup_source(self, write_key: str) -> SourceInfo | None:
@@ -74,6 +81,7 @@ class Platform:
     def close(self) -> None:
         """Stop background work and close the stores."""
         self.processor.stop()
+        self.committer.stop()
         self.events.close()
         self.state.dispose()
 
@@ -92,4 +100,10 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
     journal = Journal(state)
     graph = IdentityGraph(state, rules)
     processor = Processor(journal, graph, events)
-    return Platform(settings, state, events, rules, journal, graph, processor)
+    committer = GroupCommitter(state)  # domain writes share commits (one fsync for many redemptions/burns)
+    offers = OfferService(state, journal, committer)
+    loyalty = LoyaltyService(state, journal, committer)
+    processor.add_listener(OrderPoints(loyalty, events))
+    return Platform(
+        settings, state, events, rules, journal, graph, processor, committer=committer, offers=offers, loyalty=loyalty
+    )
