@@ -300,7 +300,7 @@ class LoyaltyService:
         program = self.program()
 
         def run(conn: sa.Connection) -> dict[str, Any]:
-            previous = self._previous(conn, key, profile_id, "burn")
+            previous = self._previous(conn, key, profile_id, "burn", -points)
             if previous is not None:
                 return previous
             return self._debit(conn, who, profile_id, key, "burn", points, program, ch, store_id, reason, None)
@@ -419,11 +419,14 @@ class LoyaltyService:
         return done
 
     # -- internals -----------------------------------------------------------------------------------------
-    def _previous(self, conn: sa.Connection, key: str, profile_id: str, kind: str) -> dict[str, Any] | None:
+    def _previous(
+        self, conn: sa.Connection, key: str, profile_id: str, kind: str, points: int | None = None
+    ) -> dict[str, Any] | None:
+        """The entry already written under KEY (a retry gets it back); 409 if KEY was used for something else."""
         row = conn.execute(sa.select(t.loyalty_ledger).where(t.loyalty_ledger.c.idempotency_key == key)).first()
         if row is None:
             return None
-        if row.profile_id != profile_id or row.kind != kind:
+        if row.profile_id != profile_id or row.kind != kind or (points is not None and row.points != points):
             raise LoyaltyError(409, "idempotency_key_reused", "this idempotency key was used for another entry")
         return {**_entry_view(row), "replayed": True, "tier": self._tier(conn, profile_id, self.program())}
 
