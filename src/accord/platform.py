@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 
+from accord.collect.emit import emit
 from accord.collect.intake import Intake
 from accord.collect.journal import Journal
 from accord.collect.processor import Processor
@@ -86,6 +88,15 @@ class Platform:
         self.state.dispose()
 
 
+def _emit_staged(journal: Journal, conn: sa.Connection, items: list[tuple[str, dict[str, Any]]]) -> None:
+    """Emit the events a group of domain writes staged: one journal entry per internal source and group."""
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for source, message in items:
+        by_source.setdefault(source, []).append(message)
+    for source, messages in by_source.items():
+        emit(conn, journal, source, "other", messages)
+
+
 def open_platform(settings: Settings, read_only_events: bool = False) -> Platform:
     """Open (and migrate) the state store, open the event store, wire the services."""
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -100,7 +111,7 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
     journal = Journal(state)
     graph = IdentityGraph(state, rules)
     processor = Processor(journal, graph, events)
-    committer = GroupCommitter(state)  # domain writes share commits (one fsync for many redemptions/burns)
+    committer = GroupCommitter(state, partial(_emit_staged, journal))  # one commit for many redemptions/burns
     offers = OfferService(state, journal, committer)
     loyalty = LoyaltyService(state, journal, committer)
     processor.add_listener(OrderPoints(loyalty, events))

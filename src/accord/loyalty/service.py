@@ -18,13 +18,12 @@ import sqlalchemy as sa
 from babel.numbers import get_currency_precision
 
 from accord.collect.channels import CHANNELS, normalise_channel
-from accord.collect.emit import emit
 from accord.collect.journal import Journal
 from accord.loyalty import tables as t
 from accord.loyalty.program import Program, ProgramError
 from accord.profiles.anchor import identity_fields
 from accord.storage import new_id, utcnow
-from accord.storage.group_commit import GroupCommitter, begin_write
+from accord.storage.group_commit import GroupCommitter, begin_write, stage
 
 SOURCE = "accord-loyalty"
 EVENT_NAMES = {
@@ -34,6 +33,50 @@ EVENT_NAMES = {
     "adjust": "Loyalty Points Adjusted",
     "reverse": "Loyalty Points Reversed",
 }
+
+
+# The hot path's statements, built once (constructing Core statements per call costs more than running them).
+_a, _l, _lots = t.loyalty_accounts.c, t.loyalty_ledger.c, t.loyalty_lots.c
+_now = sa.bindparam("now", type_=_a.updated_at.type)
+SELECT_ENTRY = sa.select(t.loyalty_ledger).where(_l.idempotency_key == sa.bindparam("key"))
+SELECT_TIER = sa.select(_a.tier).where(_a.profile_id == sa.bindparam("pid"))
+SELECT_BALANCE = sa.select(_a.balance).where(_a.profile_id == sa.bindparam("pid"))
+CREDIT = (
+    t.loyalty_accounts.update()
+    .where(_a.profile_id == sa.bindparam("pid"))
+    .values(balance=_a.balance + sa.bindparam("pts"), lifetime_earned=_a.lifetime_earned + sa.bindparam("life"))
+    .values(updated_at=_now)
+    .returning(_a.balance, _a.lifetime_earned, _a.tier)
+)
+
+
+def _debit_statement(greatest: Any) -> Any:
+    """balance -= pts only WHERE balance >= pts: the guard that keeps every balance at zero or above."""
+    return (
+        t.loyalty_accounts.update()
+        .where(_a.profile_id == sa.bindparam("pid"), _a.balance >= sa.bindparam("pts"))
+        .values(balance=_a.balance - sa.bindparam("pts"))
+        .values(lifetime_earned=greatest(_a.lifetime_earned - sa.bindparam("life"), 0), updated_at=_now)
+        .returning(_a.balance, _a.lifetime_earned, _a.tier)
+    )
+
+
+DEBIT = {"sqlite": _debit_statement(sa.func.max), "postgresql": _debit_statement(sa.func.greatest)}
+SET_TIER = t.loyalty_accounts.update().where(_a.profile_id == sa.bindparam("pid")).values(tier=sa.bindparam("new_tier"))
+INSERT_ENTRY = t.loyalty_ledger.insert()
+INSERT_LOT = t.loyalty_lots.insert()
+SELECT_LOTS = (
+    sa.select(_lots.entry_id, _lots.remaining)
+    .where(_lots.profile_id == sa.bindparam("pid"), _lots.remaining > 0)
+    .order_by(sa.case((_lots.expires_at.is_(None), 1), else_=0), _lots.expires_at, _lots.entry_id)
+    .limit(20)
+)
+SELECT_LOT = sa.select(_lots.remaining).where(_lots.entry_id == sa.bindparam("entry_id"))
+TAKE_FROM_LOT = (
+    t.loyalty_lots.update()
+    .where(_lots.entry_id == sa.bindparam("lot"))
+    .values(remaining=_lots.remaining - sa.bindparam("take"))
+)
 
 
 class LoyaltyError(Exception):
@@ -98,15 +141,24 @@ def _entry_view(row: Any) -> dict[str, Any]:
     }
 
 
+_INSERT_IGNORE: dict[tuple[str, str], sa.Executable] = {}
+
+
 def _insert_ignore(conn: sa.Connection, table: sa.Table, values: dict[str, Any]) -> None:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    """INSERT ... ON CONFLICT DO NOTHING (statement built once per table and dialect)."""
+    key = (table.name, conn.dialect.name)
+    stmt = _INSERT_IGNORE.get(key)
+    if stmt is None:
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        conn.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+            stmt = pg_insert(table).on_conflict_do_nothing()
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        conn.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
+            stmt = sqlite_insert(table).on_conflict_do_nothing()
+        _INSERT_IGNORE[key] = stmt
+    conn.execute(stmt, values)
 
 
 class LoyaltyService:
@@ -240,7 +292,8 @@ class LoyaltyService:
             previous = self._previous(conn, key, profile_id, "earn")
             if previous is not None:
                 return previous
-            tier = self._tier(conn, profile_id, program)
+            # the tier matters only when tiers earn differently (saves a read per earn otherwise)
+            tier = self._tier(conn, profile_id, program) if program.tier_multipliers else None
             detail: dict[str, Any]
             if request.points is not None:
                 points, detail = request.points, {"direct": True}
@@ -423,7 +476,7 @@ class LoyaltyService:
         self, conn: sa.Connection, key: str, profile_id: str, kind: str, points: int | None = None
     ) -> dict[str, Any] | None:
         """The entry already written under KEY (a retry gets it back); 409 if KEY was used for something else."""
-        row = conn.execute(sa.select(t.loyalty_ledger).where(t.loyalty_ledger.c.idempotency_key == key)).first()
+        row = conn.execute(SELECT_ENTRY, {"key": key}).first()
         if row is None:
             return None
         if row.profile_id != profile_id or row.kind != kind or (points is not None and row.points != points):
@@ -431,9 +484,7 @@ class LoyaltyService:
         return {**_entry_view(row), "replayed": True, "tier": self._tier(conn, profile_id, self.program())}
 
     def _tier(self, conn: sa.Connection, profile_id: str, program: Program) -> str:
-        tier = conn.execute(
-            sa.select(t.loyalty_accounts.c.tier).where(t.loyalty_accounts.c.profile_id == profile_id)
-        ).scalar()
+        tier = conn.execute(SELECT_TIER, {"pid": profile_id}).scalar()
         return tier or program.tier_for(0)
 
     def _credit(
@@ -452,29 +503,13 @@ class LoyaltyService:
         expiry: bool = True,
     ) -> dict[str, Any]:
         now = utcnow()
-        a = t.loyalty_accounts.c
-        _insert_ignore(
-            conn,
-            t.loyalty_accounts,
-            {
-                "profile_id": profile_id,
-                "balance": 0,
-                "lifetime_earned": 0,
-                "tier": program.tier_for(0),
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
-        balance, lifetime_points, old_tier = conn.execute(
-            t.loyalty_accounts.update()
-            .where(a.profile_id == profile_id)
-            .values(
-                balance=a.balance + points,
-                lifetime_earned=a.lifetime_earned + (points if lifetime else 0),
-                updated_at=now,
-            )
-            .returning(a.balance, a.lifetime_earned, a.tier)
-        ).one()
+        params = {"pid": profile_id, "pts": points, "life": points if lifetime else 0, "now": now}
+        row = conn.execute(CREDIT, params).first()
+        if row is None:  # the first entry of this profile opens its account
+            account = {"profile_id": profile_id, "balance": 0, "lifetime_earned": 0, "tier": program.tier_for(0)}
+            _insert_ignore(conn, t.loyalty_accounts, {**account, "created_at": now, "updated_at": now})
+            row = conn.execute(CREDIT, params).one()
+        balance, lifetime_points, old_tier = row
         expires_at = now + timedelta(days=program.expiry_days) if expiry and program.expiry_days else None
         entry = {
             "id": new_id(),
@@ -491,13 +526,10 @@ class LoyaltyService:
             "expires_at": expires_at,
             "created_at": now,
         }
-        conn.execute(t.loyalty_ledger.insert().values(**entry))
+        conn.execute(INSERT_ENTRY, entry)
         if points > 0:
-            conn.execute(
-                t.loyalty_lots.insert().values(
-                    entry_id=entry["id"], profile_id=profile_id, expires_at=expires_at, remaining=points
-                )
-            )
+            lot = {"entry_id": entry["id"], "profile_id": profile_id, "expires_at": expires_at, "remaining": points}
+            conn.execute(INSERT_LOT, lot)
         tier = self._retier(conn, who, profile_id, program, lifetime_points, old_tier, channel, now)
         self._emit(conn, who, entry, tier, now)
         return {**_entry_view(entry), "tier": tier, "replayed": False}
@@ -521,20 +553,9 @@ class LoyaltyService:
         lots_first: Sequence[str] = (),
     ) -> dict[str, Any]:
         now = utcnow()
-        a = t.loyalty_accounts.c
         # The guard: a debit happens only when the balance covers it, decided by the database row, not by a read.
-        row = conn.execute(
-            t.loyalty_accounts.update()
-            .where(a.profile_id == profile_id, a.balance >= points)
-            .values(
-                balance=a.balance - points,
-                lifetime_earned=sa.func.max(a.lifetime_earned - lifetime, 0)
-                if conn.dialect.name == "sqlite"
-                else sa.func.greatest(a.lifetime_earned - lifetime, 0),
-                updated_at=now,
-            )
-            .returning(a.balance, a.lifetime_earned, a.tier)
-        ).first()
+        params = {"pid": profile_id, "pts": points, "life": lifetime, "now": now}
+        row = conn.execute(DEBIT[conn.dialect.name], params).first()
         after: tuple[int, int, str]
         if row is not None:
             after = (row[0], row[1], row[2])
@@ -542,7 +563,7 @@ class LoyaltyService:
             if allow_zero and points == 0:
                 after = (0, 0, program.tier_for(0))
             else:
-                balance = conn.execute(sa.select(a.balance).where(a.profile_id == profile_id)).scalar() or 0
+                balance = conn.execute(SELECT_BALANCE, {"pid": profile_id}).scalar() or 0
                 raise LoyaltyError(
                     409,
                     "insufficient_points",
@@ -566,30 +587,30 @@ class LoyaltyService:
             "expires_at": None,
             "created_at": now,
         }
-        conn.execute(t.loyalty_ledger.insert().values(**entry))
+        conn.execute(INSERT_ENTRY, entry)
         tier = self._retier(conn, who, profile_id, program, lifetime_points, old_tier, channel, now)
         self._emit(conn, who, entry, tier, now)
         return {**_entry_view(entry), "tier": tier, "replayed": False}
 
     def _consume_lots(self, conn: sa.Connection, profile_id: str, points: int, first: Sequence[str]) -> None:
         """Take POINTS from the profile's lots: the named ones first, then the soonest to expire."""
-        lots = t.loyalty_lots.c
         left = points
-        expiry_order = sa.case((lots.expires_at.is_(None), 1), else_=0)
-        rows = conn.execute(
-            sa.select(lots.entry_id, lots.remaining)
-            .where(lots.profile_id == profile_id, lots.remaining > 0)
-            .order_by(expiry_order, lots.expires_at, lots.entry_id)
-        ).all()
-        ordered = [r for r in rows if r.entry_id in first] + [r for r in rows if r.entry_id not in first]
-        for entry_id, remaining in ordered:
-            if left <= 0:
-                break
+        for entry_id in first:
+            remaining = conn.execute(SELECT_LOT, {"entry_id": entry_id}).scalar() or 0
             take = min(left, remaining)
-            conn.execute(
-                t.loyalty_lots.update().where(lots.entry_id == entry_id).values(remaining=lots.remaining - take)
-            )
-            left -= take
+            if take > 0:
+                conn.execute(TAKE_FROM_LOT, {"lot": entry_id, "take": take})
+                left -= take
+        while left > 0:
+            rows = conn.execute(SELECT_LOTS, {"pid": profile_id}).all()
+            if not rows:
+                break
+            for entry_id, remaining in rows:
+                take = min(left, remaining)
+                conn.execute(TAKE_FROM_LOT, {"lot": entry_id, "take": take})
+                left -= take
+                if left <= 0:
+                    break
 
     def _retier(
         self,
@@ -604,9 +625,7 @@ class LoyaltyService:
     ) -> str:
         tier = program.tier_for(lifetime_points)
         if tier != old_tier:
-            conn.execute(
-                t.loyalty_accounts.update().where(t.loyalty_accounts.c.profile_id == profile_id).values(tier=tier)
-            )
+            conn.execute(SET_TIER, {"pid": profile_id, "new_tier": tier})
             self._send(conn, who, "Loyalty Tier Changed", {"from_tier": old_tier, "tier": tier}, channel, now)
         return tier
 
@@ -639,7 +658,7 @@ class LoyaltyService:
             "context": {**who.get("context", {}), "channel": channel or "other"},
             "properties": {k: v for k, v in properties.items() if v is not None},
         }
-        emit(conn, self.journal, SOURCE, "other", [message])
+        stage(conn, (SOURCE, message))  # emitted with the group, in the same transaction
 
     # -- rewards -------------------------------------------------------------------------------------------
     def add_reward(self, name: str, cost_points: int, stock: int | None = None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -22,7 +23,7 @@ from accord.collect.journal import Journal
 from accord.offers import tables as t
 from accord.profiles.anchor import identity_fields
 from accord.storage import new_id, utcnow
-from accord.storage.group_commit import GroupCommitter, begin_write
+from accord.storage.group_commit import GroupCommitter, begin_write, stage
 
 SOURCE = "accord-offers"
 SegmentCheck = Callable[[str, str], bool]
@@ -94,6 +95,43 @@ class Verdict:
 
 
 CONFLICTS = {"already_redeemed", "limit_reached"}
+
+# The hot path's statements, built once (constructing Core statements per call costs more than running them).
+_cc, _u, _r = t.coupon_codes.c, t.offer_usage.c, t.redemptions.c
+SELECT_CODE = sa.select(t.coupon_codes).where(_cc.code == sa.bindparam("code"))
+SELECT_OFFER = sa.select(t.offers).where(t.offers.c.id == sa.bindparam("offer_id"))
+SELECT_USES = sa.select(_u.uses).where(_u.offer_id == sa.bindparam("offer_id"), _u.profile_id == sa.bindparam("pid"))
+SELECT_REDEMPTION = sa.select(t.redemptions).where(_r.idempotency_key == sa.bindparam("key"))
+CLAIM_CODE = (
+    t.coupon_codes.update()
+    .where(_cc.code == sa.bindparam("the_code"), _cc.redeemed_at.is_(None))
+    .values(redeemed_at=sa.bindparam("now", type_=t.coupon_codes.c.redeemed_at.type), redemption_id=sa.bindparam("rid"))
+)
+COUNT_USE = (
+    t.offer_usage.update()
+    .where(_u.offer_id == sa.bindparam("oid"), _u.profile_id == sa.bindparam("pid"))
+    .where(_u.uses < sa.bindparam("limit"))
+    .values(uses=_u.uses + 1)
+)
+INSERT_REDEMPTION = t.redemptions.insert()
+
+OFFER_TTL = 1.0
+_offers_cache: dict[tuple[int, str], tuple[float, Any]] = {}
+
+
+def _offer_row(conn: sa.Connection, offer_id: str) -> Any:
+    """The offer's row, cached for OFFER_TTL seconds: a change (pause, end) reaches every process within a second;
+    the single-use and per-customer guards never rely on it (they are conditional updates)."""
+    key = (id(conn.engine), offer_id)
+    hit = _offers_cache.get(key)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < OFFER_TTL:
+        return hit[1]
+    row = conn.execute(SELECT_OFFER, {"offer_id": offer_id}).one()
+    if len(_offers_cache) > 10_000:
+        _offers_cache.clear()
+    _offers_cache[key] = (now, row)
+    return row
 
 
 def _json_list(values: Sequence[str] | None) -> str | None:
@@ -241,6 +279,7 @@ def set_status(state: sa.Engine, offer_id: str, status: str) -> dict[str, Any]:
     with begin_write(state) as conn:
         if conn.execute(t.offers.update().where(t.offers.c.id == offer_id).values(status=status)).rowcount == 0:
             raise OfferError(404, "unknown_offer", f"no offer {offer_id}")
+    _offers_cache.pop((id(state), offer_id), None)
     return get_offer(state, offer_id)
 
 
@@ -403,11 +442,11 @@ def _check(
     """Evaluate every rule; returns the verdict and the offer and code rows (None when the code is unknown)."""
     code = normalise_code(request.code)
     verdict = Verdict(valid=False, code=code)
-    row = conn.execute(sa.select(t.coupon_codes).where(t.coupon_codes.c.code == code)).first()
+    row = conn.execute(SELECT_CODE, {"code": code}).first()
     if row is None:
         verdict.problems.append({"code": "unknown_code", "message": f"no offer has the code {code}"})
         return verdict, None, None
-    offer = conn.execute(sa.select(t.offers).where(t.offers.c.id == row.offer_id)).one()
+    offer = _offer_row(conn, row.offer_id)
     verdict.offer_id, verdict.offer_name = offer.id, offer.name
     verdict.currency = offer.currency or request.currency
     problems, reasons = verdict.problems, verdict.reasons
@@ -472,11 +511,7 @@ def _check(
         if request.profile_id is None:
             fail("customer_required", f"the offer is limited to {offer.per_customer_limit} use(s) per customer")
         else:
-            uses = conn.execute(
-                sa.select(t.offer_usage.c.uses).where(
-                    t.offer_usage.c.offer_id == offer.id, t.offer_usage.c.profile_id == request.profile_id
-                )
-            ).scalar()
+            uses = conn.execute(SELECT_USES, {"offer_id": offer.id, "pid": request.profile_id}).scalar()
             if (uses or 0) >= offer.per_customer_limit:
                 fail("limit_reached", f"the customer has used this offer {uses} time(s), the limit")
             else:
@@ -543,8 +578,7 @@ class OfferService:
     def _redeem(
         self, conn: sa.Connection, request: CouponRequest, key: str, who: dict[str, Any] | None
     ) -> dict[str, Any]:
-        r = t.redemptions.c
-        previous = conn.execute(sa.select(t.redemptions).where(r.idempotency_key == key)).first()
+        previous = conn.execute(SELECT_REDEMPTION, {"key": key}).first()
         if previous is not None:
             if previous.code != normalise_code(request.code):
                 raise OfferError(409, "idempotency_key_reused", "this idempotency key was used for another code")
@@ -558,23 +592,14 @@ class OfferService:
                 status = 404
             raise OfferError(status, first["code"], first["message"], detail=verdict.as_dict())
         redemption_id = new_id()
-        cc = t.coupon_codes.c
         if code_row.single_use:  # the guard that makes a code usable once, even from two tills at once
-            won = conn.execute(
-                t.coupon_codes.update()
-                .where(cc.code == code_row.code, cc.redeemed_at.is_(None))
-                .values(redeemed_at=now, redemption_id=redemption_id)
-            ).rowcount
+            won = conn.execute(CLAIM_CODE, {"the_code": code_row.code, "now": now, "rid": redemption_id}).rowcount
             if won == 0:
                 raise OfferError(409, "already_redeemed", "the code was used a moment ago")
         if offer.per_customer_limit is not None and request.profile_id is not None:
-            u = t.offer_usage.c
             _insert_ignore(conn, t.offer_usage, {"offer_id": offer.id, "profile_id": request.profile_id, "uses": 0})
-            won = conn.execute(
-                t.offer_usage.update()
-                .where(u.offer_id == offer.id, u.profile_id == request.profile_id, u.uses < offer.per_customer_limit)
-                .values(uses=u.uses + 1)
-            ).rowcount
+            usage = {"oid": offer.id, "pid": request.profile_id, "limit": offer.per_customer_limit}
+            won = conn.execute(COUNT_USE, usage).rowcount
             if won == 0:
                 raise OfferError(409, "limit_reached", "the customer reached this offer's limit a moment ago")
         values = {
@@ -591,7 +616,7 @@ class OfferService:
             "discount_minor": verdict.discount_minor,
             "redeemed_at": now,
         }
-        conn.execute(t.redemptions.insert().values(**values))
+        conn.execute(INSERT_REDEMPTION, values)
         if who is None and code_row.profile_id is not None:  # a code given to a customer, presented anonymously
             who = identity_fields(self.state, code_row.profile_id)
         identity = who or {"anonymousId": f"redemption:{redemption_id}"}
@@ -607,21 +632,14 @@ class OfferService:
         if verdict.discount_minor is not None and verdict.currency:
             properties["discount"] = verdict.discount_minor / 10 ** get_currency_precision(verdict.currency)
             properties["currency"] = verdict.currency
-        emit(
-            conn,
-            self.journal,
-            SOURCE,
-            "other",
-            [
-                {
-                    **identity,
-                    "event": "Coupon Redeemed",
-                    "timestamp": now.isoformat(),
-                    "context": {**identity.get("context", {}), "channel": request.channel},
-                    "properties": properties,
-                }
-            ],
-        )
+        message = {
+            **identity,
+            "event": "Coupon Redeemed",
+            "timestamp": now.isoformat(),
+            "context": {**identity.get("context", {}), "channel": request.channel},
+            "properties": properties,
+        }
+        stage(conn, (SOURCE, message))  # emitted with the group, in the same transaction
         return {**_redemption_view(values), "offer_name": offer.name, "reasons": verdict.reasons, "replayed": False}
 
     def active_offers(
@@ -652,15 +670,24 @@ def _redemption_view(row: Any) -> dict[str, Any]:
     }
 
 
+_INSERT_IGNORE: dict[tuple[str, str], sa.Executable] = {}
+
+
 def _insert_ignore(conn: sa.Connection, table: sa.Table, values: dict[str, Any]) -> None:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    """INSERT ... ON CONFLICT DO NOTHING (statement built once per table and dialect)."""
+    key = (table.name, conn.dialect.name)
+    stmt = _INSERT_IGNORE.get(key)
+    if stmt is None:
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        conn.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+            stmt = pg_insert(table).on_conflict_do_nothing()
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        conn.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
+            stmt = sqlite_insert(table).on_conflict_do_nothing()
+        _INSERT_IGNORE[key] = stmt
+    conn.execute(stmt, values)
 
 
 def active_offers(

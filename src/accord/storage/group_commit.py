@@ -21,6 +21,17 @@ import sqlalchemy as sa
 T = TypeVar("T")
 
 MAX_GROUP = 500
+_STAGED = "accord.group_commit.staged"
+
+
+def stage(conn: sa.Connection, item: Any) -> None:
+    """Keep ITEM (e.g. an event to emit) for the group's flush, which runs once, just before the group commits.
+
+    Items of an operation that fails are dropped with its savepoint, so only what committed is flushed."""
+    staged = conn.info.get(_STAGED)
+    if staged is None:
+        raise RuntimeError("stage() needs an operation run by a GroupCommitter")
+    staged.append(item)
 
 
 @contextlib.contextmanager
@@ -36,8 +47,16 @@ def begin_write(engine: sa.Engine) -> Iterator[sa.Connection]:
 class GroupCommitter:
     """Runs write operations `fn(conn) -> result` in shared transactions on one background thread."""
 
-    def __init__(self, engine: sa.Engine, max_group: int = MAX_GROUP) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        flush: Callable[[sa.Connection, list[Any]], None] | None = None,
+        max_group: int = MAX_GROUP,
+    ) -> None:
+        """FLUSH(conn, items) receives what the group's operations staged, inside the group's transaction (the
+        composition root passes one that emits the staged events, e.g. in one journal entry per group)."""
         self.engine = engine
+        self.flush = flush
         self.max_group = max_group
         self._queue: queue.SimpleQueue[tuple[Callable[[sa.Connection], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -89,16 +108,29 @@ class GroupCommitter:
         outcomes: list[tuple[Future[Any], bool, Any]] = []
         try:
             with begin_write(self.engine) as conn:
-                for fn, future in group:
-                    savepoint = conn.begin_nested()
-                    try:
-                        result = fn(conn)
-                    except Exception as exc:
-                        savepoint.rollback()
-                        outcomes.append((future, False, exc))
-                    else:
-                        savepoint.commit()
-                        outcomes.append((future, True, result))
+                staged: list[Any] = []
+                conn.info[_STAGED] = staged
+                try:
+                    for fn, future in group:
+                        mark = len(staged)
+                        # plain SQL savepoints: SQLAlchemy's begin_nested() costs more than a small operation
+                        conn.exec_driver_sql("SAVEPOINT accord_op")
+                        try:
+                            result = fn(conn)
+                        except Exception as exc:
+                            conn.exec_driver_sql("ROLLBACK TO SAVEPOINT accord_op")
+                            conn.exec_driver_sql("RELEASE SAVEPOINT accord_op")
+                            del staged[mark:]
+                            outcomes.append((future, False, exc))
+                        else:
+                            conn.exec_driver_sql("RELEASE SAVEPOINT accord_op")
+                            outcomes.append((future, True, result))
+                    if staged:
+                        if self.flush is None:
+                            raise RuntimeError("operations staged items but the committer has no flush")
+                        self.flush(conn, staged)
+                finally:
+                    conn.info.pop(_STAGED, None)
         except Exception as exc:  # the commit itself failed (e.g. a deadlock): nothing in the group happened
             if len(group) > 1:  # retry each operation alone, so one bad apple fails only itself
                 for item in group:
