@@ -7,6 +7,7 @@ medians. Results go to bench/results/offers_latest.json. See docs/benchmarks.md.
 
     .venv/bin/python bench/offers_bench.py                 # 3 runs x 10 s per endpoint, c=16
     .venv/bin/python bench/offers_bench.py --runs 1 --seconds 3 --stages validate,burn
+    .venv/bin/python bench/offers_bench.py --in-process   # the service functions alone, no HTTP (32 threads)
 """
 
 from __future__ import annotations
@@ -108,6 +109,93 @@ def templates(stage: str, data: dict[str, Any], client: httpx.Client, folder: Pa
     return path_
 
 
+def in_process(args: argparse.Namespace, stages: list[str]) -> dict[str, Any]:
+    """The same operations called on the services in this process (32 caller threads, no HTTP), with the
+    processor resolving in its worker process as in the server; per-call latency percentiles."""
+    import threading
+
+    from accord.collect.emit import emit
+    from accord.config import load_settings
+    from accord.loyalty.service import EarnRequest
+    from accord.offers.service import CouponRequest, OfferSpec, create_offer, generate_codes
+    from accord.platform import open_platform
+    from accord.profiles import service as profiles
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="accord-offers-inproc-") as tmp:
+        settings = load_settings({"ACCORD_HOME": tmp})
+        p = open_platform(settings)
+        p.processor.start(worker_process=True, state_url=settings.state_url)
+        try:
+            with p.state.begin() as conn:
+                identifies = [{"type": "identify", "userId": f"u{i}"} for i in range(CUSTOMERS)]
+                emit(conn, p.journal, "bench", "web", identifies)
+            p.processor.drain(120)
+            pids = [profiles.resolve(p.state, p.rules, f"user_id:u{i}") or "" for i in range(CUSTOMERS)]
+            create_offer(p.state, OfferSpec(name="b", code="BENCH10", min_basket_minor=100))
+            unique = create_offer(p.state, OfferSpec(name="u", code_policy="unique"))
+            codes = generate_codes(p.state, unique["id"], CODES_PER_RUN * args.runs)
+            for pid in pids:
+                p.loyalty.earn(pid, EarnRequest(f"seed-{pid}", "web", points=10**9))
+            counter = iter(range(10**9))
+            lock = threading.Lock()
+
+            def call(stage: str) -> None:
+                with lock:
+                    n = next(counter)
+                pid = pids[n % len(pids)]
+                coupon = CouponRequest("BENCH10", "store", "S1", pid, 12_345, "PLN")
+                if stage == "validate":
+                    p.offers.validate(coupon)
+                elif stage == "redeem":
+                    p.offers.redeem(coupon, f"r{n}")
+                elif stage == "redeem_single_use":
+                    p.offers.redeem(CouponRequest(codes[n % len(codes)], "web"), f"s{n}")
+                elif stage == "earn":
+                    p.loyalty.earn(pid, EarnRequest(f"e{n}", "app", amount_minor=12_345, currency="PLN"))
+                else:
+                    p.loyalty.burn(pid, 1, f"b{n}", "store")
+
+            for stage in stages:
+                runs = []
+                for _ in range(args.runs):
+                    latencies: list[float] = []
+                    stop = time.monotonic() + args.seconds
+                    cpu0 = time.process_time()
+
+                    def worker(stage: str = stage, latencies: list[float] = latencies, stop: float = stop) -> None:
+                        while time.monotonic() < stop:
+                            t0 = time.perf_counter()
+                            call(stage)
+                            latencies.append(time.perf_counter() - t0)
+
+                    threads = [threading.Thread(target=worker) for _ in range(32)]
+                    started = time.perf_counter()
+                    for th in threads:
+                        th.start()
+                    for th in threads:
+                        th.join()
+                    elapsed = time.perf_counter() - started
+                    latencies.sort()
+                    figures = {
+                        "requests": len(latencies),
+                        "rps": len(latencies) / elapsed,
+                        "latency_p50_us": latencies[len(latencies) // 2] * 1e6,
+                        "latency_p99_us": latencies[int(len(latencies) * 0.99)] * 1e6,
+                        "errors": 0,
+                        "duration_us": elapsed * 1e6,
+                        "server_cpu_s": time.process_time() - cpu0,
+                        "load": os.getloadavg()[0],
+                    }
+                    runs.append(figures)
+                    p99 = figures["latency_p99_us"] / 1000
+                    log(f"in-process {stage}: {figures['rps']:,.0f} ops/s, p99 {p99:.1f} ms")
+                out[stage] = runs
+        finally:
+            p.close()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Offers and loyalty benchmark (see docs/benchmarks.md).")
     parser.add_argument("--runs", type=int, default=3)
@@ -115,8 +203,17 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument("--in-process", action="store_true", help="call the services directly (no HTTP)")
     args = parser.parse_args()
     stages = [s for s in args.stages.split(",") if s]
+    if args.in_process:
+        figures = in_process(args, stages)
+        figures["machine"] = machine()
+        figures["command"] = " ".join([".venv/bin/python", "bench/offers_bench.py", *sys.argv[1:]])
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.with_name("offers_inprocess_latest.json").write_text(json.dumps(figures, indent=2, default=str))
+        print(table(figures, stages))
+        return 0
     digest = source_digest()
     results: dict[str, Any] = {"machine": machine(), "load_start": os.getloadavg()[0], "digest_start": digest}
     results["command"] = " ".join([".venv/bin/python", "bench/offers_bench.py", *sys.argv[1:]])
