@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,10 +23,14 @@ from accord.journeys import service as journeys_service
 from accord.journeys.engine import Engine as JourneyEngine
 from accord.journeys.feed import address_of, event_reader, traits_lookup
 from accord.journeys.runner import Runner as JourneyRunner
+from accord.loyalty.orders import OrderPoints
+from accord.loyalty.service import LoyaltyService
+from accord.offers.service import OfferService
 from accord.segments.engines import DuckDBEngine
 from accord.segments.runtime import SegmentRuntime
 from accord.storage import create_state_engine, migrate
 from accord.storage.events import EventStore, open_event_store
+from accord.storage.group_commit import GroupCommitter
 
 
 @dataclass
@@ -42,6 +47,9 @@ class Platform:
     segments: SegmentRuntime
     journeys: JourneyEngine
     journey_runner: JourneyRunner
+    committer: GroupCommitter
+    offers: OfferService
+    loyalty: LoyaltyService
     _sources: dict[str, SourceInfo] = field(default_factory=dict)
 
     def lookup_source(self, write_key: str) -> SourceInfo | None:
@@ -79,8 +87,18 @@ class Platform:
         self.processor.stop()
         self.journal.close()
         self.segments.stop()
+        self.committer.stop()
         self.events.close()
         self.state.dispose()
+
+
+def _emit_staged(journal: Journal, conn: sa.Connection, items: list[tuple[str, dict[str, Any]]]) -> None:
+    """Emit the events a group of domain writes staged: one journal entry per internal source and group."""
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for source, message in items:
+        by_source.setdefault(source, []).append(message)
+    for source, messages in by_source.items():
+        emit(conn, journal, source, "other", messages)
 
 
 def open_platform(settings: Settings, read_only_events: bool = False) -> Platform:
@@ -101,9 +119,25 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
         state, DuckDBEngine(events), journal, graph.changes_since, lambda pid: identity_queries.merges_of(state, pid)
     )
     processor.add_listener(segments.on_events)  # before journeys: they see membership as of the same events
+    committer = GroupCommitter(state, partial(_emit_staged, journal))  # one commit for many redemptions/burns
+    offers = OfferService(state, journal, committer)
+    loyalty = LoyaltyService(state, journal, committer)
+    processor.add_listener(OrderPoints(loyalty, events))
     journeys = _journeys(state, events, journal, processor, read_only_events)
     return Platform(
-        settings, state, events, rules, journal, graph, processor, segments, journeys, JourneyRunner(journeys)
+        settings,
+        state,
+        events,
+        rules,
+        journal,
+        graph,
+        processor,
+        segments=segments,
+        journeys=journeys,
+        journey_runner=JourneyRunner(journeys),
+        committer=committer,
+        offers=offers,
+        loyalty=loyalty,
     )
 
 

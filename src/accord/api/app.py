@@ -22,6 +22,8 @@ from accord import __version__
 from accord.api.admin import AdminController
 from accord.api.collect import collect_message, error_body
 from accord.api.journeys import JourneysController, TasksController
+from accord.api.loyalty import LoyaltyController
+from accord.api.offers import OffersController
 from accord.collect.writer import JournalWriter
 from accord.config import Settings
 from accord.platform import Platform, open_platform
@@ -104,7 +106,14 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
                 plat.close()
 
     return Litestar(
-        route_handlers=[collect_message, AdminController, JourneysController, TasksController],
+        route_handlers=[
+            collect_message,
+            AdminController,
+            JourneysController,
+            TasksController,
+            OffersController,
+            LoyaltyController,
+        ],
         lifespan=[lifespan],
         guards=[_guard],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},

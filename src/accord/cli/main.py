@@ -13,6 +13,8 @@ from rich.table import Table
 from accord.cli import demo as demo_cli
 from accord.cli import identity as identity_cli
 from accord.cli import journeys as journeys_cli
+from accord.cli import loyalty as loyalty_cli
+from accord.cli import offers as offers_cli
 from accord.cli.context import Format, api_result, console, err_console, fail, local_platform, running_server, settings
 from accord.collect.errors import CollectError
 from accord.collect.sources import add_source, list_sources
@@ -33,6 +35,8 @@ app.add_typer(profile_app, name="profile")
 app.add_typer(demo_cli.app, name="demo")
 app.add_typer(identity_cli.app, name="identity")
 app.add_typer(journeys_cli.app, name="journey")
+app.add_typer(offers_cli.app, name="offers")
+app.add_typer(loyalty_cli.app, name="loyalty")
 
 try:  # the importers live in their own module
     from accord.cli import imports as imports_cli
