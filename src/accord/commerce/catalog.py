@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -57,7 +57,7 @@ def _minor(data: Mapping[str, Any], currency: str) -> int:
     raise InvalidInput("a price needs price_minor (or price in major units)", code="invalid_amount")
 
 
-def upsert_products(state: sa.Engine, items: list[Mapping[str, Any]]) -> int:
+def upsert_products(state: sa.Engine, items: Sequence[Mapping[str, Any]]) -> int:
     """Create or replace products: {sku, name, category?, price_minor|price, currency, prices?: {channel: {...}}}."""
     rows: list[dict[str, Any]] = []
     prices: list[dict[str, Any]] = []

@@ -361,9 +361,9 @@ def availability(
     )
     with state.connect() as conn:
         candidates = [p.location_id for _, p in ranked[: max(4 * limit, 16)]]
-        found = dict(conn.execute(base.where(stock_levels.c.location_id.in_(candidates))).tuples().all())
+        found = dict(conn.execute(base.where(stock_levels.c.location_id.in_(candidates))).all())
         if len(found) < limit and len(candidates) < len(ranked):
-            found = {loc: atp for loc, atp in conn.execute(base).tuples() if loc in distance}
+            found = {loc: atp for loc, atp in conn.execute(base) if loc in distance}
     ordered = sorted(found.items(), key=lambda item: distance[item[0]])[:limit]
     out = []
     for loc_id, atp in ordered:

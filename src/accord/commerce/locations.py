@@ -6,7 +6,7 @@ import json
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,7 +198,7 @@ def _values(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def upsert_locations(state: sa.Engine, items: list[Mapping[str, Any]]) -> int:
+def upsert_locations(state: sa.Engine, items: Sequence[Mapping[str, Any]]) -> int:
     """Create or replace locations (validated; all or nothing). Returns how many were written."""
     rows = [_values(item) for item in items]
     with state.begin() as conn:

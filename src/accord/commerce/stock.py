@@ -22,7 +22,7 @@ def atp_of(on_hand: int, reserved: int, safety_stock: int) -> int:
     return max(on_hand - reserved - safety_stock, 0)
 
 
-def _insert(conn: sa.Connection) -> Any:
+def dialect_insert(conn: sa.Connection) -> Any:
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
@@ -36,7 +36,7 @@ def change_level(
 ) -> tuple[int, int]:
     """Apply deltas to a stock level (creating it at zero), atomically; returns (ATP before, ATP after)."""
     now = now or utcnow()
-    insert = _insert(conn)(stock_levels).values(
+    insert = dialect_insert(conn)(stock_levels).values(
         location_id=location_id, sku=sku, on_hand=on_hand_delta, reserved=reserved_delta, safety_stock=0, updated_at=now
     )
     stmt = insert.on_conflict_do_update(
