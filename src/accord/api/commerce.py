@@ -155,7 +155,11 @@ class CommerceController(Controller):
     async def stock(self, request: Request[Any, Any, Any], location_id: str, sku: str) -> dict[str, Any]:
         return await _run(commerce.inventory.stock_level, _platform(request).state, location_id, sku)
 
-    @post("/stock/{location_id:str}/{sku:str}", summary="Receive/adjust (delta), count (counted) or safety stock")
+    @post(
+        "/stock/{location_id:str}/{sku:str}",
+        summary="Receive/adjust (delta), count (counted) or safety stock",
+        status_code=200,
+    )
     async def change_stock(
         self, request: Request[Any, Any, Any], location_id: str, sku: str, data: StockChangeIn
     ) -> dict[str, Any]:
