@@ -164,3 +164,12 @@ def count_products(state: sa.Engine) -> int:
     """How many products the catalog holds."""
     with state.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(catalog_items)).scalar_one())
+
+
+def skus(state: sa.Engine, limit: int = 100, after: str | None = None) -> list[str]:
+    """SKUs in order (for paging through the catalog)."""
+    query = sa.select(catalog_items.c.sku).order_by(catalog_items.c.sku).limit(limit)
+    if after:
+        query = query.where(catalog_items.c.sku > after)
+    with state.connect() as conn:
+        return list(conn.execute(query).scalars())
