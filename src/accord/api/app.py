@@ -21,7 +21,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from accord import __version__
 from accord.api.admin import AdminController
 from accord.api.collect import collect_message, error_body
-from accord.api.commerce import CommerceController, commerce_sweeper
+from accord.api.commerce import CommerceController, commerce_runtime
 from accord.collect.writer import JournalWriter
 from accord.config import Settings
 from accord.platform import Platform, open_platform
@@ -94,7 +94,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
         app.state.writer = writer
         app.state.admin_token = admin_token(settings)
         try:
-            async with commerce_sweeper(plat):
+            async with commerce_runtime(app, plat):
                 yield
         finally:
             await writer.stop()

@@ -14,6 +14,7 @@ from litestar import Controller, Request, get, post, put
 
 from accord.api.admin import ApiError
 from accord.commerce import service as commerce
+from accord.commerce.desk import ReservationDesk
 from accord.commerce.errors import CommerceError
 from accord.platform import Platform
 from accord.profiles import service as profiles
@@ -197,10 +198,7 @@ class CommerceController(Controller):
     @post("/reservations", summary="Hold units (409 insufficient_stock when ATP is short)", status_code=201)
     async def reserve(self, request: Request[Any, Any, Any], data: ReservationIn) -> dict[str, Any]:
         p = _platform(request)
-        held = await _run(
-            commerce.reserve,
-            p.state,
-            p.journal,
+        args = (
             data.location_id,
             data.sku,
             data.quantity,
@@ -208,6 +206,14 @@ class CommerceController(Controller):
             _customer(p, data.customer),
             _key(request, data.idempotency_key),
         )
+        desk: ReservationDesk | None = getattr(request.app.state, "commerce_desk", None)
+        try:
+            if desk is not None:  # group commit: many concurrent reservations share one transaction
+                held = await asyncio.wrap_future(desk.submit(*args))
+            else:
+                held = await asyncio.to_thread(commerce.reserve, p.state, p.journal, *args)
+        except CommerceError as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from exc
         return held.as_dict()
 
     @get("/reservations/{reservation_id:str}", summary="One reservation")
@@ -310,8 +316,9 @@ class CommerceController(Controller):
 
 
 @contextlib.asynccontextmanager
-async def commerce_sweeper(platform: Platform, every: float = SWEEP_SECONDS) -> AsyncIterator[None]:
-    """Run the commerce housekeeping (expired holds, uncollected pickups) in the background while the server runs."""
+async def commerce_runtime(app: Any, platform: Platform, every: float = SWEEP_SECONDS) -> AsyncIterator[None]:
+    """While the server runs: the reservation desk (group-committed reservations) and the housekeeping loop
+    (expired holds, uncollected pickups)."""
 
     async def loop() -> None:
         while True:
@@ -319,6 +326,8 @@ async def commerce_sweeper(platform: Platform, every: float = SWEEP_SECONDS) -> 
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(commerce.sweep, platform.state, platform.journal)
 
+    desk = ReservationDesk(platform.state, platform.journal).start()
+    app.state.commerce_desk = desk
     task = asyncio.create_task(loop())
     try:
         yield
@@ -326,3 +335,4 @@ async def commerce_sweeper(platform: Platform, every: float = SWEEP_SECONDS) -> 
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await asyncio.to_thread(desk.stop)

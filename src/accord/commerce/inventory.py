@@ -20,7 +20,7 @@ MAX_TTL_SECONDS = 30 * 24 * 3600
 DEFAULT_TTL_SECONDS = 15 * 60
 
 
-def _positive(value: Any, name: str, allow_zero: bool = False) -> int:
+def positive_int(value: Any, name: str, allow_zero: bool = False) -> int:
     low = 0 if allow_zero else 1
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 1_000_000_000:
         raise InvalidInput(f"{name} must be a whole number >= {low}", code="invalid_quantity")
@@ -79,7 +79,7 @@ def set_safety_stock(
     state: sa.Engine, journal: Journal, location_id: str, sku: str, safety_stock: int
 ) -> dict[str, Any]:
     """Keep SAFETY_STOCK units out of atp_column at a location."""
-    _positive(safety_stock, "safety_stock", allow_zero=True)
+    positive_int(safety_stock, "safety_stock", allow_zero=True)
     get_location(state, location_id)
     before = stock_level(state, location_id, sku)["atp"]
     with state.begin() as conn:
@@ -102,7 +102,7 @@ def cycle_count(
     state: sa.Engine, journal: Journal, location_id: str, sku: str, counted: int, reason: str = "cycle count"
 ) -> dict[str, Any]:
     """Record a physical count: on hand becomes COUNTED; the difference to the book is kept for accuracy."""
-    _positive(counted, "counted", allow_zero=True)
+    positive_int(counted, "counted", allow_zero=True)
     get_location(state, location_id)
     with state.begin() as conn:
         # claim the row first (a write), so the book figure read next is the one being replaced
@@ -216,7 +216,7 @@ def reserve(
 ) -> Reservation:
     """Hold QUANTITY units of SKU at a location for TTL_SECONDS. Never oversells; a retried request with the same
     idempotency key gets the same reservation. InsufficientStock (409) when atp_column is short."""
-    _positive(quantity, "quantity")
+    positive_int(quantity, "quantity")
     if not isinstance(ttl_seconds, int) or not 1 <= ttl_seconds <= MAX_TTL_SECONDS:
         raise InvalidInput(f"ttl_seconds must be in [1, {MAX_TTL_SECONDS}]", code="invalid_ttl")
     if idempotency_key is not None and (found := _by_key(state, idempotency_key)) is not None:
