@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,16 +34,30 @@ class GeoIndex:
     def __init__(self, points: Iterable[Point]) -> None:
         self.points = list(points)
         self._xyz = [_unit(p.lat, p.lon) for p in self.points]
+        self.position = {p.location_id: i for i, p in enumerate(self.points)}
         self.max_geofence_m = max((p.geofence_m for p in self.points), default=0)
+
+    def chords(self, lat: float, lon: float) -> list[float]:
+        """Squared chord lengths (unit sphere) from (LAT, LON) to every point, in `points` order."""
+        x, y, z = _unit(lat, lon)
+        return [(px - x) * (px - x) + (py - y) * (py - y) + (pz - z) * (pz - z) for px, py, pz in self._xyz]
+
+    def nearest(self, chords: list[float], k: int) -> list[int]:
+        """Positions of the K nearest points, nearest first (a partial sort: O(n log k))."""
+        return heapq.nsmallest(k, range(len(chords)), key=chords.__getitem__)
+
+    @staticmethod
+    def metres(chord2: float) -> float:
+        """Great-circle metres of a squared chord length."""
+        return _chord_to_m(chord2)
+
+    @staticmethod
+    def chord2(metres: float) -> float:
+        """The squared chord length of a great-circle distance in metres."""
+        return (2 * math.sin(min(metres / EARTH_RADIUS_M, math.pi) / 2)) ** 2
 
     def __len__(self) -> int:
         return len(self.points)
-
-    def ranked(self, lat: float, lon: float) -> list[tuple[float, Point]]:
-        """Every point with its distance in metres, nearest first."""
-        x, y, z = _unit(lat, lon)
-        chords = sorted(((px - x) ** 2 + (py - y) ** 2 + (pz - z) ** 2, i) for i, (px, py, pz) in enumerate(self._xyz))
-        return [(_chord_to_m(c2), self.points[i]) for c2, i in chords]
 
     def within_geofence(self, lat: float, lon: float) -> list[tuple[float, Point]]:
         """Points whose geofence contains (LAT, LON), nearest first."""

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from accord.collect.journal import Journal
 from accord.commerce.errors import Conflict, InsufficientStock, InvalidInput, NotFound
-from accord.commerce.locations import directory, get_location
+from accord.commerce.locations import geo_index, get_location
 from accord.commerce.stock import atp_column, atp_of, back_in_stock, change_level, record_movement, reserve_units
 from accord.commerce.tables import reservations, stock_levels, stock_movements, stock_subscriptions
 from accord.storage import new_id, utcnow
@@ -348,22 +348,24 @@ def availability(
         raise InvalidInput("lat must be in [-90, 90] and lon in [-180, 180]", code="invalid_coordinates")
     if not 1 <= limit <= 100:
         raise InvalidInput("limit must be between 1 and 100", code="invalid_limit")
-    by_id, index = directory(state)
-    ranked = [(d, p) for d, p in index.ranked(lat, lon) if by_id[p.location_id].kind in kinds]
-    if radius_km is not None:
-        ranked = [(d, p) for d, p in ranked if d <= radius_km * 1000]
-    if not ranked:
+    by_id, index = geo_index(state, kinds)
+    if not index.points:
         return []
-    distance = {p.location_id: d for d, p in ranked}
-    found: dict[str, int] = {}
+    chords = index.chords(lat, lon)
+    limit_c2 = index.chord2(radius_km * 1000) if radius_km is not None else 4.0
     base = sa.select(stock_levels.c.location_id, atp_column.label("atp")).where(
         stock_levels.c.sku == sku, atp_column >= min_quantity
     )
     with state.connect() as conn:
-        candidates = [p.location_id for _, p in ranked[: max(4 * limit, 16)]]
-        found = dict(conn.execute(base.where(stock_levels.c.location_id.in_(candidates))).all())
-        if len(found) < limit and len(candidates) < len(ranked):
-            found = {loc: atp for loc, atp in conn.execute(base) if loc in distance}
+        nearest = [i for i in index.nearest(chords, max(4 * limit, 16)) if chords[i] <= limit_c2]
+        candidates = [index.points[i].location_id for i in nearest]
+        found: dict[str, int] = dict(conn.execute(base.where(stock_levels.c.location_id.in_(candidates))).all())
+        if len(found) < limit and len(nearest) < len(index.points) and len(candidates) == max(4 * limit, 16):
+            position = index.position
+            found = {
+                loc: atp for loc, atp in conn.execute(base) if loc in position and chords[position[loc]] <= limit_c2
+            }
+    distance = {loc: index.metres(chords[index.position[loc]]) for loc in found}
     ordered = sorted(found.items(), key=lambda item: distance[item[0]])[:limit]
     out = []
     for loc_id, atp in ordered:

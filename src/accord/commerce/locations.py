@@ -92,30 +92,63 @@ def _from_row(row: Any) -> Location:
 
 @dataclass
 class _Directory:
-    loaded_at: float
+    checked_at: float
+    version: tuple[Any, ...]
     by_id: dict[str, Location]
     index: GeoIndex
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    by_kinds: dict[tuple[str, ...], GeoIndex] = field(default_factory=dict)
 
 
 _directories: weakref.WeakKeyDictionary[sa.Engine, _Directory] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
 
 
-def directory(state: sa.Engine) -> tuple[dict[str, Location], GeoIndex]:
-    """All locations and their geo index, cached per engine (refreshed after writes and every few seconds)."""
-    cached = _directories.get(state)
-    now = time.monotonic()
-    if cached is not None and now - cached.loaded_at < CACHE_SECONDS:
-        return cached.by_id, cached.index
+def _version(conn: sa.Connection) -> tuple[Any, ...]:
+    return tuple(conn.execute(sa.select(sa.func.count(), sa.func.max(locations.c.updated_at))).one())
+
+
+def _load(state: sa.Engine) -> _Directory:
     with state.connect() as conn:
+        version = _version(conn)
         by_id = {row.id: _from_row(row) for row in conn.execute(sa.select(locations))}
     index = GeoIndex(
         Point(loc.id, loc.lat, loc.lon, loc.geofence_m)
         for loc in by_id.values()
         if loc.lat is not None and loc.lon is not None
     )
-    _directories[state] = _Directory(now, by_id, index)
-    return by_id, index
+    return _Directory(time.monotonic(), version, by_id, index)
+
+
+def _current(state: sa.Engine) -> _Directory:
+    cached = _directories.get(state)
+    now = time.monotonic()
+    if cached is not None and now - cached.checked_at < CACHE_SECONDS:
+        return cached
+    if cached is not None:  # cheap check: reload only when a location changed (maybe in another process)
+        with state.connect() as conn:
+            if _version(conn) == cached.version:
+                cached.checked_at = now
+                return cached
+    with _lock:
+        fresh = _load(state)
+        _directories[state] = fresh
+    return fresh
+
+
+def directory(state: sa.Engine) -> tuple[dict[str, Location], GeoIndex]:
+    """All locations and their geo index, cached per engine (refreshed after writes, checked every few seconds)."""
+    current = _current(state)
+    return current.by_id, current.index
+
+
+def geo_index(state: sa.Engine, kinds: tuple[str, ...]) -> tuple[dict[str, Location], GeoIndex]:
+    """All locations and a geo index of those of KINDS (cached like `directory`)."""
+    current = _current(state)
+    index = current.by_kinds.get(kinds)
+    if index is None:
+        index = GeoIndex(p for p in current.index.points if current.by_id[p.location_id].kind in kinds)
+        current.by_kinds[kinds] = index
+    return current.by_id, index
 
 
 def forget(state: sa.Engine) -> None:
