@@ -192,7 +192,10 @@ class CommerceController(Controller):
         kind: str = "store",
     ) -> dict[str, Any]:
         kinds = tuple(k.strip() for k in kind.split(",") if k.strip())
-        found = await _run(commerce.availability, _platform(request).state, sku, lat, lon, limit, kinds, radius_km)
+        try:  # one indexed read of well under a millisecond: answered inline, without a thread hop
+            found = commerce.availability(_platform(request).state, sku, lat, lon, limit, kinds, radius_km)
+        except CommerceError as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from exc
         return {"sku": sku, "locations": found}
 
     @post("/reservations", summary="Hold units (409 insufficient_stock when ATP is short)", status_code=201)
