@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from accord.collect.channels import normalise_channel
 from accord.collect.journal import Journal
 from accord.commerce.customers import keys_of_customer
 from accord.commerce.errors import InvalidInput, NotFound
@@ -32,6 +33,10 @@ def ping(
     `Store Exited`. Repeated pings inside the same geofence emit nothing."""
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise InvalidInput("lat must be in [-90, 90] and lon in [-180, 180]", code="invalid_coordinates")
+    named = normalise_channel(channel)
+    if named is None:
+        raise InvalidInput(f"{channel!r} is not a channel (e.g. app, web, store, kiosk)", code="invalid_channel")
+    channel = named
     now = at or utcnow()
     by_id, index = directory(state)
     inside = {p.location_id: d for d, p in index.within_geofence(lat, lon) if by_id[p.location_id].kind == "store"}
