@@ -149,6 +149,7 @@ def in_process(state_url: str, data: dict[str, Any], rng: random.Random, n: int)
     qs = queries(data, n, rng)
     inventory.availability(engine, *qs[0])  # warm the location cache
     latencies, empty = [], 0
+    cpu = time.process_time()
     for sku, lat, lon in qs:
         started = time.perf_counter()
         found = inventory.availability(engine, sku, lat, lon, limit=5)
@@ -160,6 +161,7 @@ def in_process(state_url: str, data: dict[str, Any], rng: random.Random, n: int)
         "p99_ms": pct(latencies, 0.99) * 1000,
         "qps_one_thread": n / sum(latencies),
         "empty_answers": empty,
+        "cpu_ms_per_query": (time.process_time() - cpu) * 1000 / n,
     }
     desk = ReservationDesk(engine, Journal(engine)).start()
     total = 4 * n
@@ -175,6 +177,7 @@ def in_process(state_url: str, data: dict[str, Any], rng: random.Random, n: int)
             lat_res.append(time.perf_counter() - started)
 
     started = time.perf_counter()
+    cpu = time.process_time()
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(one, range(total)))
     elapsed = time.perf_counter() - started
@@ -186,8 +189,15 @@ def in_process(state_url: str, data: dict[str, Any], rng: random.Random, n: int)
         "p50_ms": pct(lat_res, 0.5) * 1000,
         "p99_ms": pct(lat_res, 0.99) * 1000,
         "batches": desk.batches,
+        "cpu_ms_per_reservation_incl_client_threads": (time.process_time() - cpu) * 1000 / total,
     }
     return {"availability": avail, "reserve": reserve}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -261,9 +271,14 @@ def over_http(home: Path, data: dict[str, Any], rng: random.Random, args: argpar
         runs: dict[str, list[dict[str, Any]]] = {"availability": [], "reserve": []}
         for run in range(args.runs):
             wrk("commerce_get.lua", url, [str(paths), auth], args.connections, 2)  # warm-up
+            cpu = cpu_seconds(proc.pid)
             runs["availability"].append(
                 wrk("commerce_get.lua", url, [str(paths), auth], args.connections, args.seconds)
             )
+            runs["availability"][-1]["server_cpu_ms_per_request"] = (
+                (cpu_seconds(proc.pid) - cpu) * 1000 / max(1, runs["availability"][-1]["requests"])
+            )
+            cpu = cpu_seconds(proc.pid)
             nonce = f"r{run}-{rng.randrange(10**9)}"
             runs["reserve"].append(
                 wrk(
@@ -274,11 +289,15 @@ def over_http(home: Path, data: dict[str, Any], rng: random.Random, args: argpar
                     args.seconds,
                 )
             )
+            runs["reserve"][-1]["server_cpu_ms_per_request"] = (
+                (cpu_seconds(proc.pid) - cpu) * 1000 / max(1, runs["reserve"][-1]["requests"])
+            )
             for kind in runs:
                 r = runs[kind][-1]
                 log(
                     f"run {run + 1} {kind}: {r['rps']:,.0f}/s p50 {r['latency_p50_us'] / 1000:.1f} ms "
-                    f"p99 {r['latency_p99_us'] / 1000:.1f} ms errors {r['errors']}"
+                    f"p99 {r['latency_p99_us'] / 1000:.1f} ms errors {r['errors']} "
+                    f"server CPU {r['server_cpu_ms_per_request']:.2f} ms/request"
                 )
         with httpx.Client(base_url=url, headers={"Authorization": auth}) as client:
             client.get("/api/v1/health")
@@ -307,6 +326,7 @@ def over_http(home: Path, data: dict[str, Any], rng: random.Random, args: argpar
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
     return {
+        "server_cpu_ms_per_request_median": statistics.median(r["server_cpu_ms_per_request"] for r in runs),
         "rps_median": statistics.median(r["rps"] for r in runs),
         "rps_min": min(r["rps"] for r in runs),
         "rps_max": max(r["rps"] for r in runs),
@@ -329,6 +349,7 @@ def main() -> None:
     if args.quick:
         args.stores, args.skus, args.runs, args.seconds, args.queries = 100, 10_000, 1, 3, 600
     rng = random.Random(7)
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="accord-commerce-bench-") as tmp:
         home = Path(tmp) / "home"
         home.mkdir()
@@ -339,7 +360,7 @@ def main() -> None:
         http = over_http(home, data, rng, args)
     result = {
         "command": " ".join(sys.argv),
-        "machine": {"nproc": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
+        "machine": {"nproc": os.cpu_count(), "loadavg_at_start": load_start, "loadavg_at_end": os.getloadavg()},
         "dataset": {k: data[k] for k in ("stores", "skus", "stock_rows")},
         "in_process": local,
         "http": {kind: summary(r) for kind, r in http["runs"].items()},

@@ -179,3 +179,17 @@ def test_story_17_online_order_returned_in_store(server: LiveServer) -> None:
         events = _ok(client.get(f"/api/v1/profiles/{pid}/events", params={"limit": 100}))["events"]
         money = [(e["event"], e["channel"], e.get("revenue_minor")) for e in events]
         assert ("Order Placed", "web", 39800) in money and ("Order Refunded", "store", -19900) in money
+
+
+def test_story_14_back_in_stock_once(server: LiveServer) -> None:
+    with server.admin() as client:
+        sku = _product(client)
+        body = {"sku": sku, "customer": "email:zoe@example.com", "location_id": "waw-mokotow"}
+        _ok(client.post("/api/v1/back-in-stock", json=body), 201)
+        _ok(client.post("/api/v1/back-in-stock", json=body), 201)  # asking twice is one subscription
+        _ok(client.post(f"/api/v1/stock/waw-mokotow/{sku}", json={"delta": 2}))  # 0 -> 2: back
+        _ok(client.post(f"/api/v1/stock/waw-mokotow/{sku}", json={"delta": 1}))  # 2 -> 3: not "back" again
+        server.wait_processed()
+        pid = _ok(client.get("/api/v1/profiles/resolve", params={"identifier": "email:zoe@example.com"}))
+        events = _ok(client.get(f"/api/v1/profiles/{pid['profile_id']}/events", params={"limit": 100}))["events"]
+        assert [(e["event"], e["store_id"]) for e in events] == [("Back In Stock", "waw-mokotow")]
