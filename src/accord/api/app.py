@@ -21,6 +21,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from accord import __version__
 from accord.api.admin import AdminController
 from accord.api.collect import collect_message, error_body
+from accord.api.commerce import CommerceController, commerce_runtime
 from accord.api.journeys import JourneysController, TasksController
 from accord.api.loyalty import LoyaltyController
 from accord.api.offers import OffersController
@@ -98,7 +99,8 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
         app.state.writer = writer
         app.state.admin_token = admin_token(settings)
         try:
-            yield
+            async with commerce_runtime(app, plat):
+                yield
         finally:
             await writer.stop()
             plat.processor.stop()
@@ -109,6 +111,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
         route_handlers=[
             collect_message,
             AdminController,
+            CommerceController,
             JourneysController,
             TasksController,
             OffersController,

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from accord.cli import commerce as commerce_cli
 from accord.cli import demo as demo_cli
 from accord.cli import identity as identity_cli
 from accord.cli import journeys as journeys_cli
@@ -34,6 +35,7 @@ app.add_typer(sources_app, name="sources")
 app.add_typer(profile_app, name="profile")
 app.add_typer(demo_cli.app, name="demo")
 app.add_typer(identity_cli.app, name="identity")
+app.add_typer(commerce_cli.app, name="commerce")
 app.add_typer(journeys_cli.app, name="journey")
 app.add_typer(offers_cli.app, name="offers")
 app.add_typer(loyalty_cli.app, name="loyalty")
