@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,9 +15,11 @@ from accord.collect.processor import Processor
 from accord.collect.segment import SourceInfo
 from accord.collect.sources import source_by_key
 from accord.config import Settings
+from accord.consent.service import Consents
 from accord.identity import queries as identity_queries
 from accord.identity.graph import IdentityGraph
 from accord.identity.rules import IdentityRules
+from accord.messaging.service import Messaging
 from accord.storage import create_state_engine, migrate
 from accord.storage.events import EventStore, open_event_store
 
@@ -66,6 +69,20 @@ class Platform:
             "processing_lag": max(self.journal.last_seq() - journal_seq, 0),
             "processor_error": self.processor.last_error,
         }
+
+    @cached_property
+    def consents(self) -> Consents:
+        """The consent service (links signed with ACCORD_SECRET_KEY or ACCORD_HOME/signing_key)."""
+        from accord.messaging.wiring import consents_for
+
+        return consents_for(self.settings, self.state, self.journal, self.rules)
+
+    @cached_property
+    def messaging(self) -> Messaging:
+        """The messaging service; broadcast audiences by segment come from accord.segments when installed."""
+        from accord.messaging.wiring import messaging_for
+
+        return messaging_for(self.settings, self.state, self.journal, self.consents, self.events)
 
     def last_event_at(self) -> datetime | None:
         """Newest event time."""

@@ -26,7 +26,7 @@ class Recipient:
         values = self.identifiers.get(id_type)
         return values[0] if values else None
 
-    def keys(self) -> list[str]:
+    def identifier_keys(self) -> list[str]:
         """All identifier keys ('type:value')."""
         return [f"{t}:{v}" for t, values in self.identifiers.items() for v in values]
 

@@ -53,6 +53,7 @@ deliveries = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("claimed_until", UTCDateTime(), nullable=True),
+    sa.Column("claimed_by", sa.String(26), nullable=True),
     sa.Column("provider", sa.String(200), nullable=True),
     sa.Column("provider_message_id", sa.String(200), nullable=True, index=True),
     sa.Column("sent_at", UTCDateTime(), nullable=True),

@@ -72,6 +72,7 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("claimed_until", TS, nullable=True),
+        sa.Column("claimed_by", sa.String(26), nullable=True),
         sa.Column("provider", sa.String(200), nullable=True),
         sa.Column("provider_message_id", sa.String(200), nullable=True),
         sa.Column("sent_at", TS, nullable=True),
