@@ -165,8 +165,6 @@ class Sender:
                 d.update()
                 .where(where)
                 .values(
-                    status="sent",
-                    sent_at=now,
                     provider=provider,
                     provider_message_id=result.provider_message_id,
                     claimed_by=None,
@@ -174,7 +172,7 @@ class Sender:
                 )
             )
             fresh = conn.execute(sa.select(d).where(d.c.id == row.id)).one()
-            self.messaging.record_state_in(conn, _with(fresh, status="sending"), "sent", {}, now)
+            self.messaging.record_state_in(conn, fresh, "sent", {}, now)
             if result.outcome == DELIVERED:
                 fresh = conn.execute(sa.select(d).where(d.c.id == row.id)).one()
                 self.messaging.record_state_in(conn, fresh, "delivered", {}, now)

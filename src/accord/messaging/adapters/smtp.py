@@ -5,11 +5,14 @@ from __future__ import annotations
 import smtplib
 import ssl
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate
 from typing import Any
 
 from accord.messaging.adapters.base import DELIVERED, HARD_BOUNCE, PERMANENT, SENT, TRANSIENT, OutMessage, SendResult
 
+# Long header values (List-Unsubscribe URLs) stay plain ASCII on one line instead of RFC 2047 encoded words.
+POLICY = SMTP_POLICY.clone(max_line_length=998)
 TRANSIENT_ERRORS = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, TimeoutError, OSError)
 
 
@@ -42,7 +45,7 @@ class SmtpAdapter:
 
     def build(self, message: OutMessage) -> EmailMessage:
         """The MIME message: text and HTML alternatives, Message-ID <delivery id@domain>, extra headers."""
-        mail = EmailMessage()
+        mail = EmailMessage(policy=POLICY)
         mail["From"] = message.fields.get("from") or self.sender
         mail["To"] = message.address
         mail["Subject"] = message.fields.get("subject", "")
