@@ -8,7 +8,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -355,7 +355,7 @@ class Messaging:
         due = request.due_at or now
         recipients = [r for r, _ in batch]
         consent = self._consent_map(conn, recipients)
-        history = self._history(conn, [r.profile_id for r in recipients], now)
+        history = self._history(conn, [r.profile_id for r in recipients], due)
         suppressed = self._suppressed(conn, [r.profile_id for r in recipients], now)
         rows: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
@@ -506,7 +506,7 @@ class Messaging:
         keys = [k for r in recipients for k in r.identifier_keys()]
         return {(c.identifier, c.purpose, c.channel): c for c in self.consents.records_for_keys(conn, keys)}
 
-    def _history(self, conn: sa.Connection, profile_ids: Sequence[str], now: datetime) -> dict[str, list[Sent]]:
+    def _history(self, conn: sa.Connection, profile_ids: Sequence[str], due: datetime) -> dict[str, list[Sent]]:
         if not self.policy.caps:
             return {}
         longest = max(PERIODS[c.period] for c in self.policy.caps)
@@ -519,8 +519,8 @@ class Messaging:
                     d.c.profile_id.in_(ids[start : start + 500]),
                     d.c.kind == MARKETING,
                     d.c.status.in_(LIVE),
-                    d.c.due_at > now - longest,
-                    d.c.due_at < now + longest * 2,
+                    d.c.due_at > due - longest,
+                    d.c.due_at < due + longest + timedelta(days=2),  # local-time and rate-limited sends spread out
                 )
             )
             for pid, due_at, channel, tags in rows:
