@@ -67,7 +67,8 @@ class ScriptedProvider:
     """A real HTTP server playing an SMS/push provider: answers from a script per call, keeps every request,
     and deduplicates by idempotency key the way real providers do."""
 
-    def __init__(self, script: list[Any] | None = None) -> None:
+    def __init__(self, script: list[Any] | None = None, delay: float = 0.0) -> None:
+        self.delay = delay
         self.script = list(script or [])  # each item: an int status, "timeout", or (status, json body)
         self.requests: list[dict[str, Any]] = []
         self.accepted: dict[str, dict[str, Any]] = {}
@@ -86,6 +87,10 @@ class ScriptedProvider:
                     step = provider.script.pop(0) if provider.script else 200
                     record = {"path": self.path, "key": key, "body": body.decode(), "headers": dict(self.headers)}
                     provider.requests.append(record)
+                if provider.delay:
+                    import time
+
+                    time.sleep(provider.delay)
                 if step == "timeout":
                     import time
 

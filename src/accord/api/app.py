@@ -21,6 +21,8 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from accord import __version__
 from accord.api.admin import AdminController
 from accord.api.collect import collect_message, error_body
+from accord.api.consent import ConsentController, ConsentPages
+from accord.api.messaging import MessagingController, Sending, TrackingController
 from accord.collect.writer import JournalWriter
 from accord.config import Settings
 from accord.platform import Platform, open_platform
@@ -92,16 +94,30 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
         app.state.platform = plat
         app.state.writer = writer
         app.state.admin_token = admin_token(settings)
+        sending = (
+            Sending(plat.messaging).start()
+            if settings.processing and os.environ.get("ACCORD_SENDER") != "off"
+            else None
+        )
         try:
             yield
         finally:
+            if sending is not None:
+                sending.close()
             await writer.stop()
             plat.processor.stop()
             if platform is None:
                 plat.close()
 
     return Litestar(
-        route_handlers=[collect_message, AdminController],
+        route_handlers=[
+            collect_message,
+            AdminController,
+            MessagingController,
+            TrackingController,
+            ConsentController,
+            ConsentPages,
+        ],
         lifespan=[lifespan],
         guards=[_guard],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from accord.cli import demo as demo_cli
 from accord.cli import identity as identity_cli
+from accord.cli import messaging as messaging_cli
 from accord.cli.context import api_result, console, err_console, fail, local_platform, running_server, settings
 from accord.collect.errors import CollectError
 from accord.collect.sources import add_source, list_sources
@@ -32,6 +33,11 @@ app.add_typer(sources_app, name="sources")
 app.add_typer(profile_app, name="profile")
 app.add_typer(demo_cli.app, name="demo")
 app.add_typer(identity_cli.app, name="identity")
+app.add_typer(messaging_cli.template_app, name="template")
+app.add_typer(messaging_cli.broadcast_app, name="broadcast")
+app.add_typer(messaging_cli.consent_app, name="consent")
+app.add_typer(messaging_cli.providers_app, name="providers")
+app.add_typer(messaging_cli.outbox_app, name="outbox")
 
 try:  # the importers live in their own module
     from accord.cli import imports as imports_cli
