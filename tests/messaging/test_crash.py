@@ -65,3 +65,4 @@ def test_sigkill_mid_broadcast_then_restart_sends_each_message_exactly_once(sqli
         # carried the same key and were deduplicated by it
         assert set(provider.accepted) == {r.id for r in rows}
         assert len(provider.requests) >= N
+        print(f"accepted before kill {before}, requests {len(provider.requests)}, unique keys {len(provider.accepted)}")

@@ -29,7 +29,14 @@ from accord.messaging.policy import (
     decide,
 )
 from accord.messaging.recipients import AudienceResolver, Recipient, RecipientLoader
-from accord.messaging.templates import CHANNEL_FIELDS, CompiledTemplate, TemplateProblem, check_sample, context_for
+from accord.messaging.templates import (
+    CHANNEL_FIELDS,
+    CompiledTemplate,
+    TemplateProblem,
+    check_sample,
+    context_for,
+    resolve_locale,
+)
 from accord.storage import new_id, utcnow
 
 SOURCE_NAME = "accord-messaging"
@@ -211,18 +218,19 @@ class Messaging:
         wanted = locale or traits.get("locale")
         ctx = context_for(traits, extra)
         channels: dict[str, Any] = {}
-        used = None
+        locales: dict[str, str] = {}
         for channel in CHANNEL_FIELDS:
             try:
                 out = compiled.render(channel, wanted, ctx)
             except TemplateProblem as exc:
                 raise MessagingError(exc.message, exc.code) from exc
             if out is not None:
-                used, channels[channel] = out[0], out[1]
+                locales[channel], channels[channel] = out
         return {
             "template": template,
             "profile_id": recipient.profile_id if recipient else None,
-            "locale": used,
+            "locale": resolve_locale(wanted, list(compiled.compiled), compiled.default_locale),
+            "channel_locales": locales,
             "channels": channels,
         }
 
