@@ -110,9 +110,9 @@ def test_one_click_unsubscribe_and_preference_centre(platform: Platform, consent
     updated = consents.update_preferences(token, {"newsletter": False, "loyalty": True})
     assert {p["purpose"]: p["status"] for p in updated["purposes"]}["loyalty"] == OPTED_IN
     with pytest.raises(ConsentError):
-        consents.unsubscribe(signing.sign(b"other-secret", "unsub", {"k": "email:dee@example.com"}))
+        consents.unsubscribe(signing.sign_value(b"other-secret", "unsub", "promotions|email|email:dee@example.com"))
     with pytest.raises(ConsentError):  # a confirmation token is not an unsubscribe token
-        consents.unsubscribe(signing.sign(SECRET, "confirm", {"k": "email:dee@example.com", "p": "x", "c": "email"}))
+        consents.unsubscribe(signing.sign_value(SECRET, "track", "promotions|email|email:dee@example.com"))
 
 
 def test_reachability_from_identifiers() -> None:

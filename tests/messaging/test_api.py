@@ -163,7 +163,7 @@ def test_server_round_trip(server: LiveServer, tmp_path: Path) -> None:
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_template"
         nobody = api.post("/api/v1/messages", json={"identifier": "email:who@example.com", "template": "welcome"})
         assert nobody.status_code == 404 and nobody.json()["error"]["code"] == "unknown_profile"
-        assert httpx.get(server.url + "/t/c/forged.token", follow_redirects=False).status_code == 404
+        assert httpx.get(server.url + "/t/c/forged.token/0", follow_redirects=False).status_code == 404
         assert "/api/v1/broadcasts" in api.get("/api/v1/openapi.json").json()["paths"]
 
         # the CLI talks to the running server

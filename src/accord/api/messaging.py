@@ -287,9 +287,9 @@ class TrackingController(Controller):
             _messaging(request).track("open", token)
         return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
-    @get("/c/{token:str}", sync_to_thread=True, status_code=302)
-    def clicked(self, request: Request[Any, Any, Any], token: str) -> Redirect:
-        url = _call(_messaging(request).track, "click", token)
+    @get("/c/{token:str}/{index:int}", sync_to_thread=True, status_code=302)
+    def clicked(self, request: Request[Any, Any, Any], token: str, index: int) -> Redirect:
+        url = _call(_messaging(request).track, "click", token, index)
         if not url:
             raise ApiError(404, "invalid_token", "this link carries no destination")
         return Redirect(path=url, status_code=302)

@@ -367,7 +367,7 @@ class Consents:
     # -- unsubscribe and preference centre ------------------------------------------------------------------------
     def unsubscribe_token(self, identifier_key: str, purpose: str, channel: str) -> str:
         """The signed token of a message's one-click unsubscribe and preference-centre links (no expiry)."""
-        return signing.sign(self.secret, "unsub", {"k": identifier_key, "p": purpose, "c": channel})
+        return signing.sign_value(self.secret, "unsub", f"{purpose}|{channel}|{identifier_key}")
 
     def unsubscribe_links(self, identifier_key: str, purpose: str, channel: str) -> dict[str, str]:
         """RFC 8058 one-click URL and the preference-centre URL for one recipient."""
@@ -379,9 +379,10 @@ class Consents:
 
     def _unsub_payload(self, token: str) -> dict[str, Any]:
         try:
-            return signing.verify(self.secret, "unsub", token)
-        except signing.InvalidToken as exc:
-            raise ConsentError(str(exc), "invalid_token", 404) from exc
+            purpose, channel, key = signing.verify_value(self.secret, "unsub", token).split("|", 2)
+        except (signing.InvalidToken, ValueError) as exc:
+            raise ConsentError(str(exc) or "malformed link token", "invalid_token", 404) from exc
+        return {"k": key, "p": purpose, "c": channel}
 
     def unsubscribe(self, token: str) -> ConsentRecord:
         """RFC 8058 one-click unsubscribe: the purpose of the message on its channel is opted out."""

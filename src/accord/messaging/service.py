@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -359,6 +360,7 @@ class Messaging:
         if unknown:
             raise MessagingError(f"unknown channels {unknown}; known: {', '.join(CHANNEL_FIELDS)}", "unknown_channel")
         tags = list(dict.fromkeys([*compiled.tags, *request.tags]))
+        tags_json = json.dumps(tags)
         now = utcnow()
         due = request.due_at or now
         recipients = [r for r, _ in batch]
@@ -397,11 +399,11 @@ class Messaging:
                     "template": request.template,
                     "purpose": purpose.name,
                     "kind": request.kind,
-                    "tags": json.dumps(tags),
+                    "tags": tags_json,
                     "channel": decision.channels[0] if decision.channels else None,
                     "locale": locale,
                     "variant": request.variant,
-                    "content": json.dumps(content, ensure_ascii=False) if content else None,
+                    "content": msgspec.json.encode(content).decode() if content else None,
                     "status": decision.status,
                     "reason": decision.reason,
                     "due_at": decision.due_at or due_one,
@@ -455,11 +457,11 @@ class Messaging:
             extra = dict(request.extra)
             headers: dict[str, str] = {}
             if request.kind == MARKETING and not purpose.transactional:
-                links = self.consents.unsubscribe_links(identifier, purpose.name, channel)
-                extra.setdefault("unsubscribe_url", links["one_click"])
-                extra.setdefault("preferences_url", links["preferences"])
+                unsub = self.consents.unsubscribe_links(identifier, purpose.name, channel)
+                extra.setdefault("unsubscribe_url", unsub["one_click"])
+                extra.setdefault("preferences_url", unsub["preferences"])
                 if channel == "email":
-                    headers["List-Unsubscribe"] = f"<{links['one_click']}>"
+                    headers["List-Unsubscribe"] = f"<{unsub['one_click']}>"
                     headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
             try:
                 out = compiled.render(channel, recipient.traits.get("locale"), context_for(recipient.traits, extra))
@@ -471,12 +473,14 @@ class Messaging:
                 continue
             used, fields = out
             locale = locale or used
-            if channel == "email":
-                if request.sender:
-                    fields["from"] = request.sender
-                if fields.get("html"):
-                    fields["html"] = self._track_html(delivery_id, fields["html"])
-            entry = {"channel": channel, "address": address, "identifier": identifier, "fields": fields}
+            if channel == "email" and request.sender:
+                fields["from"] = request.sender
+            links: list[str] = []
+            if channel == "email" and fields.get("html"):
+                fields["html"], links = self._track_html(delivery_id, fields["html"])
+            entry: dict[str, Any] = {"channel": channel, "address": address, "identifier": identifier, "fields": fields}
+            if links:
+                entry["links"] = links
             if headers:
                 entry["headers"] = headers
             content.append(entry)
@@ -496,17 +500,22 @@ class Messaging:
             return Decision("held_out", f"broadcast holdout {request.holdout_percent:g}%")
         return None
 
-    def _track_html(self, delivery_id: str, html: str) -> str:
+    def _track_html(self, delivery_id: str, html: str) -> tuple[str, list[str]]:
+        """Links become signed click redirects (by index into the delivery's link list), plus an open pixel."""
+        token = signing.sign_value(self.secret, "track", delivery_id)
+        links: list[str] = []
+
         def link(match: re.Match[str]) -> str:
-            token = signing.sign(self.secret, "click", {"d": delivery_id, "u": match.group(1)})
-            return f'href="{self.base_url}/t/c/{token}"'
+            if "/consent/" in match.group(1):
+                return match.group(0)  # unsubscribe and preference links stay direct
+            links.append(match.group(1))
+            return f'href="{self.base_url}/t/c/{token}/{len(links) - 1}"'
 
         tracked = _HREF.sub(link, html)
-        pixel_token = signing.sign(self.secret, "open", {"d": delivery_id})
-        pixel = f'<img src="{self.base_url}/t/o/{pixel_token}.gif" width="1" height="1" alt="">'
+        pixel = f'<img src="{self.base_url}/t/o/{token}.gif" width="1" height="1" alt="">'
         if "</body>" in tracked:
-            return tracked.replace("</body>", pixel + "</body>", 1)
-        return tracked + pixel
+            return tracked.replace("</body>", pixel + "</body>", 1), links
+        return tracked + pixel, links
 
     def _consent_map(
         self, conn: sa.Connection, recipients: Sequence[Recipient]
@@ -711,23 +720,26 @@ class Messaging:
                 self._suppress_in(conn, row.profile_id, "complained", None, f"complaint via {provider}")
         return {"id": row.id, "status": state, "changed": changed}
 
-    def track(self, kind: str, token: str) -> str | None:
-        """An open pixel or a click: record it; for a click return where to redirect."""
+    def track(self, kind: str, token: str, index: int | None = None) -> str | None:
+        """An open pixel or a click (link INDEX of the message): record it; for a click return where to go."""
         try:
-            payload = signing.verify(self.secret, kind, token.removesuffix(".gif"))
+            delivery_id = signing.verify_value(self.secret, "track", token.removesuffix(".gif"))
         except signing.InvalidToken as exc:
             raise MessagingError(str(exc), "invalid_token", 404) from exc
+        url: str | None = None
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(t.deliveries).where(t.deliveries.c.id == payload["d"])).first()
-            if row is not None:
-                self.record_state_in(
-                    conn,
-                    row,
-                    "opened" if kind == "open" else "clicked",
-                    {"url": payload.get("u")} if kind == "click" else {},
+            row = conn.execute(sa.select(t.deliveries).where(t.deliveries.c.id == delivery_id)).first()
+            if row is None:
+                raise MessagingError("this message no longer exists", "unknown_delivery", 404)
+            if kind == "click":
+                links: list[str] = next(
+                    (c.get("links", []) for c in json.loads(row.content or "[]") if c.get("links")), []
                 )
-        url = payload.get("u")
-        return str(url) if url else None
+                if index is None or not 0 <= index < len(links):
+                    raise MessagingError("this link is not in the message", "unknown_link", 404)
+                url = str(links[index])
+            self.record_state_in(conn, row, "opened" if kind == "open" else "clicked", {"url": url} if url else {})
+        return url
 
 
 def _address(recipient: Recipient, channel: str) -> tuple[str, str | None]:

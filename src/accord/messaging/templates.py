@@ -6,6 +6,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -52,6 +54,7 @@ def sms_segments(text: str) -> dict[str, Any]:
     return {"encoding": "UCS-2", "units": units, "segments": segments}
 
 
+@lru_cache(maxsize=1024)
 def _babel_locale(tag: str | None) -> Locale:
     try:
         return Locale.parse((tag or "en").replace("-", "_"))
@@ -84,12 +87,20 @@ def _make_env(autoescape: bool) -> ImmutableSandboxedEnvironment:
 
 def _money(ctx_value: Any, currency: str = "EUR", locale: str = "en") -> str:
     """{{ price_minor | money('PLN', locale) }}: integer minor units formatted for the locale."""
+    if isinstance(ctx_value, (Undefined, bool)):
+        return ""  # a missing trait prints nothing rather than failing the whole message
     try:
         minor = int(ctx_value)
     except (TypeError, ValueError):
         return ""
+    return _format_money(minor, str(currency), str(locale))
+
+
+@lru_cache(maxsize=65536)
+def _format_money(minor: int, currency: str, locale: str) -> str:
+    """Formatting is pure: a broadcast's prices repeat, so each (amount, currency, locale) is formatted once."""
     digits = get_currency_precision(currency)
-    return str(format_currency(minor / (10**digits), currency, locale=_babel_locale(locale)))
+    return str(format_currency(Decimal(minor).scaleb(-digits), currency, locale=_babel_locale(locale)))
 
 
 def _date(value: Any, fmt: str = "medium", locale: str = "en") -> str:
