@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -387,7 +389,7 @@ class Messaging:
                 due_at=due_one,
                 config=self.policy,
             )
-            delivery_id = new_id()
+            delivery_id = fast_ulid()
             content, locale, decision = self._render(delivery_id, recipient, compiled, purpose, request, decision)
             counts[decision.status] += 1
             rows.append(
@@ -742,6 +744,19 @@ class Messaging:
         return url
 
 
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def fast_ulid() -> str:
+    """A ULID (48-bit millisecond time + 80 random bits, Crockford base32), several times faster than python-ulid."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        value, rem = divmod(value, 32)
+        chars.append(_CROCKFORD[rem])
+    return "".join(reversed(chars))
+
+
 def _address(recipient: Recipient, channel: str) -> tuple[str, str | None]:
     for id_type in ADDRESS_TYPES.get(channel, ()):
         value = recipient.first(id_type)
@@ -763,6 +778,7 @@ def _event(
     channel = content["channel"]
     return {
         "type": "track",
+        "messageId": f"{delivery_id}-{status}",  # one event per delivery state, even if recorded twice
         "event": EVENT_NAMES[status],
         "timestamp": at.isoformat(),
         "context": {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -130,6 +132,7 @@ def _datetime(value: Any, fmt: str = "medium", locale: str = "en", tz: str = "UT
 
 
 _TEXT_ENV = _make_env(autoescape=False)
+_SEPARATOR = "\x1e" + secrets.token_hex(12) + "\x1e"
 _HTML_ENV = _make_env(autoescape=True)
 
 
@@ -143,6 +146,10 @@ class CompiledTemplate:
     default_locale: str
     variants: dict[str, dict[str, dict[str, str]]]
     compiled: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # One template per (locale, channel) rendering every field at once, split by a per-process secret separator
+    # (a trait value cannot forge it); HTML fields sit in an autoescape block. Per-field templates above stay
+    # for error messages and as the fallback.
+    combined: dict[tuple[str, str], tuple[Any, list[str]]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -182,6 +189,13 @@ class CompiledTemplate:
                     except TemplateError as exc:
                         raise TemplateProblem(f"{locale}/{channel}/{key}: {exc}", "template_syntax") from exc
                 out.compiled[locale][channel] = compiled
+                keys = list(compiled)
+                parts = [
+                    "{% autoescape true %}" + src + "{% endautoescape %}" if key == "html" else src
+                    for key, src in out.variants[locale][channel].items()
+                ]
+                with contextlib.suppress(TemplateError):  # fields that only parse apart render one by one
+                    out.combined[(locale, channel)] = (_TEXT_ENV.from_string(_SEPARATOR.join(parts)), keys)
         return out
 
     def channels_for(self, locale: str) -> list[str]:
@@ -204,7 +218,15 @@ class CompiledTemplate:
         ctx = dict(context)
         ctx["locale"] = (fmt_locale or chosen).replace("-", "_")
         rendered: dict[str, Any] = {}
-        for key, tmpl in self.compiled[chosen][channel].items():
+        combined = self.combined.get((chosen, channel))
+        if combined is not None:
+            try:
+                values = combined[0].render(ctx).split(_SEPARATOR)
+            except TemplateError:
+                values = []  # render field by field below, for a precise error
+            if len(values) == len(combined[1]):
+                rendered = {key: value.strip() for key, value in zip(combined[1], values, strict=True)}
+        for key, tmpl in self.compiled[chosen][channel].items() if not rendered else ():
             try:
                 rendered[key] = tmpl.render(ctx).strip()
             except SecurityError as exc:
