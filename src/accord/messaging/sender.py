@@ -13,10 +13,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from accord.collect.emit import emit
 from accord.messaging import tables as t
 from accord.messaging.adapters.base import DELIVERED, HARD_BOUNCE, PERMANENT, SENT, OutMessage, SendResult
 from accord.messaging.adapters.http import make_adapter
-from accord.messaging.service import Messaging
+from accord.messaging.service import SOURCE_NAME, Messaging, SendRequest, delivery_event
 from accord.storage import new_id, utcnow
 
 
@@ -132,10 +133,68 @@ class Sender:
                 results = self._adapters[provider].send_batch(messages)
             except Exception as exc:  # an adapter bug must not lose the batch: treat as transient
                 results = [SendResult("transient", None, f"{type(exc).__name__}: {exc}") for _ in messages]
+            pairs = list(zip(group, results, strict=True))
             with self.engine.begin() as conn:
-                for row, result in zip(group, results, strict=True):
-                    self._settle(conn, row, provider, result)
+                self._settle_sent(conn, provider, [(r, x) for r, x in pairs if x.outcome in (SENT, DELIVERED)])
+                for row, result in pairs:
+                    if result.outcome not in (SENT, DELIVERED):
+                        self._settle(conn, row, provider, result)
         return len(rows)
+
+    def _settle_sent(self, conn: sa.Connection, provider: str, done: list[tuple[Any, SendResult]]) -> None:
+        """Record accepted messages in bulk: one UPDATE for the batch, one journal append for their events;
+        cost is counted for those the provider reports delivered on acceptance."""
+        if not done:
+            return
+        d = t.deliveries
+        now = utcnow()
+        info = next((p for p in self._providers.get(done[0][0].channel or "", []) if p.name == provider), None)
+        params: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        for row, result in done:
+            entry = next(c for c in json.loads(row.content) if c["channel"] == row.channel)
+            delivered = result.outcome == DELIVERED
+            cost: dict[str, Any] = {}
+            if delivered and info is not None:
+                units = int(entry["fields"].get("sms", {}).get("segments", 1)) if row.channel == "sms" else 1
+                cost = {"cost_minor": int(info.cost_minor) * units, "currency": info.currency}
+            params.append(
+                {
+                    "b_id": row.id,
+                    "b_claim": row.claimed_by,
+                    "b_status": "delivered" if delivered else "sent",
+                    "b_pmid": result.provider_message_id,
+                    "b_attempts": row.attempts + 1,
+                    "b_delivered_at": now if delivered else None,
+                    "b_cost": cost.get("cost_minor"),
+                    "b_currency": cost.get("currency"),
+                }
+            )
+            request = SendRequest(row.template, broadcast_id=row.broadcast_id, variant=row.variant)
+            events.append(delivery_event("sent", entry, row.profile_id, row.id, request, now, {"provider": provider}))
+            if delivered:
+                events.append(
+                    delivery_event(
+                        "delivered", entry, row.profile_id, row.id, request, now, {"provider": provider, **cost}
+                    )
+                )
+        conn.execute(
+            d.update()
+            .where(d.c.id == sa.bindparam("b_id"), d.c.claimed_by == sa.bindparam("b_claim"))
+            .values(
+                status=sa.bindparam("b_status"),
+                sent_at=now,
+                provider=provider,
+                provider_message_id=sa.bindparam("b_pmid"),
+                claimed_by=None,
+                attempts=sa.bindparam("b_attempts"),
+                delivered_at=sa.bindparam("b_delivered_at"),
+                cost_minor=sa.bindparam("b_cost"),
+                currency=sa.bindparam("b_currency"),
+            ),
+            params,
+        )
+        emit(conn, self.messaging.journal, SOURCE_NAME, "other", events, now)
 
     def _provider_for(self, row: Any) -> str | None:
         candidates = self._providers.get(row.channel or "", [])
@@ -157,26 +216,9 @@ class Sender:
         )
 
     def _settle(self, conn: sa.Connection, row: Any, provider: str, result: SendResult) -> None:
+        """A failed attempt: retry later, fail over to the next provider, or fall back to the next channel."""
         d = t.deliveries
         where = sa.and_(d.c.id == row.id, d.c.claimed_by == row.claimed_by)
-        if result.outcome in (SENT, DELIVERED):
-            now = utcnow()
-            conn.execute(
-                d.update()
-                .where(where)
-                .values(
-                    provider=provider,
-                    provider_message_id=result.provider_message_id,
-                    claimed_by=None,
-                    attempts=row.attempts + 1,
-                )
-            )
-            fresh = conn.execute(sa.select(d).where(d.c.id == row.id)).one()
-            self.messaging.record_state_in(conn, fresh, "sent", {}, now)
-            if result.outcome == DELIVERED:
-                fresh = conn.execute(sa.select(d).where(d.c.id == row.id)).one()
-                self.messaging.record_state_in(conn, fresh, "delivered", {}, now)
-            return
         attempts = row.attempts + 1
         if result.outcome == HARD_BOUNCE:
             fresh = _with(row, provider=provider, status="sent")

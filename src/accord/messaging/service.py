@@ -419,7 +419,7 @@ class Messaging:
                         Sent(decision.due_at or due_one, decision.channels[0], tuple(tags))
                     )
                 if self.emit_queued:
-                    events.append(_event("queued", content[0], pid, delivery_id, request, now, {}))
+                    events.append(delivery_event("queued", content[0], pid, delivery_id, request, now, {}))
         if rows:
             insert = _insert(conn)(t.deliveries).on_conflict_do_nothing(index_elements=["idempotency_key"])
             result = conn.execute(insert, rows)
@@ -658,7 +658,7 @@ class Messaging:
                 self.journal,
                 SOURCE_NAME,
                 "other",
-                [_event(status, current, row.profile_id, row.id, request, at, props)],
+                [delivery_event(status, current, row.profile_id, row.id, request, at, props)],
             )
         return True
 
@@ -765,7 +765,7 @@ def _address(recipient: Recipient, channel: str) -> tuple[str, str | None]:
     return "", None
 
 
-def _event(
+def delivery_event(
     status: str,
     content: Mapping[str, Any],
     profile_id: str,
