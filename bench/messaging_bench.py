@@ -190,64 +190,92 @@ def bench_smtp(n: int, runs: int) -> dict[str, Any]:
 
 
 def bench_broadcast(n: int) -> dict[str, Any]:
-    """N customers identified through the collect pipeline, opted in, then one broadcast planned from the
-    stores (identity graph + DuckDB traits) and sent through the in-app inbox provider."""
+    """N customers identified through the collect pipeline (journal -> resolver -> DuckDB), opted in to promotions
+    in the app, then one broadcast planned from the stores (identity graph + traits from DuckDB, policy with caps,
+    render in 6 locales) and sent through the in-app inbox provider; finally the timeline events it emitted
+    (queued, sent, delivered) are loaded into the event store."""
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         platform = open_bench_platform(Path(tmp))
         messaging = platform.messaging
-        messaging.policy = PolicyConfig(caps=[CapRule(1, "day")], quiet_hours=None)
+        messaging.policy = PolicyConfig(caps=[CapRule(1, "day"), CapRule(3, "week")], quiet_hours=None)
+        messaging.save_template(
+            {
+                "name": "app-offer",
+                "purpose": "promotions",
+                "locales": {
+                    lang: {"in_app": {"title": f"[{lang}] {{{{ first_name }}}}", "body": "Spring offer"}}
+                    for lang in ("en", "pl", "da", "ru", "zh")
+                },
+            }
+        )
+        messaging.add_provider("inbox", "in_app", "in_app", {}, cost_minor=0)
         start = time.perf_counter()
         for offset in range(0, n, 5000):
+            messages = [
+                {
+                    "type": "identify",
+                    "userId": f"c{i}",
+                    "context": {"device": {"id": f"dev-{i}"}},
+                    "traits": {
+                        "email": f"c{i}@example.com",
+                        "first_name": f"Name{i}",
+                        "locale": LOCALES[i % len(LOCALES)],
+                        "timezone": ZONES[i % len(ZONES)],
+                    },
+                }
+                for i in range(offset, min(offset + 5000, n))
+            ]
             with platform.state.begin() as conn:
-                emit(
-                    conn,
-                    platform.journal,
-                    "bench-crm",
-                    "other",
-                    [
-                        {
-                            "type": "identify",
-                            "userId": f"c{i}",
-                            "traits": {
-                                "email": f"c{i}@example.com",
-                                "first_name": f"Name{i}",
-                                "locale": LOCALES[i % len(LOCALES)],
-                                "timezone": ZONES[i % len(ZONES)],
-                            },
-                        }
-                        for i in range(offset, min(offset + 5000, n))
-                    ],
-                )
+                emit(conn, platform.journal, "bench-crm", "other", messages)
         platform.processor.drain()
         timings["load_identities_s"] = time.perf_counter() - start
-        people = [Recipient("x", {"email": [f"c{i}@example.com"]}) for i in range(n)]
-        grant(platform, people)
+        now = utcnow()
+        with platform.state.begin() as conn:
+            conn.execute(
+                consents.insert(),
+                [
+                    {
+                        "identifier_key": f"user_id:c{i}",
+                        "purpose": "promotions",
+                        "channel": "in_app",
+                        "status": "opted_in",
+                        "source": "bench",
+                        "legal_basis": "consent",
+                        "updated_at": now,
+                        "expires_at": None,
+                    }
+                    for i in range(n)
+                ],
+            )
         with platform.state.connect() as conn:
             pids = [r[0] for r in conn.execute(sa.text("select distinct profile_id from identifiers"))]
-        messaging.add_provider("mail", "email", "http", {"url": "http://127.0.0.1:9/never"}, priority=5)
-        messaging.remove_provider("mail")
-        messaging.add_provider("inbox", "in_app", "in_app", {})
         start = time.perf_counter()
-        result = create_broadcast(messaging, "bench", "spring", {"profile_ids": pids}, channels=["email"])
+        result = create_broadcast(messaging, "bench", "app-offer", {"profile_ids": pids}, channels=["in_app"])
         timings["plan_s"] = time.perf_counter() - start
-        # deliver through the in-app inbox provider (no network): re-point the queued rows to in_app
-        with platform.state.begin() as conn:
-            conn.execute(t.deliveries.update().values(channel="email"))
         sender = Sender(messaging, batch_size=1000)
-        messaging.add_provider("null-mail", "email", "in_app", {})
         start = time.perf_counter()
-        sent = sender.drain(timeout=1800)
+        sent = sender.drain(timeout=3600)
         timings["send_s"] = time.perf_counter() - start
+        sender.close()
+        start = time.perf_counter()
+        platform.processor.drain()
+        timings["timeline_load_s"] = time.perf_counter() - start
+        with platform.state.connect() as conn:
+            delivered = conn.execute(sa.select(sa.func.count()).where(t.deliveries.c.status == "delivered")).scalar()
+        events = platform.events.query("SELECT count(*) FROM events WHERE event LIKE 'Message %'")[0][0]
         platform.close()
     total = timings["plan_s"] + timings["send_s"]
     return {
         "n": n,
         "planned": result["planned"],
-        "sent": sent,
+        "handled": sent,
+        "delivered": delivered,
+        "message_events_on_timelines": events,
         **{k: round(v, 1) for k, v in timings.items()},
         "plan_and_send_s": round(total, 1),
         "recipients_per_s": round(n / total),
+        "load_average": os.getloadavg()[0],
     }
 
 
