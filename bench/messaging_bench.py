@@ -211,7 +211,7 @@ def bench_broadcast(n: int) -> dict[str, Any]:
         )
         messaging.add_provider("inbox", "in_app", "in_app", {}, cost_minor=0)
         start = time.perf_counter()
-        for offset in range(0, n, 5000):
+        for offset in range(0, n, 2500):
             messages = [
                 {
                     "type": "identify",
@@ -224,7 +224,7 @@ def bench_broadcast(n: int) -> dict[str, Any]:
                         "timezone": ZONES[i % len(ZONES)],
                     },
                 }
-                for i in range(offset, min(offset + 5000, n))
+                for i in range(offset, min(offset + 2500, n))
             ]
             with platform.state.begin() as conn:
                 emit(conn, platform.journal, "bench-crm", "other", messages)

@@ -198,3 +198,22 @@ def test_smtp_hard_bounce_with_nothing_left_fails_and_feedback_is_validated(
         messaging.feedback("mail", {"id": "x", "status": "teleported"})
     with pytest.raises(MessagingError, match="no message"):
         messaging.feedback("mail", {"id": "nope", "status": "delivered"})
+
+
+def test_large_batches_emit_their_events_in_slices_the_journal_accepts(
+    platform: Platform, messaging: Messaging
+) -> None:
+    from accord.messaging.recipients import Recipient, static_loader
+    from accord.messaging.service import SendRequest
+
+    people = [Recipient(f"R{i:025d}", {"device_id": [f"d{i}"], "user_id": [f"r{i}"]}, {}) for i in range(1300)]
+    messaging.loader = static_loader(people)
+    messaging.save_template(
+        {"name": "note", "purpose": "service", "locales": {"en": {"in_app": {"title": "t", "body": "b"}}}}
+    )
+    messaging.add_provider("inbox", "in_app", "in_app", {}, cost_minor=1)
+    with platform.state.begin() as conn:
+        counts = messaging.plan_in(conn, [(r, f"k{r.profile_id}") for r in people], SendRequest("note", ["in_app"]))
+    assert counts == {"queued": 1300}
+    assert Sender(messaging, batch_size=1300).drain(timeout=60) == 1300  # 2,600 events: sent + delivered
+    assert {r.status for r in rows(platform)} == {"delivered"} and sum(r.cost_minor for r in rows(platform)) == 1300

@@ -13,11 +13,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from accord.collect.emit import emit
 from accord.messaging import tables as t
 from accord.messaging.adapters.base import DELIVERED, HARD_BOUNCE, PERMANENT, SENT, OutMessage, SendResult
 from accord.messaging.adapters.http import make_adapter
-from accord.messaging.service import SOURCE_NAME, Messaging, SendRequest, delivery_event
+from accord.messaging.service import Messaging, SendRequest, delivery_event, emit_events
 from accord.storage import new_id, utcnow
 
 
@@ -194,7 +193,7 @@ class Sender:
             ),
             params,
         )
-        emit(conn, self.messaging.journal, SOURCE_NAME, "other", events, now)
+        emit_events(conn, self.messaging.journal, events, now)
 
     def _provider_for(self, row: Any) -> str | None:
         candidates = self._providers.get(row.channel or "", [])

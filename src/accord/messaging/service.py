@@ -433,7 +433,7 @@ class Messaging:
                 }
                 events = [e for e in events if e["properties"]["delivery_id"] in inserted]
         if events:
-            emit(conn, self.journal, SOURCE_NAME, "other", events, now)
+            emit_events(conn, self.journal, events, now)
         return dict(counts)
 
     def _render(
@@ -653,12 +653,11 @@ class Messaging:
         request = SendRequest(row.template, broadcast_id=row.broadcast_id, variant=row.variant)
         props = {**details, "provider": row.provider, **cost}
         if current.get("identifier"):
-            emit(
+            emit_events(
                 conn,
                 self.journal,
-                SOURCE_NAME,
-                "other",
                 [delivery_event(status, current, row.profile_id, row.id, request, at, props)],
+                utcnow(),
             )
         return True
 
@@ -742,6 +741,12 @@ class Messaging:
                 url = str(links[index])
             self.record_state_in(conn, row, "opened" if kind == "open" else "clicked", {"url": url} if url else {})
         return url
+
+
+def emit_events(conn: sa.Connection, journal: Journal, events: Sequence[Mapping[str, Any]], at: datetime) -> None:
+    """Append delivery events to the journal in CONN's transaction, in slices the intake accepts."""
+    for start in range(0, len(events), 2000):
+        emit(conn, journal, SOURCE_NAME, "other", events[start : start + 2000], at)
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
