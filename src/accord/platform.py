@@ -84,6 +84,12 @@ class Platform:
 
         return messaging_for(self.settings, self.state, self.journal, self.consents, self.events)
 
+    def wire_listeners(self) -> None:
+        """Domains that react to newly loaded events."""
+        from accord.messaging.listeners import hold_out_listener
+
+        self.processor.add_listener(hold_out_listener(self.messaging, self.events))
+
     def last_event_at(self) -> datetime | None:
         """Newest event time."""
         return self.events.last_event_at()
@@ -109,4 +115,6 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
     journal = Journal(state)
     graph = IdentityGraph(state, rules)
     processor = Processor(journal, graph, events)
-    return Platform(settings, state, events, rules, journal, graph, processor)
+    platform = Platform(settings, state, events, rules, journal, graph, processor)
+    platform.wire_listeners()
+    return platform

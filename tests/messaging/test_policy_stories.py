@@ -153,3 +153,28 @@ def test_global_control_group_and_broadcast_holdout_are_deterministic(platform: 
     )  # resumed: nobody is planned twice
     assert first["planned"] == again["planned"] and set(first["planned"]) == {"held_out", "queued"}
     assert sum(len(messaging.deliveries_of(p)) for p in people) == 12
+
+
+def test_story_6_hold_outs_follow_conversation_and_case_events_from_other_systems(
+    platform: Platform, messaging: Messaging
+) -> None:
+    from accord.collect.emit import emit
+
+    messaging.policy = PolicyConfig(quiet_hours=None)
+    pid = reachable_person(platform, "jon")
+
+    def event(name: str) -> None:
+        with platform.state.begin() as conn:
+            emit(conn, platform.journal, "crm-desk", "call_center", [{"event": name, "userId": "jon"}])
+        assert platform.processor.drain()
+
+    event("Sales Conversation Started")
+    held = messaging.send(pid, "promo", channels=["email"], at=datetime(2031, 2, 1, 12, tzinfo=UTC))
+    assert (held["status"], held["reason"]) == ("suppressed", "suppressed: sales_conversation")
+    event("Support Case Opened")
+    event("Sales Conversation Ended")
+    still = messaging.send(pid, "promo", channels=["email"], at=datetime(2031, 2, 2, 12, tzinfo=UTC))
+    assert still["reason"] == "suppressed: support_case"
+    event("Support Case Closed")
+    free = messaging.send(pid, "promo", channels=["email"], at=datetime(2031, 2, 3, 12, tzinfo=UTC))
+    assert free["status"] == "queued"

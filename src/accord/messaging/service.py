@@ -302,11 +302,12 @@ class Messaging:
     def suppress(self, profile_id: str, reason: str, until: datetime | None = None, note: str | None = None) -> None:
         """Hold PROFILE_ID out of bulk messages for REASON (sales_conversation, support_case, complained)."""
         with self.engine.begin() as conn:
-            self._suppress_in(conn, profile_id, reason, until, note)
+            self.suppress_in(conn, profile_id, reason, until, note)
 
-    def _suppress_in(
+    def suppress_in(
         self, conn: sa.Connection, profile_id: str, reason: str, until: datetime | None, note: str | None
     ) -> None:
+        """The hold-out write path, in CONN's transaction."""
         s = t.suppressions
         conn.execute(s.delete().where(s.c.profile_id == profile_id, s.c.reason == reason))
         conn.execute(s.insert().values(profile_id=profile_id, reason=reason, since=utcnow(), until=until, note=note))
@@ -718,7 +719,7 @@ class Messaging:
             else:
                 changed = self.record_state_in(conn, row, state, details)
             if state == "complained":
-                self._suppress_in(conn, row.profile_id, "complained", None, f"complaint via {provider}")
+                self.suppress_in(conn, row.profile_id, "complained", None, f"complaint via {provider}")
         return {"id": row.id, "status": state, "changed": changed}
 
     def track(self, kind: str, token: str, index: int | None = None) -> str | None:

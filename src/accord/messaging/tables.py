@@ -80,6 +80,14 @@ broadcasts = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
 
+# How far each messaging listener has read the journal (journal_seq).
+listener_cursors = sa.Table(
+    "msg_listener_cursors",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger(), nullable=False),
+)
+
 # People held out of bulk (marketing) messages: an open sales conversation or support case, a complaint.
 suppressions = sa.Table(
     "msg_suppressions",

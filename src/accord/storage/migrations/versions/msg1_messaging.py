@@ -102,6 +102,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_msg_broadcasts")),
     )
     op.create_table(
+        "msg_listener_cursors",
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_msg_listener_cursors")),
+    )
+    op.create_table(
         "msg_suppressions",
         sa.Column("profile_id", sa.String(26), nullable=False),
         sa.Column("reason", sa.String(64), nullable=False),
@@ -113,5 +119,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in ("msg_suppressions", "msg_broadcasts", "msg_deliveries", "msg_providers", "msg_templates", "consents"):
+    for name in (
+        "msg_suppressions",
+        "msg_listener_cursors",
+        "msg_broadcasts",
+        "msg_deliveries",
+        "msg_providers",
+        "msg_templates",
+        "consents",
+    ):
         op.drop_table(name)
