@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +16,7 @@ from accord.collect.processor import Processor
 from accord.collect.segment import SourceInfo
 from accord.collect.sources import source_by_key
 from accord.config import Settings
+from accord.consent.service import Consents
 from accord.identity import queries as identity_queries
 from accord.identity.graph import IdentityGraph
 from accord.identity.rules import IdentityRules
@@ -25,6 +26,7 @@ from accord.journeys.feed import address_of, event_reader, traits_lookup
 from accord.journeys.runner import Runner as JourneyRunner
 from accord.loyalty.orders import OrderPoints
 from accord.loyalty.service import LoyaltyService
+from accord.messaging.service import Messaging
 from accord.offers.service import OfferService
 from accord.segments.engines import DuckDBEngine
 from accord.segments.runtime import SegmentRuntime
@@ -81,6 +83,26 @@ class Platform:
             "processor_error": self.processor.last_error,
         }
 
+    @cached_property
+    def consents(self) -> Consents:
+        """The consent service (links signed with ACCORD_SECRET_KEY or ACCORD_HOME/signing_key)."""
+        from accord.messaging.wiring import consents_for
+
+        return consents_for(self.settings, self.state, self.journal, self.rules)
+
+    @cached_property
+    def messaging(self) -> Messaging:
+        """The messaging service; broadcast audiences by segment come from accord.segments when installed."""
+        from accord.messaging.wiring import messaging_for
+
+        return messaging_for(self.settings, self.state, self.journal, self.consents, self.events)
+
+    def wire_listeners(self) -> None:
+        """Domains that react to newly loaded events."""
+        from accord.messaging.listeners import hold_out_listener
+
+        self.processor.add_listener(hold_out_listener(self.messaging, self.events))
+
     def close(self) -> None:
         """Stop background work and close the stores."""
         self.journey_runner.stop()
@@ -124,7 +146,7 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
     loyalty = LoyaltyService(state, journal, committer)
     processor.add_listener(OrderPoints(loyalty, events))
     journeys = _journeys(state, events, journal, processor, read_only_events)
-    return Platform(
+    platform = Platform(
         settings,
         state,
         events,
@@ -139,6 +161,8 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
         offers=offers,
         loyalty=loyalty,
     )
+    platform.wire_listeners()
+    return platform
 
 
 def _journeys(

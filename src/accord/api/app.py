@@ -22,8 +22,10 @@ from accord import __version__
 from accord.api.admin import AdminController
 from accord.api.collect import collect_message, error_body
 from accord.api.commerce import CommerceController, commerce_runtime
+from accord.api.consent import ConsentController, ConsentPages
 from accord.api.journeys import JourneysController, TasksController
 from accord.api.loyalty import LoyaltyController
+from accord.api.messaging import MessagingController, Sending, TrackingController
 from accord.api.offers import OffersController
 from accord.collect.writer import JournalWriter
 from accord.config import Settings
@@ -98,10 +100,17 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
         app.state.platform = plat
         app.state.writer = writer
         app.state.admin_token = admin_token(settings)
+        sending = (
+            Sending(plat.messaging).start()
+            if settings.processing and os.environ.get("ACCORD_SENDER") != "off"
+            else None
+        )
         try:
             async with commerce_runtime(app, plat):
                 yield
         finally:
+            if sending is not None:
+                sending.close()
             await writer.stop()
             plat.processor.stop()
             if platform is None:
@@ -116,6 +125,10 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
             TasksController,
             OffersController,
             LoyaltyController,
+            MessagingController,
+            TrackingController,
+            ConsentController,
+            ConsentPages,
         ],
         lifespan=[lifespan],
         guards=[_guard],
