@@ -20,6 +20,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from accord import __version__
 from accord.api.admin import AdminController
+from accord.api.analytics import AnalyticsController
 from accord.api.collect import collect_message, error_body
 from accord.collect.writer import JournalWriter
 from accord.config import Settings
@@ -101,7 +102,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
                 plat.close()
 
     return Litestar(
-        route_handlers=[collect_message, AdminController],
+        route_handlers=[collect_message, AdminController, AnalyticsController],
         lifespan=[lifespan],
         guards=[_guard],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from accord.cli import analytics as analytics_cli
 from accord.cli import demo as demo_cli
 from accord.cli import identity as identity_cli
 from accord.cli.context import api_result, console, err_console, fail, local_platform, running_server, settings
@@ -32,6 +33,7 @@ app.add_typer(sources_app, name="sources")
 app.add_typer(profile_app, name="profile")
 app.add_typer(demo_cli.app, name="demo")
 app.add_typer(identity_cli.app, name="identity")
+app.add_typer(analytics_cli.app, name="analyze")
 
 try:  # the importers live in their own module
     from accord.cli import imports as imports_cli
