@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from threadpoolctl import threadpool_limits
 
 from accord.analytics.errors import InvalidInput, NotEnoughData
 from accord.analytics.paths import FloatArray, IntArray, PathSet
@@ -248,11 +249,11 @@ def markov(paths: PathSet, order: int = 1, collapse_repeats: bool = True) -> Att
     if not keep.any():
         raise NotEnoughData("no path has a conversion or a non-conversion count")
     chain = markov_chain(work, order)
-    p_conv = _absorb(chain.q, chain.r)
     n = len(paths.channels)
     removal = np.zeros(n)
-    if p_conv > 0:
-        for c in range(n):
+    with threadpool_limits(1, user_api="blas"):  # small solves: BLAS threads only spin
+        p_conv = _absorb(chain.q, chain.r)
+        for c in range(n if p_conv > 0 else 0):
             alive = (chain.states & (1 << c)) == 0
             alive[0] = True
             idx = np.flatnonzero(alive)

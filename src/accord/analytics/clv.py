@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from scipy import optimize, special
+from threadpoolctl import threadpool_limits
 
 from accord.analytics.errors import InvalidInput, NotEnoughData
 from accord.analytics.paths import FloatArray
@@ -26,9 +27,19 @@ class RFMData:
 
 def _compress(*columns: FloatArray) -> tuple[list[FloatArray], FloatArray]:
     """Unique rows of COLUMNS and how often each occurs (likelihoods are sums over identical customers)."""
-    stacked = np.column_stack(columns)
-    uniq, counts = np.unique(stacked, axis=0, return_counts=True)
-    return [uniq[:, i] for i in range(uniq.shape[1])], counts.astype(np.float64)
+    order = np.lexsort(columns[::-1])
+    ordered = [np.ascontiguousarray(c[order], dtype=np.float64) for c in columns]
+    new = np.ones(len(order), dtype=bool)
+    if len(order) > 1:
+        new[1:] = np.any([c[1:] != c[:-1] for c in ordered], axis=0)
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, len(order))).astype(np.float64)
+    return [c[starts] for c in ordered], counts
+
+
+def _wsum(values: FloatArray, weights: FloatArray) -> float:
+    """Weighted sum without BLAS (a BLAS dot spins its threads, which costs far more than it saves on a busy box)."""
+    return float(np.sum(values * weights))
 
 
 def _fit(
@@ -37,11 +48,12 @@ def _fit(
     names: list[str],
 ) -> tuple[dict[str, float], float]:
     """Minimise a negative log-likelihood over log-parameters (analytic gradient), with a Nelder-Mead fallback."""
-    best = optimize.minimize(negll, np.log(start), jac=True, method="L-BFGS-B")
-    if not best.success or not np.isfinite(best.fun):
-        alt = optimize.minimize(lambda z: negll(z)[0], best.x, method="Nelder-Mead", options={"maxiter": 20000})
-        if np.isfinite(alt.fun) and (not np.isfinite(best.fun) or alt.fun < best.fun):
-            best = alt
+    with threadpool_limits(1, user_api="blas"):  # tiny BLAS calls: threads only spin
+        best = optimize.minimize(negll, np.log(start), jac=True, method="L-BFGS-B")
+        if not best.success or not np.isfinite(best.fun):
+            alt = optimize.minimize(lambda z: negll(z)[0], best.x, method="Nelder-Mead", options={"maxiter": 20000})
+            if np.isfinite(alt.fun) and (not np.isfinite(best.fun) or alt.fun < best.fun):
+                best = alt
     if not np.isfinite(best.fun):
         raise NotEnoughData("the model could not be fitted to this data")
     return dict(zip(names, np.exp(best.x).tolist(), strict=True)), -float(best.fun)
@@ -107,8 +119,8 @@ def _bgnbd_negll(x: FloatArray, t_x: FloatArray, T: FloatArray, w: FloatArray) -
         g_a = special.digamma(a + b) - special.digamma(a + b + x) + w4 / a
         g_b = special.digamma(a + b) + special.digamma(b + x) - special.digamma(b) - special.digamma(a + b + x)
         g_b -= np.where(pos, w4 / (b + xm1), 0.0)
-        grads = np.array([g_r @ w * r, g_alpha @ w * alpha, g_a @ w * a, g_b @ w * b])
-        total = float(ll @ w)
+        grads = np.array([_wsum(g_r, w) * r, _wsum(g_alpha, w) * alpha, _wsum(g_a, w) * a, _wsum(g_b, w) * b])
+        total = _wsum(ll, w)
         if not np.isfinite(total):
             return math.inf, np.zeros(4)
         return -total, -grads
@@ -177,7 +189,7 @@ def fit_pareto_nbd(frequency: FloatArray, recency: FloatArray, T: FloatArray) ->
 
     def negll(z: FloatArray) -> float:
         with np.errstate(all="ignore"):
-            ll = float(_pareto_ll(np.exp(np.clip(z, -20, 20)), x, t_x, tt) @ w)
+            ll = _wsum(_pareto_ll(np.exp(np.clip(z, -20, 20)), x, t_x, tt), w)
         return -ll if np.isfinite(ll) else math.inf
 
     scale = float(np.mean(T)) or 1.0
@@ -242,10 +254,10 @@ def fit_gamma_gamma(frequency: FloatArray, monetary: FloatArray) -> GammaGamma:
         d_p = x * (special.digamma(px + q) - special.digamma(px) + np.log(m) + np.log(x) - np.log(g + m * x))
         d_q = special.digamma(px + q) - special.digamma(q) + math.log(g) - np.log(g + m * x)
         d_g = q / g - (px + q) / (g + m * x)
-        total = float(ll @ w)
+        total = _wsum(ll, w)
         if not np.isfinite(total):
             return math.inf, np.zeros(3)
-        return -total, -np.array([d_p @ w * p, d_q @ w * q, d_g @ w * g])
+        return -total, -np.array([_wsum(d_p, w) * p, _wsum(d_q, w) * q, _wsum(d_g, w) * g])
 
     params, ll = _fit(negll, np.array([1.0, 1.0, float(np.mean(m))]), ["p", "q", "gamma"])
     return GammaGamma(params["p"], params["q"], params["gamma"], ll)
