@@ -26,15 +26,20 @@ from accord.analytics.attribution import markov, shapley
 from accord.analytics.clv import fit_bgnbd, fit_gamma_gamma
 from accord.analytics.paths import paths_from_table
 
+CPU: dict[str, float] = {}
 
-def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
-    """Median seconds of RUNS calls, and the last result."""
-    times = []
+
+def timed(fn: Callable[[], Any], runs: int, label: str = "") -> tuple[float, Any]:
+    """Median wall seconds of RUNS calls, and the last result; the median CPU seconds go to CPU[label]."""
+    times, cpu = [], []
     result = None
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = fn()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    if label:
+        CPU[label] = statistics.median(cpu)
     return statistics.median(times), result
 
 
@@ -68,9 +73,9 @@ def bench_markov(table: pa.Table, runs: int) -> dict[str, Any]:
     def ours() -> Any:
         return markov(paths_from_table(table, "path", ">", "conv", "null", "value"))
 
-    out["accord_s"], result = timed(ours, runs)
+    out["accord_s"], result = timed(ours, runs, "markov_accord")
     parsed = paths_from_table(table, "path", ">", "conv", "null", "value")
-    out["accord_model_only_s"], _ = timed(lambda: markov(parsed), runs)
+    out["accord_model_only_s"], _ = timed(lambda: markov(parsed), runs, "markov_accord_model_only")
     out["channels"] = len(parsed.channels)
     out["touches"] = len(parsed.flat)
     ours_re = {c.channel: c.removal_effect for c in result.channels}
@@ -85,7 +90,7 @@ def bench_markov(table: pa.Table, runs: int) -> dict[str, Any]:
         return ca.markov_model(df, "path", "conv", var_value="value", var_null="null", order=1, out_more=True,
                                verbose=False, flg_pro=False)  # fmt: skip
 
-    out["channelattribution_s"], res = timed(theirs, runs)
+    out["channelattribution_s"], res = timed(theirs, runs, "markov_channelattribution")
     out["ratio_channelattribution_over_accord"] = out["channelattribution_s"] / out["accord_s"]
     removal = res["removal_effects"]
     theirs_re = dict(zip(removal["channel_name"], removal["removal_effects_conversion"], strict=True))
@@ -103,8 +108,8 @@ def bench_markov(table: pa.Table, runs: int) -> dict[str, Any]:
 def bench_shapley(n_channels: int, n_paths: int, runs: int) -> dict[str, Any]:
     table = make_paths(n_paths, n_channels, seed=2)
     parsed = paths_from_table(table, "path", ">", "conv", "null", "value")
-    seconds, result = timed(lambda: shapley(parsed), runs)
-    rate_s, _ = timed(lambda: shapley(parsed, game="rate"), runs)
+    seconds, result = timed(lambda: shapley(parsed), runs, f"shapley_{n_channels}")
+    rate_s, _ = timed(lambda: shapley(parsed, game="rate"), runs, f"shapley_rate_{n_channels}")
     return {
         "channels": n_channels,
         "paths": n_paths,
@@ -148,7 +153,7 @@ def bench_clv(n: int, runs: int) -> dict[str, Any]:
         return fit_bgnbd(x, t_x, T), fit_gamma_gamma(x, m)
 
     out: dict[str, Any] = {"customers": n, "repeat_buyers": int((x > 0).sum())}
-    out["accord_s"], (bg, gg) = timed(ours, runs)
+    out["accord_s"], (bg, gg) = timed(ours, runs, "clv_accord")
     out["accord_params"] = {**bg.as_dict(), **{f"gg_{k}": v for k, v in gg.as_dict().items()}}
     try:
         import warnings
@@ -166,7 +171,7 @@ def bench_clv(n: int, runs: int) -> dict[str, Any]:
         return b, g
 
     try:
-        out["lifetimes_s"], (b, g) = timed(theirs, runs)
+        out["lifetimes_s"], (b, g) = timed(theirs, runs, "clv_lifetimes")
     except Exception as exc:  # report why the reference could not run on this stack
         out["lifetimes"] = f"failed: {type(exc).__name__}: {exc}"
         return out
@@ -211,6 +216,8 @@ def main() -> None:
     print("bg/nbd + gamma-gamma ...", flush=True)
     report["clv"] = bench_clv(args.customers, args.runs)
     print(json.dumps(report["clv"], indent=1), flush=True)
+    report["cpu_seconds_median"] = CPU
+    print(json.dumps(CPU, indent=1))
     report["machine"]["load_average_end"] = os.getloadavg()
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2, default=str))

@@ -191,29 +191,27 @@ def markov_chain(paths: PathSet, order: int = 1) -> MarkovChain:
     if len(paths.channels) > 62:
         raise InvalidInput("the Markov model handles at most 62 channels")
     weight = paths.conversions + paths.nulls
-    codes = _state_codes(paths, order)
-    uniq, touch_state = np.unique(codes, return_inverse=True)
-    touch_state = touch_state.astype(np.int64) + 1  # 0 = start
+    codes = paths.flat + 1 if order == 1 else _state_codes(paths, order)
+    # number the states that occur, without sorting: codes are bounded by (channels + 1) ** order
+    present = np.bincount(codes, minlength=1) > 0
+    uniq = np.flatnonzero(present)
+    number = np.cumsum(present) - 1
+    touch_state = number[codes] + 1  # 0 = start
     n_states = len(uniq) + 1
     conv_state, null_state = n_states, n_states + 1
-    lengths = paths.lengths
-    parent = paths.parent
-    pos = paths.position
-    last = pos == lengths[parent] - 1
-    # from -> to for every transition, with the weight of its path
+    first_touch = paths.offsets[:-1]
+    last_touch = paths.offsets[1:] - 1
+    # transitions start -> first touch -> ... -> last touch, weighted by the path's conversions + nulls
     prev_state = np.empty_like(touch_state)
-    prev_state[0:1] = 0
     prev_state[1:] = touch_state[:-1]
-    prev_state[pos == 0] = 0
-    w_touch = weight[parent]
-    src = [prev_state, touch_state[last], touch_state[last]]
-    dst = [touch_state, np.full(int(last.sum()), conv_state), np.full(int(last.sum()), null_state)]
-    wts = [w_touch, paths.conversions[parent[last]], paths.nulls[parent[last]]]
-    s = np.concatenate(src)
-    d = np.concatenate(dst)
-    w = np.concatenate(wts)
+    prev_state[first_touch] = 0
+    w_touch = np.repeat(weight, paths.lengths)
     width = n_states + 2
-    counts = np.bincount(s * width + d, weights=w, minlength=n_states * width).reshape(n_states, width)
+    counts = np.zeros((n_states, width))
+    inner = np.bincount(prev_state * n_states + touch_state, weights=w_touch, minlength=n_states * n_states)
+    counts[:, :n_states] = inner.reshape(n_states, n_states)
+    counts[:, conv_state] = np.bincount(touch_state[last_touch], weights=paths.conversions, minlength=n_states)
+    counts[:, null_state] = np.bincount(touch_state[last_touch], weights=paths.nulls, minlength=n_states)
     out_total = counts.sum(axis=1)
     if out_total[0] <= 0:
         raise NotEnoughData("no path has a conversion or a non-conversion count")

@@ -61,13 +61,13 @@ class PathSet:
         """The same paths with runs of one channel reduced to one touch (its last touch's age is kept)."""
         if len(self.flat) == 0:
             return self
-        parent = self.parent
         keep = np.ones(len(self.flat), dtype=bool)
         # keep the last touch of a run: the run ends where the next touch differs or the path ends
-        keep[:-1] = (self.flat[:-1] != self.flat[1:]) | (parent[:-1] != parent[1:])
-        lengths = np.bincount(parent[keep], minlength=self.n_paths)
-        offsets = np.zeros(self.n_paths + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        keep[:-1] = self.flat[:-1] != self.flat[1:]
+        keep[self.offsets[1:] - 1] = True
+        kept_before = np.zeros(len(self.flat) + 1, dtype=np.int64)
+        np.cumsum(keep, out=kept_before[1:])
+        offsets = kept_before[self.offsets]
         ages = None if self.ages is None else self.ages[keep]
         return PathSet(self.channels, offsets, self.flat[keep], self.conversions, self.nulls, self.values, ages)
 
@@ -182,20 +182,20 @@ def paths_from_table(
         raise InvalidInput(f"column {path_col!r} is empty in data row {first + 1}")
     n = len(arr)
     lists = pc.split_pattern(arr, pattern=sep)
-    parent = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
-    touches = pc.utf8_trim_whitespace(pc.list_flatten(lists))
-    keep = pc.not_equal(touches, "").to_numpy(zero_copy_only=False)
-    touches = touches.filter(pa.array(keep))
-    parent = parent[keep]
-    lengths = np.bincount(parent, minlength=n)
+    lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+    # encode the raw tokens first, then trim the (few) distinct ones: "a ", " a" and "a" are one channel
+    enc = pc.dictionary_encode(pc.list_flatten(lists))
+    raw_names = [str(x).strip() for x in enc.dictionary.to_pylist()]
+    names = sorted({x for x in raw_names if x})
+    rank = {name: i for i, name in enumerate(names)}
+    token_channel = np.array([rank.get(x, -1) for x in raw_names], dtype=np.int64)
+    flat = token_channel[enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
+    if len(flat) and flat.min() < 0:  # empty touches ("a > > b"): drop them
+        parent = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        keep = flat >= 0
+        flat, lengths = flat[keep], np.bincount(parent[keep], minlength=n)
     if n and lengths.min() == 0:
         raise InvalidInput(f"column {path_col!r} has no channel in data row {int(np.argmin(lengths)) + 1}")
-    enc = pc.dictionary_encode(touches)
-    names = enc.dictionary.to_pylist()
-    order = np.argsort(np.array(names, dtype=object)).astype(np.int64)
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[order] = np.arange(len(names), dtype=np.int64)
-    flat = rank[enc.indices.to_numpy().astype(np.int64)]
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     conversions = numeric_column(table, conversions_col) if conversions_col else np.ones(n, dtype=np.float64)
@@ -205,7 +205,7 @@ def paths_from_table(
         bad = np.flatnonzero(~np.isfinite(values_) | (values_ < 0))
         if len(bad):
             raise InvalidInput(f"{what} must be >= 0; data row {int(bad[0]) + 1} has {values_[bad[0]]}")
-    return PathSet(sorted(names), offsets, flat, conversions, nulls, values)
+    return PathSet(names, offsets, flat, conversions, nulls, values)
 
 
 def paths_from_file(

@@ -227,3 +227,29 @@ def purchase_rate_by_channels(
         }
         for n, p, b, o in events.query(sql, [conversion, period.start, period.end])
     ]
+
+
+def product_interactions(events: EventStore) -> list[tuple[str, str, str, float]]:
+    """(profile, event, sku, epoch seconds) for every product viewed, added to a cart or bought (one per order line)."""
+    import json
+
+    rows = events.query(
+        "SELECT profile_id, event, epoch(timestamp), json_extract_string(raw, '$.properties.sku'), "
+        "json_extract_string(raw, '$.properties.product_id'), json_extract(raw, '$.properties.products') "
+        "FROM events WHERE profile_id IS NOT NULL AND type = 'track' "
+        "AND event IN ('Order Completed', 'Product Added', 'Product Viewed') ORDER BY timestamp"
+    )
+    out: list[tuple[str, str, str, float]] = []
+    for profile, event, ts, sku, product_id, products in rows:
+        if event == "Order Completed":
+            try:
+                lines = json.loads(products) if isinstance(products, str) else (products or [])
+            except ValueError:
+                lines = []
+            for line in lines if isinstance(lines, list) else []:
+                item = isinstance(line, dict) and (line.get("sku") or line.get("product_id"))
+                if item:
+                    out.append((profile, event, str(item), float(ts)))
+        elif sku or product_id:
+            out.append((profile, event, str(sku or product_id), float(ts)))
+    return out
