@@ -114,8 +114,12 @@ def test_api_and_cli_on_a_live_server(live_server: Any, tmp_path: Path) -> None:
         assert lift["treatments"][0]["metrics"]["bought"]["lift_abs"] == pytest.approx(0.5)
         assert client.get("/api/v1/analytics/scores/nobody").status_code == 404
         assert "/api/v1/analytics/attribution" in client.get("/api/v1/openapi.json").json()["paths"]
+        no_products = client.get("/api/v1/analytics/recommendations/whoever")
+        assert no_products.status_code == 400 and no_products.json()["error"]["code"] == "not_enough_data"
     # the CLI asks the running server (it owns the event store)
     code, out = run(live_server.home, "attribution", "--model", "last", "--format", "json",
                     env={"ACCORD_ADMIN_TOKEN": live_server.token})  # fmt: skip
     assert code == 0, out
     assert {c["channel"]: c["conversions"] for c in json.loads(out)["channels"]}["store"] == 1
+    code, out = run(live_server.home, "recommend", "user_id:u1", env={"ACCORD_ADMIN_TOKEN": live_server.token})
+    assert code == 1 and "no product views" in out

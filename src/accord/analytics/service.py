@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from accord.analytics import customers as cust
-from accord.analytics import store
+from accord.analytics import recommend, store
 from accord.analytics.attribution import MODELS, Attribution, attribute
 from accord.analytics.errors import AnalyticsError, InvalidInput, NotEnoughData
 from accord.analytics.lift import lift_from_table
@@ -31,8 +31,10 @@ __all__ = [
     "clv_from_store",
     "cohorts_from_file",
     "cohorts_from_store",
+    "evaluate_recommendations",
     "lift_from_file",
     "read_scores",
+    "recommendations_from_store",
     "rfm_from_store",
     "write_scores",
 ]
@@ -264,6 +266,35 @@ def cohorts_from_file(
 ) -> list[dict[str, Any]]:
     """Retention by first-purchase month from a transactions file."""
     return cust.cohorts(cust.transactions_from_table(read_table(path), customer_col, date_col, None), by, periods)
+
+
+def _interaction_lists(events: EventStore) -> tuple[list[str], list[str], list[float], list[float], list[bool]]:
+    rows = store.product_interactions(events)
+    if not rows:
+        raise NotEnoughData("no product views, cart additions or orders with products in the event store")
+    users = [r[0] for r in rows]
+    items = [r[2] for r in rows]
+    weights = [recommend.EVENT_WEIGHTS.get(r[1], 1.0) for r in rows]
+    times = [r[3] for r in rows]
+    bought = [r[1] == "Order Completed" for r in rows]
+    return users, items, weights, times, bought
+
+
+def recommendations_from_store(
+    events: EventStore, profile_id: str | None, k: int = 10, available: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Top-K products for a profile from everyone's views, cart additions and purchases (ALS; popular products for
+    a profile without history), restricted to AVAILABLE products (e.g. in stock near the customer) when given."""
+    users, items, weights, _times, _bought = _interaction_lists(events)
+    model = recommend.fit(recommend.interactions(users, items, weights))
+    recs = model.recommend(profile_id, k, available)
+    return {"profile_id": profile_id, "k": k, "method": recs[0]["source"] if recs else None, "items": recs}
+
+
+def evaluate_recommendations(events: EventStore, k: int = 10) -> dict[str, Any]:
+    """Precision@k and recall@k of ALS and of popularity against each customer's held-out last purchase."""
+    users, items, weights, times, bought = _interaction_lists(events)
+    return recommend.evaluate(users, items, weights, times, bought, k)
 
 
 # ---- computed traits: the write path and the read path other domains use ------------------------------------

@@ -182,3 +182,14 @@ class AnalyticsController(Controller):
         conversion: str = DEFAULT_CONVERSION,
     ) -> list[dict[str, Any]]:
         return await _run(service.cohorts_from_store, _platform(request).events, by, periods, conversion)
+
+    @get("/recommendations/evaluation", summary="Precision@k and recall@k of the recommender on held-out purchases")
+    async def recommendation_quality(self, request: Request[Any, Any, Any], k: int = 10) -> dict[str, Any]:
+        return await _run(service.evaluate_recommendations, _platform(request).events, k)
+
+    @get("/recommendations/{profile_id:str}", summary="Products to recommend to a profile (optionally only these SKUs)")
+    async def recommendations(
+        self, request: Request[Any, Any, Any], profile_id: str, k: int = 10, available: str | None = None
+    ) -> dict[str, Any]:
+        skus = [x.strip() for x in available.split(",") if x.strip()] if available else None
+        return await _run(service.recommendations_from_store, _platform(request).events, profile_id, k, skus)

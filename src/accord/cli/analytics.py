@@ -378,3 +378,56 @@ def cohorts(
     for r in rows:
         table.add_row(r["cohort"], str(r["customers"]), *[f"{x:.0%}" for x in r["retention"]])
     console.print(table)
+
+
+@app.command()
+def recommend(
+    identifier: str = typer.Argument(None, help="TYPE:VALUE of the customer, e.g. email:ann@example.com."),
+    k: int = typer.Option(10, min=1, help="How many products."),
+    available: str = typer.Option(None, help="Only these SKUs (comma-separated), e.g. what is in stock nearby."),
+    evaluate: bool = typer.Option(False, help="Instead: precision@k / recall@k against held-out last purchases."),
+    fmt: Format = FORMAT,
+) -> None:
+    """Products to recommend from everyone's views, cart additions and purchases (ALS; popular ones for newcomers)."""
+    s = settings()
+    skus = [x.strip() for x in available.split(",") if x.strip()] if available else None
+    if evaluate:
+        doc = _from_store(
+            "/recommendations/evaluation", {"k": k}, lambda p: service.evaluate_recommendations(p.events, k)
+        )
+        if fmt is Format.json:
+            _dump(doc)
+        else:
+            for name in ("model", "popularity"):
+                m = doc[name]
+                console.print(f"{name}: precision@{k} {m['precision_at_k']:.3f}  recall@{k} {m['recall_at_k']:.3f}")
+            console.print(f"{doc['held_out_users']} customers' last purchases held out; model: {doc['method']}")
+        return
+    if not identifier:
+        raise fail("give the customer as TYPE:VALUE (or --evaluate)")
+    from accord.profiles import service as profiles
+
+    if (client := running_server(s)) is not None:
+        with client:
+            found = client.get("/api/v1/profiles/resolve", params={"identifier": identifier})
+            if found.status_code == 404:
+                raise fail(f"no profile has identifier {identifier}")
+            pid = api_result(found)["profile_id"]
+            params: dict[str, Any] = {"k": k, **({"available": ",".join(skus)} if skus else {})}
+            doc = api_result(client.get(f"/api/v1/analytics/recommendations/{pid}", params=params))
+    else:
+        with local_platform(s, read_only=True) as p:
+            try:
+                pid = profiles.resolve(p.state, p.rules, identifier)
+            except profiles.InvalidIdentifier as exc:
+                raise fail(str(exc)) from exc
+            if pid is None:
+                raise fail(f"no profile has identifier {identifier}")
+            doc = _guard(lambda: service.recommendations_from_store(p.events, pid, k, skus))
+    if fmt is Format.json:
+        _dump(doc)
+        return
+    table = Table("product", "score", "from", title=f"Recommended for {doc['profile_id']}")
+    for r in doc["items"]:
+        table.add_row(r["item"], f"{r['score']:.3f}", r["source"])
+    console.print(table)
