@@ -187,12 +187,34 @@ def bench_clv(n: int, runs: int) -> dict[str, Any]:
     return out
 
 
+def bench_forecast(n_series: int, runs: int) -> dict[str, Any]:
+    """Weekly forecasts (Croston, ADIDA, IMAPA, seasonal naive, naive + hold-out + refit) for N_SERIES series."""
+    from datetime import date, timedelta
+
+    from accord.analytics.forecast import forecast, weekly_sales
+
+    rng = np.random.default_rng(4)
+    weeks = 52
+    rate = rng.gamma(0.6, 2.0, n_series)
+    qty = rng.poisson(np.repeat(rate, weeks)).astype(float)
+    series = np.repeat(np.arange(n_series), weeks)
+    days = [date(2025, 11, 3) + timedelta(days=7 * int(w)) for w in np.tile(np.arange(weeks), n_series)]
+    keep = qty > 0
+    frame = weekly_sales([f"s{i % 50}" for i in series[keep]], [f"sku{i}" for i in series[keep]],
+                         [d for d, k in zip(days, keep, strict=True) if k], qty[keep].tolist())  # fmt: skip
+    seconds, doc = timed(lambda: forecast(frame, 4), runs, "forecast")
+    return {"series": doc["series"], "weeks": weeks, "seconds": seconds, "model": doc["model"],
+            "accuracy": doc["accuracy"]}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--paths", type=int, default=1_000_000)
     parser.add_argument("--channels", type=int, default=30)
     parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--series", type=int, default=10_000)
+    parser.add_argument("--only", default="markov,shapley,clv,forecast", help="comma-separated parts to run")
     parser.add_argument("--json", type=Path, default=Path("bench/results/analytics.json"))
     args = parser.parse_args()
     report: dict[str, Any] = {
@@ -205,17 +227,25 @@ def main() -> None:
         },
         "runs": args.runs,
     }
-    print(f"generating {args.paths:,} paths over {args.channels} channels ...", flush=True)
-    table = make_paths(args.paths, args.channels)
-    print("markov ...", flush=True)
-    report["markov"] = bench_markov(table, args.runs)
-    print(json.dumps(report["markov"], indent=1), flush=True)
-    print("shapley ...", flush=True)
-    report["shapley"] = [bench_shapley(15, 100_000, args.runs), bench_shapley(20, 100_000, args.runs)]
-    print(json.dumps(report["shapley"], indent=1), flush=True)
-    print("bg/nbd + gamma-gamma ...", flush=True)
-    report["clv"] = bench_clv(args.customers, args.runs)
-    print(json.dumps(report["clv"], indent=1), flush=True)
+    parts = set(args.only.split(","))
+    if "markov" in parts:
+        print(f"generating {args.paths:,} paths over {args.channels} channels ...", flush=True)
+        table = make_paths(args.paths, args.channels)
+        print("markov ...", flush=True)
+        report["markov"] = bench_markov(table, args.runs)
+        print(json.dumps(report["markov"], indent=1), flush=True)
+    if "shapley" in parts:
+        print("shapley ...", flush=True)
+        report["shapley"] = [bench_shapley(15, 100_000, args.runs), bench_shapley(20, 100_000, args.runs)]
+        print(json.dumps(report["shapley"], indent=1), flush=True)
+    if "clv" in parts:
+        print("bg/nbd + gamma-gamma ...", flush=True)
+        report["clv"] = bench_clv(args.customers, args.runs)
+        print(json.dumps(report["clv"], indent=1), flush=True)
+    if "forecast" in parts:
+        print("forecasts ...", flush=True)
+        report["forecast"] = bench_forecast(args.series, max(1, args.runs // 2))
+        print(json.dumps(report["forecast"], indent=1), flush=True)
     report["cpu_seconds_median"] = CPU
     print(json.dumps(CPU, indent=1))
     report["machine"]["load_average_end"] = os.getloadavg()

@@ -32,6 +32,8 @@ __all__ = [
     "cohorts_from_file",
     "cohorts_from_store",
     "evaluate_recommendations",
+    "forecast_from_file",
+    "forecast_from_store",
     "lift_from_file",
     "read_scores",
     "recommendations_from_store",
@@ -295,6 +297,47 @@ def evaluate_recommendations(events: EventStore, k: int = 10) -> dict[str, Any]:
     """Precision@k and recall@k of ALS and of popularity against each customer's held-out last purchase."""
     users, items, weights, times, bought = _interaction_lists(events)
     return recommend.evaluate(users, items, weights, times, bought, k)
+
+
+def forecast_from_store(
+    events: EventStore,
+    horizon: int = 4,
+    lead_time_weeks: float = 1.0,
+    service_level: float = 0.95,
+    conversion: str = store.DEFAULT_CONVERSION,
+) -> dict[str, Any]:
+    """Weekly demand forecast per store and SKU from the order lines of every channel, with hold-out accuracy and
+    safety stock (see accord.analytics.forecast.forecast)."""
+    from accord.analytics import forecast as fc
+
+    lines = store.sales_lines(events, conversion)
+    if not lines:
+        raise NotEnoughData(f"no {conversion!r} events with products in the event store")
+    sales = fc.weekly_sales([x[0] for x in lines], [x[1] for x in lines], [x[2].date() for x in lines],
+                            [x[3] for x in lines])  # fmt: skip
+    return fc.forecast(sales, horizon, lead_time_weeks, service_level)
+
+
+def forecast_from_file(
+    path: Path,
+    store_col: str,
+    sku_col: str,
+    date_col: str,
+    quantity_col: str,
+    horizon: int = 4,
+    lead_time_weeks: float = 1.0,
+    service_level: float = 0.95,
+) -> dict[str, Any]:
+    """The same forecast on a sales file (one row per sale or per day: store, SKU, date, units)."""
+    from accord.analytics import forecast as fc
+
+    table = read_table(path)
+    stores = [str(x) for x in column(table, store_col).to_pylist()]
+    skus = [str(x) for x in column(table, sku_col).to_pylist()]
+    tx = cust.transactions_from_table(table, sku_col, date_col, quantity_col)
+    days = [cust.day_to_date(d) for d in tx.day]
+    sales = fc.weekly_sales(stores, skus, days, list(tx.value))
+    return fc.forecast(sales, horizon, lead_time_weeks, service_level)
 
 
 # ---- computed traits: the write path and the read path other domains use ------------------------------------

@@ -253,3 +253,28 @@ def product_interactions(events: EventStore) -> list[tuple[str, str, str, float]
         elif sku or product_id:
             out.append((profile, event, str(sku or product_id), float(ts)))
     return out
+
+
+def sales_lines(events: EventStore, conversion: str = DEFAULT_CONVERSION) -> list[tuple[str, str, datetime, float]]:
+    """(store, sku, time, units) of every order line, in every channel; orders without a store are "online"."""
+    import json
+
+    rows = events.query(
+        "SELECT coalesce(store_id, 'online'), timestamp, json_extract(raw, '$.properties.products') FROM events "
+        "WHERE type = 'track' AND event = ? ORDER BY timestamp",
+        [conversion],
+    )
+    out: list[tuple[str, str, datetime, float]] = []
+    for store_id, ts, products in rows:
+        try:
+            lines = json.loads(products) if isinstance(products, str) else (products or [])
+        except ValueError:
+            continue
+        for line in lines if isinstance(lines, list) else []:
+            if not isinstance(line, dict):
+                continue
+            sku = line.get("sku") or line.get("product_id")
+            qty = line.get("quantity", 1)
+            if sku and isinstance(qty, int | float) and qty > 0:
+                out.append((str(store_id), str(sku), _aware(ts), float(qty)))
+    return out

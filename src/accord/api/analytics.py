@@ -193,3 +193,15 @@ class AnalyticsController(Controller):
     ) -> dict[str, Any]:
         skus = [x.strip() for x in available.split(",") if x.strip()] if available else None
         return await _run(service.recommendations_from_store, _platform(request).events, profile_id, k, skus)
+
+    @get("/forecast", summary="Weekly demand forecast per store and SKU, hold-out accuracy and safety stock")
+    async def forecast(
+        self,
+        request: Request[Any, Any, Any],
+        horizon: int = 4,
+        lead_time_weeks: float = 1.0,
+        service_level: float = 0.95,
+    ) -> dict[str, Any]:
+        return await _run(
+            service.forecast_from_store, _platform(request).events, horizon, lead_time_weeks, service_level
+        )

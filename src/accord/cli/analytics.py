@@ -431,3 +431,44 @@ def recommend(
     for r in doc["items"]:
         table.add_row(r["item"], f"{r['score']:.3f}", r["source"])
     console.print(table)
+
+
+@app.command()
+def forecast(
+    sales: Path = typer.Option(None, help="CSV/Parquet of sales instead of the event store's order lines."),
+    store_col: str = typer.Option("store", help="File: store column."),
+    sku_col: str = typer.Option("sku", help="File: SKU column."),
+    date_col: str = typer.Option("date", help="File: sale date column."),
+    quantity_col: str = typer.Option("quantity", help="File: units column."),
+    horizon: int = typer.Option(4, min=1, help="Weeks to forecast (and to hold out for the accuracy check)."),
+    lead_time: float = typer.Option(1.0, help="Replenishment lead time in weeks (for safety stock)."),
+    service_level: float = typer.Option(0.95, help="Share of lead times without a stock-out (for safety stock)."),
+    top: int = typer.Option(15, help="Series to list (largest forecast first)."),
+    fmt: Format = FORMAT,
+) -> None:
+    """Units each store will sell of each SKU in the next weeks, hold-out accuracy, and safety stock."""
+    if sales is not None:
+        doc = _guard(
+            lambda: service.forecast_from_file(
+                sales, store_col, sku_col, date_col, quantity_col, horizon, lead_time, service_level
+            )
+        )
+    else:
+        doc = _from_store(
+            "/forecast",
+            {"horizon": horizon, "lead_time_weeks": lead_time, "service_level": service_level},
+            lambda p: service.forecast_from_store(p.events, horizon, lead_time, service_level),
+        )
+    if fmt is Format.json:
+        _dump(doc)
+        return
+    acc = Table("model", "MAE", "RMSE", "WAPE", title=f"Accuracy on the {horizon} weeks from {doc['holdout_start']}")
+    for name, m in doc["accuracy"].items():
+        acc.add_row(name + (" (chosen)" if name == doc["model"] else ""), f"{m['mae']:.3f}", f"{m['rmse']:.3f}",
+                    f"{m['wape']:.1%}")  # fmt: skip
+    console.print(acc)
+    table = Table("store", "SKU", f"units, next {horizon} weeks", "safety stock", title=f"{doc['series']} series")
+    for r in sorted(doc["forecasts"], key=lambda r: -r["total_units"])[:top]:
+        safety = "" if r["safety_stock"] is None else f"{r['safety_stock']:.1f}"
+        table.add_row(r["store"], r["sku"], f"{r['total_units']:.1f}", safety)
+    console.print(table)
