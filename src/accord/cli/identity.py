@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -11,6 +13,7 @@ from rich.table import Table
 from accord.cli.context import api_result, console, fail, local_platform, running_server, settings
 from accord.identity import queries
 from accord.identity.evaluate import pairwise_score, read_truth
+from accord.identity.normalize import split_key
 from accord.storage import create_state_engine
 
 app = typer.Typer(help="The identity graph: evaluation against ground truth, conflicts.", no_args_is_help=True)
@@ -48,6 +51,34 @@ def evaluate(
             f"pairwise precision {score.precision:.4f}  recall {score.recall:.4f}  F1 {score.f1:.4f}  "
             f"({score.identifiers} identifiers, {score.true_pairs} true pairs)"
         )
+
+
+@app.command("clusters")
+def clusters(
+    fmt: str = typer.Option("csv", "--format", help="csv or json"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of standard output."),
+) -> None:
+    """Every identifier and the profile holding it: identifier_type,identifier_value,profile_id."""
+    if fmt not in {"csv", "json"}:
+        raise fail(f"--format must be csv or json, got {fmt!r}")
+    engine = create_state_engine(settings().state_url)  # the graph only: works beside a running server
+    try:
+        rows = [(*split_key(key), pid) for key, pid in sorted(queries.grouping(engine).items())]
+    finally:
+        engine.dispose()
+    handle = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        if fmt == "json":
+            keys = ("identifier_type", "identifier_value", "profile_id")
+            json.dump([dict(zip(keys, row, strict=True)) for row in rows], handle)
+            handle.write("\n")
+        else:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(("identifier_type", "identifier_value", "profile_id"))
+            writer.writerows(rows)
+    finally:
+        if output:
+            handle.close()
 
 
 @app.command("conflicts")
