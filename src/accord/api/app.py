@@ -21,6 +21,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from accord import __version__
 from accord.api.admin import AdminController
 from accord.api.collect import collect_message, error_body
+from accord.api.identity import IdentityController
 from accord.collect.writer import JournalWriter
 from accord.config import Settings
 from accord.platform import Platform, open_platform
@@ -101,7 +102,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
                 plat.close()
 
     return Litestar(
-        route_handlers=[collect_message, AdminController],
+        route_handlers=[collect_message, AdminController, IdentityController],
         lifespan=[lifespan],
         guards=[_guard],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
