@@ -367,13 +367,135 @@ class IdentityGraph:
                     conn.exec_driver_sql("SELECT pg_advisory_xact_lock(434343)")
                 batch = _Batch(conn, self.rules, utcnow())
                 self._load_owners(batch, {k for m in merges for k in (m.identifier_a, m.identifier_b)})
-                for merge in merges:
-                    results.append(self._merge_pair(batch, merge, kind))
+                results, slow = self._merge_many(batch, merges, kind)
+                for i in slow:  # pairs touching a conflicted profile: one by one, regrouping as the rules say
+                    results[i] = self._merge_pair(batch, merges[i], kind)
                 batch.flush()
         except BaseException:
             self._known_links.clear()
             raise
         return results
+
+    def _merge_many(
+        self, batch: _Batch, merges: Sequence[ProfileMerge], kind: str
+    ) -> tuple[list[str | None], list[int]]:
+        """The common case in bulk: plan the unions of unconflicted profiles within the limits in memory, then
+        write them with a few statements. Returns the results and the indexes left for the one-by-one path."""
+        conn, now = batch.conn, batch.now
+        rank = self.rules.rank
+        prepared = [sorted({m.identifier_a, m.identifier_b}, key=lambda k: (rank(split_key(k)[0]), k)) for m in merges]
+        self._load_links(batch, {link_key(keys) for keys in prepared if len(keys) == 2})
+        parent: dict[str, str] = {}
+        members: dict[str, list[str]] = {}
+        counts: dict[str, Counter[str]] = {}
+
+        def find(pid: str) -> str:
+            parent.setdefault(pid, pid)
+            while parent[pid] != pid:
+                parent[pid] = parent[parent[pid]]
+                pid = parent[pid]
+            return pid
+
+        results: list[str | None] = [None] * len(merges)
+        slow: list[int] = []
+        steps: list[tuple[int, str, str, list[str]]] = []  # (merge index, into root, from root, pids moved)
+        for i, keys in enumerate(prepared):
+            if len(keys) != 2 or any(k not in batch.owner for k in keys):
+                continue
+            pa, pb = batch.owner[keys[0]], batch.owner[keys[1]]
+            if batch.conflicted.get(pa) or batch.conflicted.get(pb):
+                slow.append(i)
+                continue
+            ra, rb = find(pa), find(pb)
+            if ra == rb:
+                results[i] = ra
+                continue
+            lk = link_key(keys)
+            if lk in batch.links and batch.links[lk][2]:
+                continue  # severed by an unmerge
+            for root in (ra, rb):
+                if root not in counts:
+                    counts[root] = Counter(batch.counts.get(root, Counter()))
+                    members[root] = [root]
+            if not self._fits(counts[ra] + counts[rb]):
+                continue  # e.g. two user ids: never merged automatically
+            into, other = sorted((ra, rb))
+            parent[other] = into
+            counts[into] = counts[into] + counts.pop(other)
+            moved = members.pop(other)
+            members[into].extend(moved)
+            steps.append((i, into, other, moved))
+            if lk not in batch.links:
+                batch.new_links[lk] = {
+                    "link_key": lk,
+                    "identifiers": json.dumps(keys),
+                    "first_at": now,
+                    "first_message_id": merges[i].message_id,
+                    "severed": False,
+                    "rejected": False,
+                }
+                batch.new_members.extend({"identifier_key": k, "link_key": lk} for k in keys)
+                batch.links[lk] = (now, merges[i].message_id, False)
+                self._known_links[lk] = now
+        if not steps:
+            return results, slow
+        batch.flush()
+        moved_pids = sorted({pid for _i, _into, _other, pids in steps for pid in pids})
+        keys_of: dict[str, list[str]] = defaultdict(list)
+        for j in range(0, len(moved_pids), _CHUNK):
+            rows = conn.execute(
+                sa.select(t.identifiers.c.key, t.identifiers.c.profile_id).where(
+                    t.identifiers.c.profile_id.in_(moved_pids[j : j + _CHUNK])
+                )
+            )
+            for key, pid in rows:
+                keys_of[pid].append(key)
+        final = {pid: find(pid) for pid in moved_pids}
+        moves = [{"k": key, "p": final[pid]} for pid in moved_pids for key in keys_of[pid]]
+        if moves:
+            conn.execute(
+                t.identifiers.update()
+                .where(t.identifiers.c.key == sa.bindparam("k"))
+                .values(profile_id=sa.bindparam("p")),
+                moves,
+            )
+            conn.execute(
+                t.identity_changes.insert(),
+                [{"identifier_key": m["k"], "profile_id": m["p"], "at": now} for m in moves],
+            )
+        conn.execute(
+            t.profiles.update().where(t.profiles.c.id == sa.bindparam("pid")).values(merged_into=sa.bindparam("into")),
+            [{"pid": pid, "into": final[pid]} for pid in moved_pids],
+        )
+        conn.execute(
+            t.identity_merges.insert(),
+            [
+                {
+                    "id": new_id(),
+                    "at": now,
+                    "kind": kind,
+                    "from_profile": other,
+                    "into_profile": into,
+                    "identifiers": json.dumps(sorted(k for pid in pids for k in keys_of[pid])),
+                    "message_id": merges[i].message_id,
+                    "source_id": None,
+                    "reason": merges[i].reason,
+                }
+                for i, into, other, pids in steps
+            ],
+        )
+        for m in moves:
+            batch.owner[m["k"]] = m["p"]
+        for pid in moved_pids:
+            batch.counts.pop(pid, None)
+        for root in {final[pid] for pid in moved_pids}:
+            batch.counts[root] = counts[root]
+        skipped = set(slow)
+        for i, keys in enumerate(prepared):
+            owners = {batch.owner.get(k) for k in keys}
+            if i not in skipped and len(keys) == 2 and len(owners) == 1 and None not in owners:
+                results[i] = owners.pop()
+        return results, slow
 
     def _merge_pair(self, batch: _Batch, merge: ProfileMerge, kind: str) -> str | None:
         keys = sorted({merge.identifier_a, merge.identifier_b}, key=lambda k: (self.rules.rank(split_key(k)[0]), k))

@@ -41,6 +41,8 @@ SELECT
     nullif(right(regexp_replace(phone, '[^0-9]+', '', 'g'), 9), '') AS phone
 FROM {src}
 WHERE coalesce(first_name, last_name) IS NOT NULL
+  -- a name alone never tells two people apart: a record needs something more to be matched
+  AND coalesce(birth_date, address, postcode, city, email, phone) IS NOT NULL
 """
 
 
@@ -88,11 +90,12 @@ def _settings() -> Any:
             cl.ExactMatch("city"),
             # emails and phones rarely agree between profiles that are still apart (an equal one would have
             # merged them): EM cannot learn these, so they start from stated values
+            # (and emails made of the same name are alike for namesakes too: a near miss is weak evidence)
             cl.LevenshteinAtThresholds("email", [2]).configure(
-                m_probabilities=[0.85, 0.05, 0.1], u_probabilities=[1e-5, 1e-4, 1 - 1.1e-4]
+                m_probabilities=[0.85, 0.05, 0.1], u_probabilities=[1e-4, 0.01, 1 - 0.0101]
             ),
             cl.LevenshteinAtThresholds("phone", [1]).configure(
-                m_probabilities=[0.85, 0.05, 0.1], u_probabilities=[1e-5, 1e-4, 1 - 1.1e-4]
+                m_probabilities=[0.85, 0.05, 0.1], u_probabilities=[1e-4, 1e-3, 1 - 0.0011]
             ),
         ],
         retain_intermediate_calculation_columns=True,
@@ -145,7 +148,7 @@ class MatchModel:
             ],
             recall=0.4,
         )
-        training.estimate_u_using_random_sampling(max_pairs=min(2e6, max(1e5, self.size * 50.0)), seed=1)
+        training.estimate_u_using_random_sampling(max_pairs=5e5, seed=1, num_chunks=1)
         em_pairs = min(1e6, max(1e5, self.size * 10.0))
         training.estimate_parameters_using_expectation_maximisation(
             block_on("birth_date"), max_pairs=em_pairs, record_sample_proportion=0.1
@@ -166,6 +169,8 @@ class MatchModel:
         if not self.new_ids:
             frames = [inference.predict(threshold_match_probability=threshold)]
         else:
+            for column in ("first_name", "last_name"):  # term frequencies over all records, old and new
+                self.linker.table_management.compute_tf_table(column)
             new = self.db_api.register("accord_new", table_name="new_records")
             old = self.db_api.register("accord_old", table_name="old_records")
             frames = [
