@@ -138,43 +138,24 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
         platform = open_platform(load_settings({"ACCORD_HOME": tmp, "ACCORD_ADMIN_TOKEN": "x"}))
         try:
             started = time.perf_counter()
-            now = datetime(2026, 11, 1, tzinfo=UTC)
+            fresh = rows[len(rows) - args.new :] if args.new else []
+            rows = rows[: len(rows) - len(fresh)]
             pids = [new_id() for _ in rows]
             keys = [f"customer_id:S{n}" for n in range(len(rows))]
-            with platform.state.begin() as conn:
-                for lo in range(0, len(rows), 20_000):
-                    hi = min(lo + 20_000, len(rows))
-                    conn.execute(
-                        t.profiles.insert(),
-                        [{"id": p, "created_at": now, "conflicted": False} for p in pids[lo:hi]],
-                    )
-                    conn.execute(
-                        t.identifiers.insert(),
-                        [
-                            {"key": k, "type": "customer_id", "value": k[12:], "profile_id": p, "first_seen_at": now}
-                            for k, p in zip(keys[lo:hi], pids[lo:hi], strict=True)
-                        ],
-                    )
-            for lo in range(0, len(rows), 100_000):
-                hi = min(lo + 100_000, len(rows))
-                columns: dict[str, list[Any]] = {name: [None] * (hi - lo) for name in EVENT_COLUMNS}
-                columns["event_id"] = [new_id() for _ in range(lo, hi)]
-                columns["journal_seq"] = list(range(lo + 1, hi + 1))
-                columns["source_id"] = ["bench"] * (hi - lo)
-                columns["message_id"] = [f"m{n}" for n in range(lo, hi)]
-                columns["type"] = ["identify"] * (hi - lo)
-                columns["channel"] = ["other"] * (hi - lo)
-                columns["timestamp"] = columns["received_at"] = [now] * (hi - lo)
-                columns["identifiers"] = [[k] for k in keys[lo:hi]]
-                columns["anchor"] = keys[lo:hi]
-                columns["profile_id"] = pids[lo:hi]
-                columns["raw"] = [json.dumps({"type": "identify", "traits": r}) for r in rows[lo:hi]]
-                batch = pa.table({n: pa.array(v, EVENT_COLUMNS[n]) for n, v in columns.items()})
-                platform.events.load(batch, hi, [])
+            _write(platform, rows, pids, keys, 0)
             setup = time.perf_counter() - started
             started = time.perf_counter()
             report = run_match(platform.graph, platform.events, MatchOptions(args.merge_above, args.review_above))
             seconds = time.perf_counter() - started
+            incremental: dict[str, Any] = {}
+            if fresh:
+                new_pids = [new_id() for _ in fresh]
+                new_keys = [f"customer_id:S{n}" for n in range(len(rows), len(rows) + len(fresh))]
+                _write(platform, fresh, new_pids, new_keys, len(rows))
+                pids, keys, rows = pids + new_pids, keys + new_keys, rows + fresh
+                started = time.perf_counter()
+                again = run_match(platform.graph, platform.events, MatchOptions(args.merge_above, args.review_above))
+                incremental = {"seconds": round(time.perf_counter() - started, 1), "report": again.as_dict()}
             grouping = queries.grouping(platform.state)
         finally:
             platform.close()
@@ -184,8 +165,44 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
         "setup_seconds": round(setup, 1),
         "match_seconds": round(seconds, 1),
         "report": report.as_dict(),
+        "incremental": incremental,
         "score": _fmt(pairwise_score(grouping, truth)),
     }
+
+
+def _write(platform: Any, rows: list[dict[str, Any]], pids: list[str], keys: list[str], seq0: int) -> None:
+    """Profiles with one customer_id each in the state store, one identify event each in the event store."""
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    with platform.state.begin() as conn:
+        for lo in range(0, len(rows), 20_000):
+            hi = min(lo + 20_000, len(rows))
+            conn.execute(
+                t.profiles.insert(),
+                [{"id": p, "created_at": now, "conflicted": False} for p in pids[lo:hi]],
+            )
+            conn.execute(
+                t.identifiers.insert(),
+                [
+                    {"key": k, "type": "customer_id", "value": k[12:], "profile_id": p, "first_seen_at": now}
+                    for k, p in zip(keys[lo:hi], pids[lo:hi], strict=True)
+                ],
+            )
+    for lo in range(0, len(rows), 100_000):
+        hi = min(lo + 100_000, len(rows))
+        columns: dict[str, list[Any]] = {name: [None] * (hi - lo) for name in EVENT_COLUMNS}
+        columns["event_id"] = [new_id() for _ in range(lo, hi)]
+        columns["journal_seq"] = list(range(seq0 + lo + 1, seq0 + hi + 1))
+        columns["source_id"] = ["bench"] * (hi - lo)
+        columns["message_id"] = [f"m{seq0 + n}" for n in range(lo, hi)]
+        columns["type"] = ["identify"] * (hi - lo)
+        columns["channel"] = ["other"] * (hi - lo)
+        columns["timestamp"] = columns["received_at"] = [now] * (hi - lo)
+        columns["identifiers"] = [[k] for k in keys[lo:hi]]
+        columns["anchor"] = keys[lo:hi]
+        columns["profile_id"] = pids[lo:hi]
+        columns["raw"] = [json.dumps({"type": "identify", "traits": r}) for r in rows[lo:hi]]
+        batch = pa.table({n: pa.array(v, EVENT_COLUMNS[n]) for n, v in columns.items()})
+        platform.events.load(batch, seq0 + hi, [])
 
 
 def main() -> int:
@@ -200,6 +217,7 @@ def main() -> int:
     s = sub.add_parser("scale")
     s.add_argument("--profiles", type=int, default=100_000)
     s.add_argument("--duplicates", type=float, default=0.2, help="noisy duplicates per person")
+    s.add_argument("--new", type=int, default=0, help="then add this many more and time an incremental run")
     args = parser.parse_args()
     result = demo(args) if args.mode == "demo" else scale(args)
     print(json.dumps(result, indent=2))

@@ -8,7 +8,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -70,6 +70,7 @@ class MatchReport:
     refused: int
     skipped_decided: int
     seconds: float
+    phases: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -166,8 +167,18 @@ def run_match(
     previous = None if options.full else last_run(graph.engine)
     mode = "incremental" if previous is not None else "full"
     run_id = new_id()
+    phases: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        phases[name] = round(now - mark, 3)
+        mark = now
+
     say("reading profiles' traits")
     records, new_ids, newest = load_records(events, int(previous["event_seq"]) if previous else 0)
+    phase("read")
     if previous is not None and not new_ids:
         model_json = previous["model"]
         pairs: list[ScoredPair] = []
@@ -178,11 +189,14 @@ def run_match(
         model = MatchModel(records, json.loads(previous["model"]) if previous else None, new_ids)
         try:
             size = model.size
+            phase("prepare")
             if not model.trained:
                 say(f"training the model on {size} records (expectation maximisation)")
                 model.train()
+                phase("train")
             say("scoring candidate pairs")
             pairs = model.score(options.review_above)
+            phase("score")
             model_json = json.dumps(model.model())
         except Exception as exc:  # Splink raises plain exceptions on degenerate data
             if "splink" not in type(exc).__module__ and "duckdb" not in type(exc).__module__:
@@ -218,6 +232,7 @@ def run_match(
         )
         merged += sum(1 for r in results if r is not None)
         refused += sum(1 for r in results if r is None)
+    phase("merge")
     shown = _shown_records(records, {pid for _k, p in to_review for pid in (p.left, p.right)})
     now = utcnow()
     seconds = round(time.perf_counter() - started, 3)
@@ -264,6 +279,7 @@ def run_match(
                 model=model_json,
             )
         )
+    phase("queue")
     return MatchReport(
         run_id,
         mode,
@@ -275,6 +291,7 @@ def run_match(
         refused,
         decided,
         round(time.perf_counter() - started, 3),
+        phases,
     )
 
 
