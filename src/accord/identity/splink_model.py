@@ -148,8 +148,8 @@ class MatchModel:
             ],
             recall=0.4,
         )
-        training.estimate_u_using_random_sampling(max_pairs=5e5, seed=1, num_chunks=1)
-        em_pairs = min(1e6, max(1e5, self.size * 10.0))
+        training.estimate_u_using_random_sampling(max_pairs=2e5, seed=1, num_chunks=1)
+        em_pairs = 1e6 if self.size > 200_000 else None  # small data: all blocked pairs, no sampling probe
         training.estimate_parameters_using_expectation_maximisation(
             block_on("birth_date"), max_pairs=em_pairs, record_sample_proportion=0.1
         )
