@@ -453,11 +453,11 @@ class IdentityGraph:
         final = {pid: find(pid) for pid in moved_pids}
         moves = [{"k": key, "p": final[pid]} for pid in moved_pids for key in keys_of[pid]]
         if moves:
-            conn.execute(
+            conn.execute(  # one statement per merged profile (by the profile_id index), not one per identifier
                 t.identifiers.update()
-                .where(t.identifiers.c.key == sa.bindparam("k"))
-                .values(profile_id=sa.bindparam("p")),
-                moves,
+                .where(t.identifiers.c.profile_id == sa.bindparam("old"))
+                .values(profile_id=sa.bindparam("new")),
+                [{"old": pid, "new": final[pid]} for pid in moved_pids],
             )
             conn.execute(
                 t.identity_changes.insert(),
