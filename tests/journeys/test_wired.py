@@ -70,7 +70,4 @@ def test_a_segment_entry_starts_a_journey_that_sends_through_messaging(platform:
     # bob leaves the segment: his instance exits before the second message
     person(platform, "bob", tier="silver")
     platform.journeys.run_until_idle()
-    journeys.feed_segments(
-        platform.journeys, lambda after, limit: segments.membership_changes_since(platform.state, after, limit)
-    )
     assert journeys.stats(platform.state, "welcome-vip")["exited"] == {"left segment vips": 1}
