@@ -116,7 +116,7 @@ class LiveServer:
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> LiveServer:
+    def start(self, timeout: float = 180.0) -> LiveServer:
         import httpx
 
         accord = Path(sys.executable).parent / "accord"
@@ -132,6 +132,7 @@ class LiveServer:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        self.stop(signal.SIGKILL)  # never leave a half-started server behind
         raise RuntimeError("server did not come up")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -154,6 +155,12 @@ class LiveServer:
             response = client.post("/api/v1/sources", json={"name": name, "channel": channel})
             response.raise_for_status()
             return str(response.json()["write_key"])
+
+    def collected(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """EVENTS without those Accord's own domains wrote (loyalty points, journey updates): what was sent."""
+        with self.admin() as client:
+            internal = {s["id"] for s in client.get("/api/v1/sources").json() if s["write_key"].startswith("internal_")}
+        return [e for e in events if e["source_id"] not in internal]
 
     def wait_processed(self, timeout: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import Any
@@ -22,12 +22,17 @@ from accord.identity.graph import IdentityGraph
 from accord.identity.rules import IdentityRules
 from accord.journeys import service as journeys_service
 from accord.journeys.engine import Engine as JourneyEngine
+from accord.journeys.engine import Sender as JourneySender
+from accord.journeys.engine import SendRequest as JourneySendRequest
 from accord.journeys.feed import address_of, event_reader, traits_lookup
 from accord.journeys.runner import Runner as JourneyRunner
 from accord.loyalty.orders import OrderPoints
 from accord.loyalty.service import LoyaltyService
-from accord.messaging.service import Messaging
+from accord.messaging.policy import MARKETING, TRANSACTIONAL
+from accord.messaging.service import Messaging, MessagingError
+from accord.messaging.service import SendRequest as MessageRequest
 from accord.offers.service import OfferService
+from accord.segments import service as segments_service
 from accord.segments.engines import DuckDBEngine
 from accord.segments.runtime import SegmentRuntime
 from accord.storage import create_state_engine, migrate
@@ -162,6 +167,9 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
         loyalty=loyalty,
     )
     platform.wire_listeners()
+    journeys.sender = _journey_sender(platform)
+    changes = _segment_changes(state)  # segment entries/exits also come from timed and API evaluations
+    platform.journey_runner.polls.append(lambda: journeys_service.feed_segments(journeys, changes))
     return platform
 
 
@@ -183,8 +191,49 @@ def _journeys(
         journeys_service.init_cursor(state, events.cursors()[0])
     reader = event_reader(events)
 
+    segment_changes = _segment_changes(state)
+
     def feed(_after: int, upto: int) -> None:
+        journeys_service.feed_segments(engine, segment_changes)  # membership as of these events first
         journeys_service.feed_events(engine, reader, upto)
 
     processor.add_listener(feed)
     return engine
+
+
+def _segment_changes(state: sa.Engine) -> Callable[[int, int], list[Any]]:
+    """Segments' membership change feed, as journeys read it."""
+
+    def read(after: int, limit: int) -> list[Any]:
+        return list(segments_service.membership_changes_since(state, after, limit))
+
+    return read
+
+
+def _journey_sender(platform: Platform) -> JourneySender:
+    """Journeys send through messaging: policy, rendering and the outbox row in the journey batch's transaction."""
+
+    def send(conn: sa.Connection, request: JourneySendRequest) -> str:
+        messaging = platform.messaging
+        recipient = messaging.loader([request.profile_id]).get(request.profile_id)
+        if recipient is None:
+            return "not sent: profile unknown to messaging"
+        chosen = [c for c in request.channels if c != "best"]
+        message = MessageRequest(
+            request.template,
+            chosen or None,  # [best]: messaging's channel priority and fallback
+            None,
+            TRANSACTIONAL if request.purpose == "transactional" else MARKETING,
+            tags=[f"journey:{request.journey}"],
+            extra={"journey": request.journey, "step": request.step_id, **request.properties},
+        )
+        conn.exec_driver_sql("SAVEPOINT journey_send")  # a refused message must not undo the rest of the batch
+        try:
+            counts = messaging.plan_in(conn, [(recipient, request.idempotency_key)], message)
+        except MessagingError as exc:
+            conn.exec_driver_sql("ROLLBACK TO SAVEPOINT journey_send")
+            return f"not sent: {exc}"
+        conn.exec_driver_sql("RELEASE SAVEPOINT journey_send")
+        return ", ".join(f"{status}" for status, n in sorted(counts.items()) if n) or "no decision"
+
+    return send

@@ -21,8 +21,10 @@ def _resolve(server: LiveServer, identifier: str) -> str:
 
 
 def _timeline(server: LiveServer, pid: str) -> list[dict]:
+    """The events the clients sent to the profile (not those Accord's domains added, e.g. loyalty points)."""
     with server.admin() as client:
-        return list(client.get(f"/api/v1/profiles/{pid}/events", params={"limit": 1000}).json()["events"])
+        events = list(client.get(f"/api/v1/profiles/{pid}/events", params={"limit": 1000}).json()["events"])
+    return server.collected(events)
 
 
 def test_segment_python_client_events_land_on_the_right_profiles(live_server: LiveServer) -> None:

@@ -35,7 +35,7 @@ def timeline(server: LiveServer, pid: str) -> list[dict[str, Any]]:
             events.extend(page["events"])
             cursor = page["next_cursor"]
             if not cursor:
-                return events
+                return server.collected(events)  # what the channels sent, not e.g. loyalty's points events
 
 
 def at(minute: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
@@ -62,6 +63,7 @@ class Runner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.polls: list[Callable[[], object]] = []  # feeds to read each round (e.g. segment membership changes)
         engine.on_work = self.wake
 
     def wake(self) -> None:
@@ -85,6 +87,8 @@ class Runner:
         with httpx.Client() as client:
             while not self._stop.is_set():
                 try:
+                    for poll in self.polls:
+                        poll()
                     self.engine.run_until_idle()
                     deliver_webhooks(self.engine, client)
                     self.last_error = None

@@ -197,6 +197,38 @@ def feed_segment_changes(engine: Engine, changes: Sequence[SegmentChange]) -> No
         engine.handle_segment_changes(conn, changes)
 
 
+SEGMENTS_CURSOR = "segments"
+
+
+def feed_segments(engine: Engine, read_changes: Any, limit: int = 5000) -> int:
+    """Hand segment membership changes after the journeys' own cursor to the engine, atomically with the cursor.
+
+    READ_CHANGES(after_seq, limit) returns objects with seq, segment, profile_id, change ('entered'|'exited'), at
+    (segments' public change feed). Returns how many were handed over.
+    """
+    total = 0
+    while True:
+        with engine.state.begin() as conn:
+            row = conn.execute(
+                sa.select(t.journey_cursors.c.seq).where(t.journey_cursors.c.name == SEGMENTS_CURSOR)
+            ).first()
+            after = row[0] if row else 0
+            changes = read_changes(after, limit)
+            if not changes:
+                return total
+            engine.handle_segment_changes(
+                conn, [SegmentChange(c.segment, c.profile_id, c.change == "entered", c.at) for c in changes]
+            )
+            upto = max(c.seq for c in changes)
+            if row is None:
+                conn.execute(t.journey_cursors.insert().values(name=SEGMENTS_CURSOR, seq=upto))
+            else:
+                conn.execute(
+                    t.journey_cursors.update().where(t.journey_cursors.c.name == SEGMENTS_CURSOR).values(seq=upto)
+                )
+        total += len(changes)
+
+
 def tasks(state: sa.Engine, queue: str | None = None, store_id: str | None = None) -> list[dict[str, Any]]:
     """Open tasks created by journeys for store associates or the call centre."""
     act = t.journey_actions
