@@ -7,8 +7,10 @@ included (the command's own rows/s excludes it too).
     .venv/bin/python bench/profile_import.py --rows 100000              # rows/s
     .venv/bin/python bench/profile_import.py --rows 100000 --profile    # cProfile, top functions
     # instructions per row, repeatable on a busy machine (difference of two sizes removes start-up):
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null .venv/bin/python bench/profile_import.py --rows 10000
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null .venv/bin/python bench/profile_import.py --rows 30000
+    .venv/bin/python bench/profile_import.py --rows 5000 --write /tmp/o5k.csv
+    .venv/bin/python bench/profile_import.py --rows 25000 --write /tmp/o25k.csv
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null .venv/bin/python bench/profile_import.py --csv /tmp/o5k.csv
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null .venv/bin/python bench/profile_import.py --csv /tmp/o25k.csv
 """
 
 from __future__ import annotations
@@ -39,10 +41,16 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--sort", default="tottime")
+    parser.add_argument("--csv", type=Path, help="import this file (e.g. one written by --write) instead of a new one")
+    parser.add_argument("--write", type=Path, help="only write the benchmark CSV of --rows rows here")
     args = parser.parse_args()
+    if args.write:
+        write_orders_csv(args.write, args.rows)
+        return 0
     with tempfile.TemporaryDirectory(prefix="accord-import-", dir=BENCH) as tmp:
-        path = Path(tmp) / "orders.csv"
-        write_orders_csv(path, args.rows)
+        path = args.csv or Path(tmp) / "orders.csv"
+        if not args.csv:
+            write_orders_csv(path, args.rows)
         settings = load_settings({"ACCORD_HOME": tmp, "ACCORD_ADMIN_TOKEN": "x", "ACCORD_PROCESSING": "off"})
         platform = open_platform(settings)
         try:
