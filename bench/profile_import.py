@@ -24,9 +24,10 @@ import resource
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from accord.collect.importers import import_orders
-from accord.collect.imports import JournalSink, ProcessJournalSink
+from accord.collect.imports import JournalSink
 from accord.collect.segment import SourceInfo
 from accord.collect.sources import ensure_source
 from accord.config import load_settings
@@ -65,10 +66,12 @@ def main() -> int:
         try:
             source = ensure_source(platform.state, "pos-import", "store")
             info = SourceInfo(source.id, source.channel)
-            sink: JournalSink | ProcessJournalSink
+            sink: Any
             if args.one_process:
                 sink = JournalSink(platform.journal, info)
             else:
+                from accord.collect.imports import ProcessJournalSink
+
                 sink = ProcessJournalSink(settings.state_url, info)
             cpu0 = resource.getrusage(resource.RUSAGE_SELF)
             profiler = cProfile.Profile() if args.profile else None
@@ -78,7 +81,7 @@ def main() -> int:
             if profiler:
                 profiler.disable()
                 pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
-            if isinstance(sink, ProcessJournalSink):
+            if hasattr(sink, "close"):
                 sink.close()
             cpu1 = resource.getrusage(resource.RUSAGE_SELF)
             helper = resource.getrusage(resource.RUSAGE_CHILDREN)
