@@ -56,8 +56,8 @@ def create_state_engine(url: str, deferred_sync: bool = False) -> Engine:
     DEFERRED_SYNC (SQLite only; for a background writer such as the processing worker): commits do not fsync
     while they hold the database's one write lock, so they never make the durable intake wait for a disk flush;
     the writer calls `sync_state(engine)` once its work is committed, which makes it durable outside the lock.
-    Its commits do not checkpoint the write-ahead log either (in the server, the journal writer's checkpointer
-    does, off every writer's path).
+    Its commits do not checkpoint the write-ahead log either: the writer runs `PRAGMA wal_checkpoint(PASSIVE)`
+    itself when it holds no lock (the processing worker does after each slice).
     """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
