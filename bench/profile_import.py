@@ -7,8 +7,12 @@ included (the command's own rows/s excludes it too).
     .venv/bin/python bench/profile_import.py --rows 100000              # rows/s
     .venv/bin/python bench/profile_import.py --rows 100000 --profile    # cProfile, top functions
     # instructions per row, repeatable on a busy machine (difference of two sizes removes start-up):
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null .venv/bin/python bench/profile_import.py --rows 10000
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null .venv/bin/python bench/profile_import.py --rows 30000
+    .venv/bin/python bench/profile_import.py --rows 5000 --write /tmp/o5k.csv
+    .venv/bin/python bench/profile_import.py --rows 25000 --write /tmp/o25k.csv
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        .venv/bin/python bench/profile_import.py --csv /tmp/o5k.csv --one-process
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        .venv/bin/python bench/profile_import.py --csv /tmp/o25k.csv --one-process
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import resource
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from accord.collect.importers import import_orders
 from accord.collect.imports import JournalSink
@@ -39,15 +45,35 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--sort", default="tottime")
+    parser.add_argument("--csv", type=Path, help="import this file (e.g. one written by --write) instead of a new one")
+    parser.add_argument("--write", type=Path, help="only write the benchmark CSV of --rows rows here")
+    parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="JournalSink in this process (default: ProcessJournalSink, as the "
+        "command uses for files of 4 MB and more); callgrind counts one process only",
+    )
     args = parser.parse_args()
+    if args.write:
+        write_orders_csv(args.write, args.rows)
+        return 0
     with tempfile.TemporaryDirectory(prefix="accord-import-", dir=BENCH) as tmp:
-        path = Path(tmp) / "orders.csv"
-        write_orders_csv(path, args.rows)
+        path = args.csv or Path(tmp) / "orders.csv"
+        if not args.csv:
+            write_orders_csv(path, args.rows)
         settings = load_settings({"ACCORD_HOME": tmp, "ACCORD_ADMIN_TOKEN": "x", "ACCORD_PROCESSING": "off"})
         platform = open_platform(settings)
         try:
             source = ensure_source(platform.state, "pos-import", "store")
-            sink = JournalSink(platform.journal, SourceInfo(source.id, source.channel))
+            info = SourceInfo(source.id, source.channel)
+            sink: Any
+            if args.one_process:
+                sink = JournalSink(platform.journal, info)
+            else:
+                from accord.collect.imports import ProcessJournalSink
+
+                sink = ProcessJournalSink(settings.state_url, info)
+            cpu0 = resource.getrusage(resource.RUSAGE_SELF)
             profiler = cProfile.Profile() if args.profile else None
             if profiler:
                 profiler.enable()
@@ -55,6 +81,14 @@ def main() -> int:
             if profiler:
                 profiler.disable()
                 pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
+            if hasattr(sink, "close"):
+                sink.close()
+            cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+            helper = resource.getrusage(resource.RUSAGE_CHILDREN)
+            own = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+            print(f"CPU: this process {own:.2f} s, helper process {helper.ru_utime + helper.ru_stime:.2f} s")
+            journalled = platform.journal.count_messages()
+            assert journalled == report.accepted, (journalled, report.accepted)
             print(
                 f"{report.rows:,} rows, {report.accepted:,} orders accepted, {report.rejected_rows} rejected, "
                 f"{report.seconds:.2f} s: {report.rows_per_second:,.0f} rows/s"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,8 +16,10 @@ import sqlalchemy as sa
 from accord.collect.intake import parse_request
 from accord.collect.resolver import Resolver
 from accord.collect.sources import add_source
+from accord.collect.writer import JournalWriter
+from accord.config import load_settings
 from accord.identity import queries
-from accord.platform import Platform
+from accord.platform import Platform, open_platform
 from accord.storage import WriteTurn, create_state_engine, sync_state
 
 
@@ -129,3 +133,44 @@ def test_write_turns_exclude_each_other_and_a_waiter_goes_before_the_holder_come
     mine.close()
     theirs.close()
     engine.dispose()
+
+
+def test_the_intake_checkpoints_the_write_ahead_log_off_the_commit_path(tmp_path: object) -> None:
+    settings = load_settings({"ACCORD_HOME": f"{tmp_path}/home", "ACCORD_ADMIN_TOKEN": "x"})
+    platform = open_platform(settings)
+    try:
+        key = add_source(platform.state, "web", "web").write_key
+        auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+        padding = "x" * 20_000
+        bodies = [
+            json.dumps(
+                {
+                    "batch": [
+                        {"type": "track", "event": "E", "anonymousId": f"a{i}-{j}", "properties": {"p": padding}}
+                        for j in range(10)
+                    ]
+                }
+            )
+            for i in range(40)  # 40 requests of ~200 KB: two checkpoints' worth of journal
+        ]
+
+        async def run() -> None:
+            writer = JournalWriter(platform.journal)
+            await writer.start()
+            for body in bodies:
+                intake = parse_request(body.encode(), None, auth, "batch", platform.lookup_source, datetime.now(UTC))
+                await writer.submit(intake.journal_batch())
+            await writer.stop()
+
+        asyncio.run(run())
+        assert platform.journal.own_checkpoints  # group commits no longer checkpoint by themselves ...
+        assert platform.journal._raw.cursor().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        assert writer_checkpointed(settings.home / "state.sqlite")  # ... the writer's own thread did
+        assert platform.journal.count_messages() == 400
+    finally:
+        platform.close()
+
+
+def writer_checkpointed(path: Path) -> bool:
+    """Whether the database file holds journal pages (they reach it only through a checkpoint)."""
+    return path.stat().st_size > 4 << 20

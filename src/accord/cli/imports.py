@@ -32,7 +32,7 @@ from accord.collect.importers import (
     import_orders,
 )
 from accord.collect.importers.columns import parse_pairs
-from accord.collect.imports import HttpSink, ImportSink, JournalSink
+from accord.collect.imports import HttpSink, ImportSink, JournalSink, ProcessJournalSink
 from accord.collect.segment import SourceInfo
 from accord.collect.sources import ensure_source
 
@@ -45,6 +45,7 @@ app = typer.Typer(
 
 EXIT_REJECTED = 2
 DRAIN_TIMEOUT = 3600.0
+PIPELINE_BYTES = 4 << 20  # files from about 4 MB (~50,000 POS rows) import with a helper process
 Importer = Callable[[ImportSink, Callable[[int], None]], ImportReport]
 
 
@@ -213,7 +214,12 @@ def _run(kind: str, file: Path, source: str, channel: str, fmt: Format, importer
                     src = ensure_source(platform.state, source, channel)
                 except CollectError as exc:
                     raise fail(exc.message) from exc
-                report = _import(importer, JournalSink(platform.journal, SourceInfo(src.id, src.channel)), file, fmt)
+                info = SourceInfo(src.id, src.channel)
+                if file.stat().st_size >= PIPELINE_BYTES:  # big file: validate and commit in a helper process
+                    with ProcessJournalSink(s.state_url, info) as sink:
+                        report = _import(importer, sink, file, fmt)
+                else:
+                    report = _import(importer, JournalSink(platform.journal, info), file, fmt)
                 with _status("loading events into the event store", fmt):
                     processed = platform.processor.drain(timeout=DRAIN_TIMEOUT)
             via = "local"

@@ -199,14 +199,13 @@ def _validate_items(intake: Intake, payload: BatchBody, allow_no_identity: bool)
     items = payload.batch
     if len(items) > MAX_BATCH_MESSAGES:
         raise PayloadTooLarge(f"batch has {len(items)} messages; the limit is {MAX_BATCH_MESSAGES}")
+    received_at, sent_at = intake.received_at, payload.sentAt
+    accepted = intake.items.append
     for index, item in enumerate(items):
-        raw = bytes(item)
-        try:
-            message_id = validate_message(raw, intake.received_at, None, payload.sentAt, allow_no_identity)
+        try:  # msgspec.Raw is a buffer: validated in place, copied only when rejected
+            accepted((index, validate_message(item, received_at, None, sent_at, allow_no_identity)))
         except InvalidMessage as exc:
-            intake.rejects.append(Rejection(index, exc.code, exc.reason, _preview(raw)))
-        else:
-            intake.items.append((index, message_id))
+            intake.rejects.append(Rejection(index, exc.code, exc.reason, _preview(bytes(item))))
 
 
 def _preview(raw: bytes) -> str:

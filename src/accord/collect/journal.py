@@ -78,6 +78,7 @@ class Journal:
         self._raw: Any = None  # SQLite: one DBAPI connection kept for appends (the intake's hot path)
         self._raw_lock = threading.Lock()
         self.turn = WriteTurn(engine)  # fair hand-over of the SQLite write lock between intake and worker
+        self.own_checkpoints = False  # see defer_checkpoints()
 
     def append(self, batch: JournalBatch) -> None:
         """Commit one request's accepted messages durably."""
@@ -95,6 +96,8 @@ class Journal:
         with self._raw_lock, self.turn():  # straight on the driver: no pool checkout, statement machinery, reset
             if self._raw is None:
                 self._raw = self.engine.raw_connection()
+                if self.own_checkpoints:
+                    self._raw.cursor().execute("PRAGMA wal_autocheckpoint=0")
             raw = self._raw
             try:
                 raw.cursor().executemany(_SQLITE_INSERT, rows)  # the driver opens the transaction
@@ -105,6 +108,21 @@ class Journal:
                     raw.rollback()
                 raw.invalidate()  # a connection that failed mid-commit is not reused
                 raise
+
+    def defer_checkpoints(self) -> None:
+        """Appends stop checkpointing the SQLite write-ahead log; the caller runs `checkpoint()` off their path.
+
+        A commit that crosses SQLite's auto-checkpoint size (1,000 pages) copies the log into the database file and
+        fsyncs it before returning: a stall of every acknowledgement waiting for that group commit.
+        """
+        if self.dialect == "sqlite":
+            self.own_checkpoints = True
+
+    def checkpoint(self) -> None:
+        """Copy committed pages from the write-ahead log into the database (SQLite; never blocks writers)."""
+        if self.dialect == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
         """Give back the connection kept for appends."""

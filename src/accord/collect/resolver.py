@@ -169,6 +169,11 @@ def worker_resolve(journal_seq: int, limit: int, max_messages: int | None = None
     result = _worker.resolve_after(journal_seq, limit, max_messages)
     if result is None:
         return None
+    # The worker's commits do not checkpoint the WAL (that would happen inside its write turn); it checkpoints
+    # here, outside any turn, so the log does not grow while processing runs without intake. PASSIVE: never
+    # blocks a writer; a failure is harmless (the next slice or the intake's checkpointer tries again).
+    with contextlib.suppress(Exception):
+        _worker.journal.checkpoint()
     table, last_seq = result
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, table.schema) as writer:

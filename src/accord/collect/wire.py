@@ -57,6 +57,7 @@ class BatchBody(msgspec.Struct):
 
 
 _head = msgspec.json.Decoder(MessageHead)
+_DAY = timedelta(days=1)
 
 
 def parse_time(value: str | None, field: str) -> datetime | None:
@@ -136,7 +137,7 @@ def check_message(
         raise InvalidMessage("missing_identity", "a message needs a userId or an anonymousId")
     original = parse_time(head.timestamp, "timestamp")
     sent_at = parse_time(head.sentAt if head.sentAt is not None else batch_sent_at, "sentAt")
-    if event_time(original, sent_at, received_at) > received_at + timedelta(days=1):
+    if event_time(original, sent_at, received_at) > received_at + _DAY:
         raise InvalidMessage("invalid_timestamp", "timestamp is more than a day in the future")
     if head.messageId is not None and head.messageId != "":
         message_id = str(head.messageId)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from accord.collect.journal import Journal, JournalBatch
 
+log = logging.getLogger(__name__)
 MAX_GROUP_ROWS = 20_000
+CHECKPOINT_BYTES = 4 << 20  # journalled bytes between write-ahead-log checkpoints (SQLite's default is ~4 MB)
 
 
 class JournalWriter:
@@ -22,10 +25,14 @@ class JournalWriter:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-checkpoint")
+        self._checkpoint: Future[None] | None = None
+        self._since_checkpoint = 0
 
     async def start(self) -> None:
         """Start the commit loop on the running event loop."""
         self._wakeup = asyncio.Event()
+        self.journal.defer_checkpoints()  # checkpoints run on their own thread, not inside a group commit
         self._task = asyncio.create_task(self._run())
 
     async def submit(self, batch: JournalBatch) -> None:
@@ -66,6 +73,16 @@ class JournalWriter:
                         future.set_result(None)
                 if self.on_commit:
                     self.on_commit()
+                self._since_checkpoint += sum(len(batch.body) for batch, _ in group)
+                if self._since_checkpoint >= CHECKPOINT_BYTES and (self._checkpoint is None or self._checkpoint.done()):
+                    self._since_checkpoint = 0
+                    self._checkpoint = self._checkpointer.submit(self._run_checkpoint)
+
+    def _run_checkpoint(self) -> None:
+        try:
+            self.journal.checkpoint()
+        except Exception:  # a checkpoint that fails is retried after the next 4 MB; nothing is lost
+            log.exception("write-ahead log checkpoint failed")
 
     async def stop(self) -> None:
         """Finish what is pending, then stop."""
@@ -76,3 +93,4 @@ class JournalWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._executor.shutdown(wait=True)
+        self._checkpointer.shutdown(wait=True)

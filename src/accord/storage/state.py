@@ -36,11 +36,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _sqlite_pragmas(synchronous: str) -> Any:
+def _sqlite_pragmas(synchronous: str, checkpoints: bool) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
+        if not checkpoints:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -54,13 +56,15 @@ def create_state_engine(url: str, deferred_sync: bool = False) -> Engine:
     DEFERRED_SYNC (SQLite only; for a background writer such as the processing worker): commits do not fsync
     while they hold the database's one write lock, so they never make the durable intake wait for a disk flush;
     the writer calls `sync_state(engine)` once its work is committed, which makes it durable outside the lock.
+    Its commits do not checkpoint the write-ahead log either: the writer runs `PRAGMA wal_checkpoint(PASSIVE)`
+    itself when it holds no lock (the processing worker does after each slice).
     """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        sa.event.listen(engine, "connect", _sqlite_pragmas("NORMAL" if deferred_sync else "FULL"))
+        sa.event.listen(engine, "connect", _sqlite_pragmas("NORMAL" if deferred_sync else "FULL", not deferred_sync))
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")

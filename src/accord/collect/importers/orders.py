@@ -26,7 +26,6 @@ from babel.numbers import list_currencies
 
 from accord.collect.channels import normalise_channel
 from accord.collect.importers.base import (
-    DEFAULT_CHUNK,
     ImportFileError,
     ImportReport,
     Progress,
@@ -44,6 +43,7 @@ from accord.collect.imports import ImportSink
 REQUIRED = ("order_id", "ordered_at", "sku", "quantity", "unit_price", "currency")
 SHARED = ("store_id", "ordered_at", "loyalty_card", "email", "phone", "currency", "country")
 ORDER_EVENT = "Order Completed"
+ORDERS_CHUNK = 2500  # orders per chunk: the most one batch may hold; an order message is small (~400 bytes)
 _ZERO = Decimal(0)
 _NAN = Decimal("NaN")
 
@@ -103,7 +103,7 @@ def import_orders(
     timezone: str | None = None,
     country: str | None = None,
     store_countries: Mapping[str, str] | None = None,
-    chunk_size: int = DEFAULT_CHUNK,
+    chunk_size: int = ORDERS_CHUNK,
     progress: Progress | None = None,
 ) -> ImportReport:
     """Import a POS receipts CSV into SINK as one "Order Completed" track message per order.
