@@ -14,7 +14,7 @@ from litestar.exceptions import HTTPException
 
 from accord.analytics import charts, service
 from accord.analytics.errors import AnalyticsError
-from accord.analytics.lift import lift_report
+from accord.analytics.lift import lift_from_counts, lift_report
 from accord.analytics.store import DEFAULT_CONVERSION, parse_window
 from accord.platform import Platform
 
@@ -143,6 +143,25 @@ class AnalyticsController(Controller):
             if len(values) != len(data.groups):
                 raise AnalyticsApiError(service.InvalidInput(f"metric {name!r} needs one value per group entry"))
         return await _run(lift_report, data.groups, metrics, data.control, data.confidence)
+
+    @get("/lift/journey/{name:str}", summary="Conversion of a journey's entrants against its holdout, with CI and test")
+    async def journey_lift(
+        self, request: Request[Any, Any, Any], name: str, confidence: float = 0.95
+    ) -> dict[str, Any]:
+        from accord.journeys import service as journeys
+        from accord.journeys.errors import JourneyError
+
+        try:
+            stats = await asyncio.to_thread(journeys.stats, _platform(request).state, name)
+        except JourneyError as exc:
+            raise HTTPException(status_code=exc.status, detail=exc.message, extra={"code": exc.code}) from exc
+        conversion = stats["conversion"]
+        counts = {
+            "journey": (conversion["journey"]["entered"], conversion["journey"]["converted"]),
+            "holdout": (conversion["holdout"]["entered"], conversion["holdout"]["converted"]),
+        }
+        doc = await _run(lift_from_counts, counts, "holdout", "converted", confidence)
+        return {"journey": name, **doc}
 
     @post("/clv", summary="Fit BG/NBD + Gamma-Gamma on purchases and write the scores to profiles", status_code=200)
     async def clv(self, request: Request[Any, Any, Any], data: ClvIn) -> dict[str, Any]:

@@ -216,11 +216,15 @@ def lift(
     fmt: Format = FORMAT,
 ) -> None:
     """Holdout/A-B lift: rates, absolute and relative lift, CIs, z or Welch test, Holm-adjusted p-values."""
-    if journey or broadcast:
-        raise fail("journey and broadcast holdouts are not recorded yet: export the groups to a file and use --input")
-    if input_file is None:
-        raise fail("give --input FILE (with --group-col, --control and --metric)")
-    doc = _guard(lambda: service.lift_from_file(input_file, group_col, control, metric, confidence))
+    if broadcast:
+        raise fail("broadcast holdouts are not measured here yet: export the groups to a file and use --input")
+    if journey:
+        doc = _journey_lift(journey, confidence)
+        metric = ["converted"]
+    elif input_file is None:
+        raise fail("give --input FILE (with --group-col, --control and --metric) or --journey NAME")
+    else:
+        doc = _guard(lambda: service.lift_from_file(input_file, group_col, control, metric, confidence))
     if metric:
         _write_chart(chart, lambda f: charts.lift_chart(doc, metric[0], f))
     if fmt is Format.json:
@@ -243,6 +247,31 @@ def lift(
                 f"{m['p_value_holm']:.3g}",
             )
     console.print(table)
+
+
+def _journey_lift(name: str, confidence: float) -> dict[str, Any]:
+    """Conversion of a journey's entrants against its holdout (the journeys domain counts both groups)."""
+    from accord.analytics.lift import lift_from_counts
+
+    s = settings()
+    if (client := running_server(s)) is not None:
+        with client:
+            return dict(
+                api_result(client.get(f"/api/v1/analytics/lift/journey/{name}", params={"confidence": confidence}))
+            )
+    from accord.journeys import service as journeys
+    from accord.journeys.errors import JourneyError
+
+    with local_platform(s, read_only=True) as p:
+        try:
+            conversion = journeys.stats(p.state, name)["conversion"]
+        except JourneyError as exc:
+            raise fail(exc.message) from exc
+    counts = {
+        "journey": (conversion["journey"]["entered"], conversion["journey"]["converted"]),
+        "holdout": (conversion["holdout"]["entered"], conversion["holdout"]["converted"]),
+    }
+    return dict(_guard(lambda: {"journey": name, **lift_from_counts(counts, "holdout", confidence=confidence)}))
 
 
 @app.command("sample-size")
