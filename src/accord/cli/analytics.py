@@ -12,10 +12,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from accord.analytics import charts, service
 from accord.analytics.errors import AnalyticsError
-from accord.analytics.lift import sample_size_means, sample_size_proportions
-from accord.analytics.store import DEFAULT_CONVERSION, parse_window
+from accord.analytics.options import DEFAULT_CONVERSION, parse_window
 from accord.cli.context import api_result, console, fail, local_platform, running_server, settings
 
 app = typer.Typer(
@@ -76,6 +74,8 @@ def _from_store(path: str, params: dict[str, Any], local: Callable[[Any], Any], 
 def _write_chart(path: Path | None, make: Callable[[str], bytes]) -> None:
     if path is None:
         return
+    from accord.analytics import charts
+
     fmt = _guard(lambda: charts.format_of(str(path)))
     path.write_bytes(make(fmt))
     console.print(f"chart written to {path}")
@@ -118,6 +118,8 @@ def attribution(
     fmt: Format = FORMAT,
 ) -> None:
     """Which channels led to the conversions: rule-based, Markov and Shapley attribution side by side."""
+    from accord.analytics import charts, service
+
     options = {"order": order, "half_life": half_life, "collapse_repeats": not keep_repeats}
     if paths is not None:
         doc = _guard(
@@ -161,6 +163,8 @@ def channels(
     fmt: Format = FORMAT,
 ) -> None:
     """Channel scorecard: reach, touches, conversions, attributed conversions and value, cost, CPA, ROAS."""
+    from accord.analytics import charts, service
+
     w = _guard(lambda: parse_window(window))
     spend = _guard(lambda: service.read_costs(costs)) if costs else None
     if spend is not None:
@@ -216,6 +220,8 @@ def lift(
     fmt: Format = FORMAT,
 ) -> None:
     """Holdout/A-B lift: rates, absolute and relative lift, CIs, z or Welch test, Holm-adjusted p-values."""
+    from accord.analytics import charts, service
+
     if broadcast:
         raise fail("broadcast holdouts are not measured here yet: export the groups to a file and use --input")
     if journey:
@@ -284,6 +290,8 @@ def sample_size(
     fmt: Format = FORMAT,
 ) -> None:
     """Members needed per group to detect an effect."""
+    from accord.analytics.lift import sample_size_means, sample_size_proportions
+
     if (baseline is None) == (sd is None):
         raise fail("give either --baseline (a rate) or --sd (an amount)")
     n = _guard(
@@ -315,6 +323,8 @@ def clv(
     fmt: Format = FORMAT,
 ) -> None:
     """BG/NBD + Gamma-Gamma: P(alive), expected purchases, predicted value and next purchase date per customer."""
+    from accord.analytics import charts, service
+
     horizon_days = _guard(lambda: parse_window(horizon)).total_seconds() / 86400
     rows: list[dict[str, Any]] = []
     if transactions is not None:
@@ -366,6 +376,8 @@ def clv(
 @app.command()
 def rfm(conversion: str = CONVERSION, fmt: Format = FORMAT) -> None:
     """RFM scores (1-5) and segment names per profile, from the event store."""
+    from accord.analytics import service
+
     rows = _from_store("/rfm", {"conversion": conversion}, lambda p: service.rfm_from_store(p.events, conversion))
     if fmt is Format.json:
         _dump(rows)
@@ -391,6 +403,8 @@ def cohorts(
     fmt: Format = FORMAT,
 ) -> None:
     """Retention: share of each cohort buying again in each month after the first purchase."""
+    from accord.analytics import charts, service
+
     if transactions is not None:
         rows = _guard(lambda: service.cohorts_from_file(transactions, customer_col, date_col, by, periods))
     else:
@@ -418,6 +432,8 @@ def recommend(
     fmt: Format = FORMAT,
 ) -> None:
     """Products to recommend from everyone's views, cart additions and purchases (ALS; popular ones for newcomers)."""
+    from accord.analytics import service
+
     s = settings()
     skus = [x.strip() for x in available.split(",") if x.strip()] if available else None
     if evaluate:
@@ -476,6 +492,8 @@ def forecast(
     fmt: Format = FORMAT,
 ) -> None:
     """Units each store will sell of each SKU in the next weeks, hold-out accuracy, and safety stock."""
+    from accord.analytics import service
+
     if sales is not None:
         doc = _guard(
             lambda: service.forecast_from_file(
