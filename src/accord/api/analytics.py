@@ -228,12 +228,34 @@ class AnalyticsController(Controller):
 
     @get("/recommendations/{profile_id:str}", summary="Products to recommend to a profile (optionally only these SKUs)")
     async def recommendations(
-        self, request: Request[Any, Any, Any], profile_id: str, k: int = 10, available: str | None = None
+        self,
+        request: Request[Any, Any, Any],
+        profile_id: str,
+        k: int = 10,
+        available: str | None = None,
+        near: str | None = None,
+        radius_km: float = 25.0,
     ) -> dict[str, Any]:
         from accord.analytics import service
 
         skus = [x.strip() for x in available.split(",") if x.strip()] if available else None
-        return await _run(service.recommendations_from_store, _platform(request).events, profile_id, k, skus)
+        stock: Callable[[str], dict[str, Any] | None] | None = None
+        if near:
+            from accord.commerce import service as commerce
+
+            try:
+                lat, lon = (float(x) for x in near.split(","))
+            except ValueError as exc:
+                raise AnalyticsApiError(InvalidInput(f"near must be LAT,LON, not {near!r}")) from exc
+            state = _platform(request).state
+
+            def where(sku: str) -> dict[str, Any] | None:
+                found = commerce.availability(state, sku, lat, lon, limit=1, radius_km=radius_km)
+                return found[0] if found else None
+
+            stock = where
+
+        return await _run(service.recommendations_from_store, _platform(request).events, profile_id, k, skus, stock)
 
     @get("/forecast", summary="Weekly demand forecast per store and SKU, hold-out accuracy and safety stock")
     async def forecast(

@@ -255,6 +255,22 @@ def lift(
     console.print(table)
 
 
+def in_stock_near(state: Any, near: str, radius_km: float) -> Callable[[str], dict[str, Any] | None]:
+    """A check of the commerce domain: the nearest store within RADIUS_KM of NEAR ("lat,lon") holding a SKU."""
+    from accord.commerce import service as commerce
+
+    try:
+        lat, lon = (float(x) for x in near.split(","))
+    except ValueError as exc:
+        raise fail(f"--near must be LAT,LON, not {near!r}") from exc
+
+    def where(sku: str) -> dict[str, Any] | None:
+        found = commerce.availability(state, sku, lat, lon, limit=1, radius_km=radius_km)
+        return found[0] if found else None
+
+    return where
+
+
 def _journey_lift(name: str, confidence: float) -> dict[str, Any]:
     """Conversion of a journey's entrants against its holdout (the journeys domain counts both groups)."""
     from accord.analytics.lift import lift_from_counts
@@ -427,7 +443,9 @@ def cohorts(
 def recommend(
     identifier: str = typer.Argument(None, help="TYPE:VALUE of the customer, e.g. email:ann@example.com."),
     k: int = typer.Option(10, min=1, help="How many products."),
-    available: str = typer.Option(None, help="Only these SKUs (comma-separated), e.g. what is in stock nearby."),
+    available: str = typer.Option(None, help="Only these SKUs (comma-separated)."),
+    near: str = typer.Option(None, help="LAT,LON: only products in stock at a store near there (story 22)."),
+    radius_km: float = typer.Option(25.0, help="With --near: how far a store may be."),
     evaluate: bool = typer.Option(False, help="Instead: precision@k / recall@k against held-out last purchases."),
     fmt: Format = FORMAT,
 ) -> None:
@@ -459,6 +477,8 @@ def recommend(
                 raise fail(f"no profile has identifier {identifier}")
             pid = api_result(found)["profile_id"]
             params: dict[str, Any] = {"k": k, **({"available": ",".join(skus)} if skus else {})}
+            if near:
+                params |= {"near": near, "radius_km": radius_km}
             doc = api_result(client.get(f"/api/v1/analytics/recommendations/{pid}", params=params))
     else:
         with local_platform(s, read_only=True) as p:
@@ -468,13 +488,16 @@ def recommend(
                 raise fail(str(exc)) from exc
             if pid is None:
                 raise fail(f"no profile has identifier {identifier}")
-            doc = _guard(lambda: service.recommendations_from_store(p.events, pid, k, skus))
+            stock = in_stock_near(p.state, near, radius_km) if near else None
+            doc = _guard(lambda: service.recommendations_from_store(p.events, pid, k, skus, stock))
     if fmt is Format.json:
         _dump(doc)
         return
-    table = Table("product", "score", "from", title=f"Recommended for {doc['profile_id']}")
+    table = Table("product", "score", "from", "in stock at", title=f"Recommended for {doc['profile_id']}")
     for r in doc["items"]:
-        table.add_row(r["item"], f"{r['score']:.3f}", r["source"])
+        where = r.get("in_stock_at")
+        shop = f"{where['name']} ({where['distance_m'] / 1000:.1f} km, {where['atp']} left)" if where else ""
+        table.add_row(r["item"], f"{r['score']:.3f}", r["source"], shop)
     console.print(table)
 
 
