@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from accord.analytics.errors import InvalidInput, NotEnoughData
@@ -90,7 +91,7 @@ def forecast(
     train = train[train.groupby("unique_id")["y"].transform("size") >= 2]
     season = min(season, max(1, int(train.groupby("unique_id")["y"].size().min())))
     engine = StatsForecast(models=_models(season), freq="7D", n_jobs=1)
-    held: Any = engine.forecast(df=train, h=horizon)
+    held: pd.DataFrame = engine.forecast(df=train, h=horizon)  # pandas in, pandas out (polars is not used here)
     held = held.reset_index() if "unique_id" not in held.columns else held
     joined = test.merge(held, on=["unique_id", "ds"], how="inner")
     if joined.empty:
@@ -101,7 +102,7 @@ def forecast(
     rmse = joined.assign(err=(joined[best] - joined["y"]) ** 2).groupby("unique_id")["err"].mean() ** 0.5
     z = float(stats.norm.ppf(service_level))
     final = StatsForecast(models=[_models(season)[MODELS.index(best)]], freq="7D", n_jobs=1)
-    future: Any = final.forecast(df=sales[sales.groupby("unique_id")["y"].transform("size") >= 2], h=horizon)
+    future: pd.DataFrame = final.forecast(df=sales[sales.groupby("unique_id")["y"].transform("size") >= 2], h=horizon)
     future = future.reset_index() if "unique_id" not in future.columns else future
     rows = []
     for uid, group in future.groupby("unique_id", sort=True):

@@ -37,7 +37,6 @@ app.add_typer(sources_app, name="sources")
 app.add_typer(profile_app, name="profile")
 app.add_typer(demo_cli.app, name="demo")
 app.add_typer(identity_cli.app, name="identity")
-app.add_typer(analytics_cli.app, name="analyze")
 app.add_typer(commerce_cli.app, name="commerce")
 app.add_typer(journeys_cli.app, name="journey")
 app.add_typer(offers_cli.app, name="offers")
@@ -47,6 +46,7 @@ app.add_typer(messaging_cli.broadcast_app, name="broadcast")
 app.add_typer(messaging_cli.consent_app, name="consent")
 app.add_typer(messaging_cli.providers_app, name="providers")
 app.add_typer(messaging_cli.outbox_app, name="outbox")
+app.add_typer(analytics_cli.app, name="analyze")
 
 try:  # the importers live in their own module
     from accord.cli import imports as imports_cli
