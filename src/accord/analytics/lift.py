@@ -179,3 +179,35 @@ def sample_size_means(sd: float, effect: float, alpha: float = 0.05, power: floa
     za = float(stats.norm.ppf(1 - alpha / 2))
     zb = float(stats.norm.ppf(power))
     return math.ceil(2 * (za + zb) ** 2 * sd**2 / effect**2)
+
+
+def lift_from_counts(
+    counts: dict[str, tuple[int, int]], control: str, metric: str = "converted", confidence: float = 0.95
+) -> dict[str, Any]:
+    """Lift from (members, conversions) per group — e.g. a journey against its holdout — in the lift_report shape."""
+    if control not in counts:
+        raise InvalidInput(f"control group {control!r} is not among {', '.join(sorted(counts))}")
+    n_c, x_c = counts[control]
+    treatments = sorted(g for g in counts if g != control)
+    if not treatments:
+        raise InvalidInput("there is no group besides the control group")
+    results = []
+    for g in treatments:
+        n_t, x_t = counts[g]
+        if n_t == 0 or n_c == 0:
+            raise NotEnoughData(f"group {g if n_t == 0 else control!r} has no members yet")
+        results.append(two_proportion(x_t, n_t, x_c, n_c, confidence))
+    adjusted = holm([r.p_value for r in results])
+    return {
+        "control": control,
+        "control_n": n_c,
+        "confidence": confidence,
+        "treatments": [
+            {
+                "group": g,
+                "n": counts[g][0],
+                "metrics": {metric: MetricLift(**{**r.__dict__, "p_value_holm": a}).as_dict()},
+            }
+            for g, r, a in zip(treatments, results, adjusted, strict=True)
+        ],
+    }

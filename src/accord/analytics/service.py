@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -283,13 +283,27 @@ def _interaction_lists(events: EventStore) -> tuple[list[str], list[str], list[f
 
 
 def recommendations_from_store(
-    events: EventStore, profile_id: str | None, k: int = 10, available: Sequence[str] | None = None
+    events: EventStore,
+    profile_id: str | None,
+    k: int = 10,
+    available: Sequence[str] | None = None,
+    where_in_stock: Callable[[str], dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """Top-K products for a profile from everyone's views, cart additions and purchases (ALS; popular products for
-    a profile without history), restricted to AVAILABLE products (e.g. in stock near the customer) when given."""
+    a profile without history), restricted to AVAILABLE products when given. WHERE_IN_STOCK(sku), supplied by the
+    caller from the commerce domain, names the nearest location holding a product (None: not in stock nearby);
+    candidates are then checked in rank order until K are in stock, each with its location as "in_stock_at"."""
     users, items, weights, _times, _bought = _interaction_lists(events)
     model = recommend.fit(recommend.interactions(users, items, weights))
-    recs = model.recommend(profile_id, k, available)
+    if where_in_stock is None:
+        recs = model.recommend(profile_id, k, available)
+    else:
+        recs = []
+        for rec in model.recommend(profile_id, max(10 * k, 50), available):
+            if (location := where_in_stock(rec["item"])) is not None:
+                recs.append({**rec, "in_stock_at": location})
+                if len(recs) == k:
+                    break
     return {"profile_id": profile_id, "k": k, "method": recs[0]["source"] if recs else None, "items": recs}
 
 

@@ -11,11 +11,12 @@ import numpy as np
 
 from accord.analytics.customers import Transactions, transactions
 from accord.analytics.errors import InvalidInput, NotEnoughData
+from accord.analytics.options import DEFAULT_CONVERSION, parse_window
 from accord.analytics.paths import PathSet, from_lists
 from accord.storage.events import EventStore
 
-DEFAULT_CONVERSION = "Order Completed"
 TOUCH_TYPES = ("track", "page", "screen")
+__all__ = ["DEFAULT_CONVERSION", "Period", "build_paths", "parse_window"]
 
 
 @dataclass(frozen=True)
@@ -33,18 +34,6 @@ class Period:
             raise InvalidInput("end must be after start")
         if self.window <= timedelta(0):
             raise InvalidInput("the lookback window must be positive")
-
-
-def parse_window(text: str) -> timedelta:
-    """'30d', '12h', '2w' or a number of days."""
-    text = text.strip().lower()
-    units = {"d": 1.0, "h": 1 / 24, "w": 7.0}
-    try:
-        if text and text[-1] in units:
-            return timedelta(days=float(text[:-1]) * units[text[-1]])
-        return timedelta(days=float(text))
-    except ValueError as exc:
-        raise InvalidInput(f"cannot read the window {text!r}: use e.g. 30d, 12h or 2w") from exc
 
 
 def default_period(events: EventStore, window: timedelta, days: int | None = None) -> Period:

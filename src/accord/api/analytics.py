@@ -8,15 +8,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
-import numpy as np
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import HTTPException
 
-from accord.analytics import charts, service
-from accord.analytics.errors import AnalyticsError
-from accord.analytics.lift import lift_report
-from accord.analytics.store import DEFAULT_CONVERSION, parse_window
+from accord.analytics.errors import AnalyticsError, InvalidInput
+from accord.analytics.options import DEFAULT_CONVERSION, parse_window
 from accord.platform import Platform
+
+# The analyses import numpy, scipy, matplotlib, implicit and statsforecast: they load on first use, not at startup.
 
 T = TypeVar("T")
 
@@ -65,9 +64,9 @@ def _time(text: str | None, what: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise AnalyticsApiError(service.InvalidInput(f"{what} must be an ISO date-time, not {text!r}")) from exc
+        raise AnalyticsApiError(InvalidInput(f"{what} must be an ISO date-time, not {text!r}")) from exc
     if value.tzinfo is None:
-        raise AnalyticsApiError(service.InvalidInput(f"{what} must carry a time zone (e.g. ...Z or +00:00)"))
+        raise AnalyticsApiError(InvalidInput(f"{what} must carry a time zone (e.g. ...Z or +00:00)"))
     return value
 
 
@@ -97,6 +96,8 @@ class AnalyticsController(Controller):
         half_life: float = 7.0,
         currency: str | None = None,
     ) -> dict[str, Any]:
+        from accord.analytics import service
+
         return await _run(
             service.attribution_from_store,
             _platform(request).events,
@@ -114,6 +115,8 @@ class AnalyticsController(Controller):
     async def attribution_chart(
         self, request: Request[Any, Any, Any], window: str = "30d", conversion: str = DEFAULT_CONVERSION
     ) -> Response[bytes]:
+        from accord.analytics import charts, service
+
         doc = await _run(service.attribution_from_store, _platform(request).events, "all", _window(window), conversion)
         svg = await asyncio.to_thread(charts.attribution_chart, doc["models"], "svg")
         return Response(svg, media_type="image/svg+xml")
@@ -127,6 +130,8 @@ class AnalyticsController(Controller):
         start: str | None = None,
         end: str | None = None,
     ) -> dict[str, Any]:
+        from accord.analytics import service
+
         return await _run(
             service.channel_scorecard,
             _platform(request).events,
@@ -138,14 +143,40 @@ class AnalyticsController(Controller):
 
     @post("/lift", summary="Lift of each group against the control group (z-test for 0/1, Welch for amounts)")
     async def lift(self, data: LiftIn) -> dict[str, Any]:
+        import numpy as np
+
+        from accord.analytics.lift import lift_report
+
         metrics = {k: np.asarray(v, dtype=np.float64) for k, v in data.metrics.items()}
         for name, values in metrics.items():
             if len(values) != len(data.groups):
-                raise AnalyticsApiError(service.InvalidInput(f"metric {name!r} needs one value per group entry"))
+                raise AnalyticsApiError(InvalidInput(f"metric {name!r} needs one value per group entry"))
         return await _run(lift_report, data.groups, metrics, data.control, data.confidence)
+
+    @get("/lift/journey/{name:str}", summary="Conversion of a journey's entrants against its holdout, with CI and test")
+    async def journey_lift(
+        self, request: Request[Any, Any, Any], name: str, confidence: float = 0.95
+    ) -> dict[str, Any]:
+        from accord.analytics.lift import lift_from_counts
+        from accord.journeys import service as journeys
+        from accord.journeys.errors import JourneyError
+
+        try:
+            stats = await asyncio.to_thread(journeys.stats, _platform(request).state, name)
+        except JourneyError as exc:
+            raise HTTPException(status_code=exc.status, detail=exc.message, extra={"code": exc.code}) from exc
+        conversion = stats["conversion"]
+        counts = {
+            "journey": (conversion["journey"]["entered"], conversion["journey"]["converted"]),
+            "holdout": (conversion["holdout"]["entered"], conversion["holdout"]["converted"]),
+        }
+        doc = await _run(lift_from_counts, counts, "holdout", "converted", confidence)
+        return {"journey": name, **doc}
 
     @post("/clv", summary="Fit BG/NBD + Gamma-Gamma on purchases and write the scores to profiles", status_code=200)
     async def clv(self, request: Request[Any, Any, Any], data: ClvIn) -> dict[str, Any]:
+        from accord.analytics import service
+
         platform = _platform(request)
         summary, _rows = await _run(
             service.clv_from_store,
@@ -161,6 +192,8 @@ class AnalyticsController(Controller):
 
     @get("/scores/{profile_id:str}", summary="Computed scores of one profile (CLV, P(alive), churn, next purchase)")
     async def scores(self, request: Request[Any, Any, Any], profile_id: str) -> dict[str, Any]:
+        from accord.analytics import service
+
         found = await _run(service.read_scores, _platform(request).state, [profile_id])
         if profile_id not in found:
             raise HTTPException(
@@ -171,6 +204,8 @@ class AnalyticsController(Controller):
 
     @get("/rfm", summary="RFM scores and segments per profile")
     async def rfm(self, request: Request[Any, Any, Any], conversion: str = DEFAULT_CONVERSION) -> list[dict[str, Any]]:
+        from accord.analytics import service
+
         return await _run(service.rfm_from_store, _platform(request).events, conversion)
 
     @get("/cohorts", summary="Retention by first-purchase month or first channel")
@@ -181,18 +216,46 @@ class AnalyticsController(Controller):
         periods: int = 12,
         conversion: str = DEFAULT_CONVERSION,
     ) -> list[dict[str, Any]]:
+        from accord.analytics import service
+
         return await _run(service.cohorts_from_store, _platform(request).events, by, periods, conversion)
 
     @get("/recommendations/evaluation", summary="Precision@k and recall@k of the recommender on held-out purchases")
     async def recommendation_quality(self, request: Request[Any, Any, Any], k: int = 10) -> dict[str, Any]:
+        from accord.analytics import service
+
         return await _run(service.evaluate_recommendations, _platform(request).events, k)
 
     @get("/recommendations/{profile_id:str}", summary="Products to recommend to a profile (optionally only these SKUs)")
     async def recommendations(
-        self, request: Request[Any, Any, Any], profile_id: str, k: int = 10, available: str | None = None
+        self,
+        request: Request[Any, Any, Any],
+        profile_id: str,
+        k: int = 10,
+        available: str | None = None,
+        near: str | None = None,
+        radius_km: float = 25.0,
     ) -> dict[str, Any]:
+        from accord.analytics import service
+
         skus = [x.strip() for x in available.split(",") if x.strip()] if available else None
-        return await _run(service.recommendations_from_store, _platform(request).events, profile_id, k, skus)
+        stock: Callable[[str], dict[str, Any] | None] | None = None
+        if near:
+            from accord.commerce import service as commerce
+
+            try:
+                lat, lon = (float(x) for x in near.split(","))
+            except ValueError as exc:
+                raise AnalyticsApiError(InvalidInput(f"near must be LAT,LON, not {near!r}")) from exc
+            state = _platform(request).state
+
+            def where(sku: str) -> dict[str, Any] | None:
+                found = commerce.availability(state, sku, lat, lon, limit=1, radius_km=radius_km)
+                return found[0] if found else None
+
+            stock = where
+
+        return await _run(service.recommendations_from_store, _platform(request).events, profile_id, k, skus, stock)
 
     @get("/forecast", summary="Weekly demand forecast per store and SKU, hold-out accuracy and safety stock")
     async def forecast(
@@ -202,6 +265,8 @@ class AnalyticsController(Controller):
         lead_time_weeks: float = 1.0,
         service_level: float = 0.95,
     ) -> dict[str, Any]:
+        from accord.analytics import service
+
         return await _run(
             service.forecast_from_store, _platform(request).events, horizon, lead_time_weeks, service_level
         )

@@ -12,10 +12,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from accord.analytics import charts, service
 from accord.analytics.errors import AnalyticsError
-from accord.analytics.lift import sample_size_means, sample_size_proportions
-from accord.analytics.store import DEFAULT_CONVERSION, parse_window
+from accord.analytics.options import DEFAULT_CONVERSION, parse_window
 from accord.cli.context import api_result, console, fail, local_platform, running_server, settings
 
 app = typer.Typer(
@@ -76,6 +74,8 @@ def _from_store(path: str, params: dict[str, Any], local: Callable[[Any], Any], 
 def _write_chart(path: Path | None, make: Callable[[str], bytes]) -> None:
     if path is None:
         return
+    from accord.analytics import charts
+
     fmt = _guard(lambda: charts.format_of(str(path)))
     path.write_bytes(make(fmt))
     console.print(f"chart written to {path}")
@@ -118,6 +118,8 @@ def attribution(
     fmt: Format = FORMAT,
 ) -> None:
     """Which channels led to the conversions: rule-based, Markov and Shapley attribution side by side."""
+    from accord.analytics import charts, service
+
     options = {"order": order, "half_life": half_life, "collapse_repeats": not keep_repeats}
     if paths is not None:
         doc = _guard(
@@ -161,6 +163,8 @@ def channels(
     fmt: Format = FORMAT,
 ) -> None:
     """Channel scorecard: reach, touches, conversions, attributed conversions and value, cost, CPA, ROAS."""
+    from accord.analytics import charts, service
+
     w = _guard(lambda: parse_window(window))
     spend = _guard(lambda: service.read_costs(costs)) if costs else None
     if spend is not None:
@@ -216,11 +220,17 @@ def lift(
     fmt: Format = FORMAT,
 ) -> None:
     """Holdout/A-B lift: rates, absolute and relative lift, CIs, z or Welch test, Holm-adjusted p-values."""
-    if journey or broadcast:
-        raise fail("journey and broadcast holdouts are not recorded yet: export the groups to a file and use --input")
-    if input_file is None:
-        raise fail("give --input FILE (with --group-col, --control and --metric)")
-    doc = _guard(lambda: service.lift_from_file(input_file, group_col, control, metric, confidence))
+    from accord.analytics import charts, service
+
+    if broadcast:
+        raise fail("broadcast holdouts are not measured here yet: export the groups to a file and use --input")
+    if journey:
+        doc = _journey_lift(journey, confidence)
+        metric = ["converted"]
+    elif input_file is None:
+        raise fail("give --input FILE (with --group-col, --control and --metric) or --journey NAME")
+    else:
+        doc = _guard(lambda: service.lift_from_file(input_file, group_col, control, metric, confidence))
     if metric:
         _write_chart(chart, lambda f: charts.lift_chart(doc, metric[0], f))
     if fmt is Format.json:
@@ -245,6 +255,47 @@ def lift(
     console.print(table)
 
 
+def in_stock_near(state: Any, near: str, radius_km: float) -> Callable[[str], dict[str, Any] | None]:
+    """A check of the commerce domain: the nearest store within RADIUS_KM of NEAR ("lat,lon") holding a SKU."""
+    from accord.commerce import service as commerce
+
+    try:
+        lat, lon = (float(x) for x in near.split(","))
+    except ValueError as exc:
+        raise fail(f"--near must be LAT,LON, not {near!r}") from exc
+
+    def where(sku: str) -> dict[str, Any] | None:
+        found = commerce.availability(state, sku, lat, lon, limit=1, radius_km=radius_km)
+        return found[0] if found else None
+
+    return where
+
+
+def _journey_lift(name: str, confidence: float) -> dict[str, Any]:
+    """Conversion of a journey's entrants against its holdout (the journeys domain counts both groups)."""
+    from accord.analytics.lift import lift_from_counts
+
+    s = settings()
+    if (client := running_server(s)) is not None:
+        with client:
+            return dict(
+                api_result(client.get(f"/api/v1/analytics/lift/journey/{name}", params={"confidence": confidence}))
+            )
+    from accord.journeys import service as journeys
+    from accord.journeys.errors import JourneyError
+
+    with local_platform(s, read_only=True) as p:
+        try:
+            conversion = journeys.stats(p.state, name)["conversion"]
+        except JourneyError as exc:
+            raise fail(exc.message) from exc
+    counts = {
+        "journey": (conversion["journey"]["entered"], conversion["journey"]["converted"]),
+        "holdout": (conversion["holdout"]["entered"], conversion["holdout"]["converted"]),
+    }
+    return dict(_guard(lambda: {"journey": name, **lift_from_counts(counts, "holdout", confidence=confidence)}))
+
+
 @app.command("sample-size")
 def sample_size(
     baseline: float = typer.Option(None, help="Baseline conversion rate (e.g. 0.1)."),
@@ -255,6 +306,8 @@ def sample_size(
     fmt: Format = FORMAT,
 ) -> None:
     """Members needed per group to detect an effect."""
+    from accord.analytics.lift import sample_size_means, sample_size_proportions
+
     if (baseline is None) == (sd is None):
         raise fail("give either --baseline (a rate) or --sd (an amount)")
     n = _guard(
@@ -286,6 +339,8 @@ def clv(
     fmt: Format = FORMAT,
 ) -> None:
     """BG/NBD + Gamma-Gamma: P(alive), expected purchases, predicted value and next purchase date per customer."""
+    from accord.analytics import charts, service
+
     horizon_days = _guard(lambda: parse_window(horizon)).total_seconds() / 86400
     rows: list[dict[str, Any]] = []
     if transactions is not None:
@@ -337,6 +392,8 @@ def clv(
 @app.command()
 def rfm(conversion: str = CONVERSION, fmt: Format = FORMAT) -> None:
     """RFM scores (1-5) and segment names per profile, from the event store."""
+    from accord.analytics import service
+
     rows = _from_store("/rfm", {"conversion": conversion}, lambda p: service.rfm_from_store(p.events, conversion))
     if fmt is Format.json:
         _dump(rows)
@@ -362,6 +419,8 @@ def cohorts(
     fmt: Format = FORMAT,
 ) -> None:
     """Retention: share of each cohort buying again in each month after the first purchase."""
+    from accord.analytics import charts, service
+
     if transactions is not None:
         rows = _guard(lambda: service.cohorts_from_file(transactions, customer_col, date_col, by, periods))
     else:
@@ -384,11 +443,15 @@ def cohorts(
 def recommend(
     identifier: str = typer.Argument(None, help="TYPE:VALUE of the customer, e.g. email:ann@example.com."),
     k: int = typer.Option(10, min=1, help="How many products."),
-    available: str = typer.Option(None, help="Only these SKUs (comma-separated), e.g. what is in stock nearby."),
+    available: str = typer.Option(None, help="Only these SKUs (comma-separated)."),
+    near: str = typer.Option(None, help="LAT,LON: only products in stock at a store near there (story 22)."),
+    radius_km: float = typer.Option(25.0, help="With --near: how far a store may be."),
     evaluate: bool = typer.Option(False, help="Instead: precision@k / recall@k against held-out last purchases."),
     fmt: Format = FORMAT,
 ) -> None:
     """Products to recommend from everyone's views, cart additions and purchases (ALS; popular ones for newcomers)."""
+    from accord.analytics import service
+
     s = settings()
     skus = [x.strip() for x in available.split(",") if x.strip()] if available else None
     if evaluate:
@@ -414,6 +477,8 @@ def recommend(
                 raise fail(f"no profile has identifier {identifier}")
             pid = api_result(found)["profile_id"]
             params: dict[str, Any] = {"k": k, **({"available": ",".join(skus)} if skus else {})}
+            if near:
+                params |= {"near": near, "radius_km": radius_km}
             doc = api_result(client.get(f"/api/v1/analytics/recommendations/{pid}", params=params))
     else:
         with local_platform(s, read_only=True) as p:
@@ -423,13 +488,16 @@ def recommend(
                 raise fail(str(exc)) from exc
             if pid is None:
                 raise fail(f"no profile has identifier {identifier}")
-            doc = _guard(lambda: service.recommendations_from_store(p.events, pid, k, skus))
+            stock = in_stock_near(p.state, near, radius_km) if near else None
+            doc = _guard(lambda: service.recommendations_from_store(p.events, pid, k, skus, stock))
     if fmt is Format.json:
         _dump(doc)
         return
-    table = Table("product", "score", "from", title=f"Recommended for {doc['profile_id']}")
+    table = Table("product", "score", "from", "in stock at", title=f"Recommended for {doc['profile_id']}")
     for r in doc["items"]:
-        table.add_row(r["item"], f"{r['score']:.3f}", r["source"])
+        where = r.get("in_stock_at")
+        shop = f"{where['name']} ({where['distance_m'] / 1000:.1f} km, {where['atp']} left)" if where else ""
+        table.add_row(r["item"], f"{r['score']:.3f}", r["source"], shop)
     console.print(table)
 
 
@@ -447,6 +515,8 @@ def forecast(
     fmt: Format = FORMAT,
 ) -> None:
     """Units each store will sell of each SKU in the next weeks, hold-out accuracy, and safety stock."""
+    from accord.analytics import service
+
     if sales is not None:
         doc = _guard(
             lambda: service.forecast_from_file(
