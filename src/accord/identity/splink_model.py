@@ -169,6 +169,8 @@ class MatchModel:
         if not self.new_ids:
             frames = [inference.predict(threshold_match_probability=threshold)]
         else:
+            if not self._run("SELECT count(*) FROM accord_new")[0][0]:
+                return []  # the new profiles carry nothing to match on (e.g. a name alone)
             for column in ("first_name", "last_name"):  # term frequencies over all records, old and new
                 self.linker.table_management.compute_tf_table(column)
             new = self.db_api.register("accord_new", table_name="new_records")
