@@ -20,6 +20,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from accord import __version__
 from accord.api.admin import AdminController
+from accord.api.analytics import AnalyticsController
 from accord.api.collect import collect_message, error_body
 from accord.api.commerce import CommerceController, commerce_runtime
 from accord.api.consent import ConsentController, ConsentPages
@@ -130,6 +131,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
             TrackingController,
             ConsentController,
             ConsentPages,
+            AnalyticsController,
             IdentityController,
         ],
         lifespan=[lifespan],

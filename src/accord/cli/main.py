@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from accord.cli import analytics as analytics_cli
 from accord.cli import commerce as commerce_cli
 from accord.cli import demo as demo_cli
 from accord.cli import identity as identity_cli
@@ -45,6 +46,7 @@ app.add_typer(messaging_cli.broadcast_app, name="broadcast")
 app.add_typer(messaging_cli.consent_app, name="consent")
 app.add_typer(messaging_cli.providers_app, name="providers")
 app.add_typer(messaging_cli.outbox_app, name="outbox")
+app.add_typer(analytics_cli.app, name="analyze")
 
 try:  # the importers live in their own module
     from accord.cli import imports as imports_cli
