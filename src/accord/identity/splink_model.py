@@ -200,7 +200,11 @@ class MatchModel:
         pairs: list[ScoredPair] = []
         for frame in frames:
             table = frame.as_pyarrow_table()
-            weights = {name: table.column(f"mw_{name}").to_pylist() for name in COMPARED}
+            blank = [None] * table.num_rows  # Splink leaves out a comparison's weights when it cannot apply it
+            weights = {
+                name: table.column(f"mw_{name}").to_pylist() if f"mw_{name}" in table.column_names else blank
+                for name in COMPARED
+            }
             lefts, rights = table.column("unique_id_l").to_pylist(), table.column("unique_id_r").to_pylist()
             for i, probability in enumerate(table.column("match_probability").to_pylist()):
                 agreeing = tuple(name for name in COMPARED if (weights[name][i] or 0.0) > 0.0)
