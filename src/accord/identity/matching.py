@@ -199,7 +199,8 @@ def run_match(
             phase("score")
             model_json = json.dumps(model.model())
         except Exception as exc:  # Splink raises plain exceptions on degenerate data
-            if "splink" not in type(exc).__module__ and "duckdb" not in type(exc).__module__:
+            module = type(exc).__module__
+            if "splink" not in module and "duckdb" not in module and not isinstance(exc, ArithmeticError | ValueError):
                 raise
             raise MatchError(f"the match model could not be trained or applied: {exc}") from exc
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -136,26 +137,43 @@ class MatchModel:
         return self.con.execute(sql).fetchall()  # fetch to the end: DuckDB 2 keeps unfinished results open
 
     def train(self) -> None:
-        """Estimate the model without labels: prior from deterministic rules, u by sampling, m by EM."""
+        """Estimate the model without labels: prior from deterministic rules, u by sampling, m by EM.
+
+        Data in which few matches remain (a --full run after earlier merges) can drive EM's match share to
+        zero, which Splink cannot take the logarithm of: such a pass is redone with the prior held fixed, and
+        skipped if that fails too (the other pass and the stated starting values still give a model).
+        """
         from splink import block_on
+        from splink.internals.exceptions import SplinkException
 
         training = self.linker.training
-        training.estimate_probability_two_random_records_match(
-            [
-                block_on("first_name", "last_name", "birth_date"),
-                "l.email = r.email",
-                "l.phone = r.phone",
-            ],
-            recall=0.4,
-        )
+        settings = self.linker._settings_obj
+        with contextlib.suppress(ValueError, ZeroDivisionError, SplinkException):  # else: the settings' default
+            training.estimate_probability_two_random_records_match(
+                [
+                    block_on("first_name", "last_name", "birth_date"),
+                    "l.email = r.email",
+                    "l.phone = r.phone",
+                ],
+                recall=0.4,
+            )
+        floor = 1.0 / max(self.size, 2) ** 2
+        if not floor <= settings._probability_two_random_records_match < 1.0:
+            settings._probability_two_random_records_match = floor  # no deterministic match left at all
         training.estimate_u_using_random_sampling(max_pairs=2e5, seed=1, num_chunks=1)
         em_pairs = 1e6 if self.size > 200_000 else None  # small data: all blocked pairs, no sampling probe
-        training.estimate_parameters_using_expectation_maximisation(
-            block_on("birth_date"), max_pairs=em_pairs, record_sample_proportion=0.1
-        )
-        training.estimate_parameters_using_expectation_maximisation(
-            block_on("first_name", "last_name"), max_pairs=em_pairs, record_sample_proportion=0.1
-        )
+        for rule in (block_on("birth_date"), block_on("first_name", "last_name")):
+            for fixed in (False, True):
+                try:
+                    training.estimate_parameters_using_expectation_maximisation(
+                        rule,
+                        max_pairs=em_pairs,
+                        record_sample_proportion=0.1,
+                        fix_probability_two_random_records_match=fixed,
+                    )
+                    break
+                except (ValueError, ZeroDivisionError, SplinkException):
+                    continue
         self.trained = True
 
     def model(self) -> dict[str, Any]:
@@ -169,6 +187,8 @@ class MatchModel:
         if not self.new_ids:
             frames = [inference.predict(threshold_match_probability=threshold)]
         else:
+            if not self._run("SELECT count(*) FROM accord_new")[0][0]:
+                return []  # the new profiles carry nothing to match on (e.g. a name alone)
             for column in ("first_name", "last_name"):  # term frequencies over all records, old and new
                 self.linker.table_management.compute_tf_table(column)
             new = self.db_api.register("accord_new", table_name="new_records")
@@ -180,7 +200,11 @@ class MatchModel:
         pairs: list[ScoredPair] = []
         for frame in frames:
             table = frame.as_pyarrow_table()
-            weights = {name: table.column(f"mw_{name}").to_pylist() for name in COMPARED}
+            blank = [None] * table.num_rows  # Splink leaves out a comparison's weights when it cannot apply it
+            weights = {
+                name: table.column(f"mw_{name}").to_pylist() if f"mw_{name}" in table.column_names else blank
+                for name in COMPARED
+            }
             lefts, rights = table.column("unique_id_l").to_pylist(), table.column("unique_id_r").to_pylist()
             for i, probability in enumerate(table.column("match_probability").to_pylist()):
                 agreeing = tuple(name for name in COMPARED if (weights[name][i] or 0.0) > 0.0)
