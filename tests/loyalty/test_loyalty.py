@@ -116,7 +116,6 @@ def test_a_reward_cannot_be_spent_twice(platform: Platform, make_profile: Callab
 
 def test_points_follow_orders_and_returns(platform: Platform, make_profile: Callable[[str], str]) -> None:
     loyalty = platform.loyalty
-    loyalty.configure(PROGRAM)
     dan = make_profile("dan")
 
     def send(event: str, message_id: str, **properties: object) -> None:
@@ -126,6 +125,9 @@ def test_points_follow_orders_and_returns(platform: Platform, make_profile: Call
             ])  # fmt: skip
         assert platform.processor.drain()
 
+    send("Order Completed", "m0", order_id="o-0", revenue=100, currency="PLN")
+    assert loyalty.account(dan)["balance"] == 0  # no program configured yet: orders earn nothing
+    loyalty.configure(PROGRAM)
     products = [{"sku": "b1", "price": 50, "quantity": 2, "category": "books"}]
     send("Order Completed", "m1", order_id="o-1", revenue=100, currency="PLN", products=products)
     assert loyalty.account(dan)["balance"] == 300  # 100 PLN of books x3

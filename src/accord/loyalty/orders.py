@@ -1,6 +1,7 @@
 """Points from orders: earn on `Order Completed`, reverse on `Order Returned` / `Order Refunded` (idempotent by order).
 
-Registered with `Processor.add_listener`; keeps its own cursor over `journal_seq` in the state store, so a missed or
+Active once a loyalty program is configured (orders before that earn nothing). Registered with
+`Processor.add_listener`; keeps its own cursor over `journal_seq` in the state store, so a missed or
 failed call is caught up on the next one, and replays never earn twice (the ledger key is derived from the order).
 """
 
@@ -76,6 +77,8 @@ class OrderPoints:
             params.append(upto_seq)
         rows = self.events.query(sql + " ORDER BY journal_seq, timestamp", params)
         end = upto_seq if upto_seq is not None else max([start, *(r[0] for r in rows)])
+        if not self.loyalty.enabled():  # no program yet: orders before it was set up earn nothing
+            rows = []
         handled = 0
         for seq, event, profile_id, channel, revenue_minor, currency, store_id, message_id, raw in rows:
             try:

@@ -169,6 +169,7 @@ class LoyaltyService:
         self.journal = journal
         self.committer = committer
         self._program: tuple[float, Program] | None = None
+        self._configured = False
 
     # -- the program ---------------------------------------------------------------------------------------
     def program(self) -> Program:
@@ -180,7 +181,13 @@ class LoyaltyService:
             text = conn.execute(sa.select(t.loyalty_program.c.config).where(t.loyalty_program.c.id == 1)).scalar()
         program = Program.from_config(json.loads(text)) if text else Program()
         self._program = (time.monotonic(), program)
+        self._configured = bool(text)
         return program
+
+    def enabled(self) -> bool:
+        """Whether a program has been configured (orders earn points automatically only then)."""
+        self.program()
+        return self._configured
 
     def configure(self, config: dict[str, Any]) -> Program:
         """Replace the program (earn rules, tiers, expiry); returns it validated."""
@@ -196,6 +203,7 @@ class LoyaltyService:
             if not updated:
                 conn.execute(t.loyalty_program.insert().values(id=1, config=text, updated_at=utcnow()))
         self._program = (time.monotonic(), program)
+        self._configured = True
         return program
 
     # -- reads ---------------------------------------------------------------------------------------------
