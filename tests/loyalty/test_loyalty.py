@@ -148,3 +148,24 @@ def test_points_follow_orders_and_returns(platform: Platform, make_profile: Call
         ("Loyalty Points Earned", "web"),
         ("Loyalty Points Reversed", "other"),
     ]
+
+
+def test_a_merged_away_profile_is_refused_with_the_surviving_id(platform: Platform) -> None:
+    from accord.profiles import service as profiles
+
+    def send(message: dict[str, object]) -> None:
+        with platform.state.begin() as conn:
+            emit(conn, platform.journal, "test-app", "app", [message])
+        assert platform.processor.drain()
+
+    send({"type": "identify", "anonymousId": "device-9"})
+    send({"type": "identify", "userId": "eve"})
+    a = profiles.resolve(platform.state, platform.rules, "anonymous_id:device-9")
+    b = profiles.resolve(platform.state, platform.rules, "user_id:eve")
+    assert a and b and a != b
+    send({"type": "identify", "userId": "eve", "anonymousId": "device-9"})  # she logs in on that device
+    survivor = profiles.resolve(platform.state, platform.rules, "user_id:eve")
+    gone = a if survivor == b else b
+    with pytest.raises(LoyaltyError) as err:
+        platform.loyalty.burn(gone, 1, "k", "store")
+    assert (err.value.status, err.value.code) == (409, "profile_merged") and survivor in err.value.message

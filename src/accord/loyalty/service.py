@@ -21,7 +21,7 @@ from accord.collect.channels import CHANNELS, normalise_channel
 from accord.collect.journal import Journal
 from accord.loyalty import tables as t
 from accord.loyalty.program import Program, ProgramError
-from accord.profiles.anchor import identity_fields
+from accord.profiles.anchor import identity_fields, missing_profile
 from accord.storage import new_id, utcnow
 from accord.storage.group_commit import GroupCommitter, begin_write, stage
 
@@ -215,7 +215,7 @@ class LoyaltyService:
                 sa.select(t.loyalty_accounts).where(t.loyalty_accounts.c.profile_id == profile_id)
             ).first()
             if row is None and identity_fields(self.state, profile_id) is None:
-                raise LoyaltyError(404, "unknown_profile", f"no profile {profile_id} (or it holds no identifier)")
+                raise LoyaltyError(*missing_profile(self.state, profile_id))
             lots = t.loyalty_lots.c
             expiring = conn.execute(
                 sa.select(lots.expires_at, lots.remaining)
@@ -260,7 +260,7 @@ class LoyaltyService:
     def _who(self, profile_id: str) -> dict[str, Any]:
         who = identity_fields(self.state, profile_id)
         if who is None:
-            raise LoyaltyError(404, "unknown_profile", f"no profile {profile_id} (or it holds no identifier)")
+            raise LoyaltyError(*missing_profile(self.state, profile_id))
         return who
 
     def earn(self, profile_id: str, request: EarnRequest) -> dict[str, Any]:
