@@ -23,8 +23,11 @@ from accord.storage.group_commit import begin_write
 log = logging.getLogger(__name__)
 
 CURSOR = "orders"
-EARN_EVENTS = ("Order Completed",)
-REVERSE_EVENTS = ("Order Returned", "Order Refunded")
+# A purchase earns once per order id, whichever of these events arrive (POS imports send Order Completed, the
+# commerce domain Order Placed); a return, refund or cancellation reverses once per return id (commerce sends
+# Order Returned and Order Refunded for the same return).
+EARN_EVENTS = ("Order Completed", "Order Placed")
+REVERSE_EVENTS = ("Order Returned", "Order Refunded", "Order Cancelled")
 
 
 def _lines(properties: dict[str, Any], currency: str) -> list[tuple[int, str | None]] | None:
@@ -135,8 +138,16 @@ class OrderPoints:
                 ),
             )
             return True
-        partial = revenue_minor if revenue_minor is not None and revenue_minor > 0 else None  # amount returned
-        result = self.loyalty.reverse_order(
-            order_id, f"order:{order_id}:reverse:{message_id}", amount_minor=partial, reason=event.lower()
-        )
+        partial: int | None = None
+        if event == "Order Cancelled":
+            key = f"order:{order_id}:cancel"
+        else:
+            refund = properties.get("refund_minor")
+            if isinstance(refund, int) and not isinstance(refund, bool) and refund > 0:
+                partial = refund
+            else:  # the amount returned (a refund may carry it as a negative revenue)
+                partial = abs(revenue_minor) if revenue_minor else None
+            return_id = properties.get("return_id")
+            key = f"order:{order_id}:reverse:{return_id or message_id}"
+        result = self.loyalty.reverse_order(order_id, key, amount_minor=partial, reason=event.lower())
         return result is not None
