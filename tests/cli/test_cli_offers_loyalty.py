@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,21 @@ from accord.cli.main import app
 from accord.collect.emit import emit
 from accord.platform import open_platform
 from accord.profiles import service as profiles
+
+
+@pytest.fixture(autouse=True)
+def keep_logging() -> Iterator[None]:
+    """The in-process API configures logging onto CliRunner's streams; put the test process's logging back."""
+    known = logging.Logger.manager.loggerDict.values()
+    loggers = [logging.getLogger(), *(lg for lg in known if isinstance(lg, logging.Logger))]
+    saved = {id(lg): (lg.handlers[:], lg.level, lg.propagate) for lg in loggers}
+    yield
+    for lg in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        if isinstance(lg, logging.Logger):
+            handlers, level, propagate = saved.get(id(lg), ([], logging.NOTSET, True))
+            lg.handlers[:] = handlers
+            lg.setLevel(level)
+            lg.propagate = propagate
 
 
 @pytest.fixture

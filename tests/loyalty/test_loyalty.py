@@ -116,7 +116,6 @@ def test_a_reward_cannot_be_spent_twice(platform: Platform, make_profile: Callab
 
 def test_points_follow_orders_and_returns(platform: Platform, make_profile: Callable[[str], str]) -> None:
     loyalty = platform.loyalty
-    loyalty.configure(PROGRAM)
     dan = make_profile("dan")
 
     def send(event: str, message_id: str, **properties: object) -> None:
@@ -126,6 +125,9 @@ def test_points_follow_orders_and_returns(platform: Platform, make_profile: Call
             ])  # fmt: skip
         assert platform.processor.drain()
 
+    send("Order Completed", "m0", order_id="o-0", revenue=100, currency="PLN")
+    assert loyalty.account(dan)["balance"] == 0  # no program configured yet: orders earn nothing
+    loyalty.configure(PROGRAM)
     products = [{"sku": "b1", "price": 50, "quantity": 2, "category": "books"}]
     send("Order Completed", "m1", order_id="o-1", revenue=100, currency="PLN", products=products)
     assert loyalty.account(dan)["balance"] == 300  # 100 PLN of books x3
@@ -146,3 +148,52 @@ def test_points_follow_orders_and_returns(platform: Platform, make_profile: Call
         ("Loyalty Points Earned", "web"),
         ("Loyalty Points Reversed", "other"),
     ]
+
+
+def test_a_merged_away_profile_is_refused_with_the_surviving_id(platform: Platform) -> None:
+    from accord.profiles import service as profiles
+
+    def send(message: dict[str, object]) -> None:
+        with platform.state.begin() as conn:
+            emit(conn, platform.journal, "test-app", "app", [message])
+        assert platform.processor.drain()
+
+    send({"type": "identify", "anonymousId": "device-9"})
+    send({"type": "identify", "userId": "eve"})
+    a = profiles.resolve(platform.state, platform.rules, "anonymous_id:device-9")
+    b = profiles.resolve(platform.state, platform.rules, "user_id:eve")
+    assert a and b and a != b
+    send({"type": "identify", "userId": "eve", "anonymousId": "device-9"})  # she logs in on that device
+    survivor = profiles.resolve(platform.state, platform.rules, "user_id:eve")
+    gone = a if survivor == b else b
+    with pytest.raises(LoyaltyError) as err:
+        platform.loyalty.burn(gone, 1, "k", "store")
+    assert (err.value.status, err.value.code) == (409, "profile_merged") and survivor in err.value.message
+
+
+def test_commerce_orders_earn_once_and_a_store_return_reverses_once(
+    platform: Platform, make_profile: Callable[[str], str]
+) -> None:
+    """Story 17 with the commerce domain's events: Order Placed earns; a return at a store sends Order Returned and
+    Order Refunded (same return id, the refund as negative revenue): the points are reversed once, pro rata."""
+    platform.loyalty.configure({"points_per_unit": {"default": 1}})
+    fay = make_profile("fay")
+
+    def send(event: str, **properties: object) -> None:
+        with platform.state.begin() as conn:
+            emit(conn, platform.journal, "accord-commerce", "web", [{"event": event, "userId": "fay",
+                                                                      "properties": properties}])  # fmt: skip
+        assert platform.processor.drain()
+
+    items = [{"sku": "A", "quantity": 2, "price": 100.0}]
+    send("Order Placed", order_id="w-1", revenue=200.0, currency="PLN", products=items)
+    send("Order Picked Up", order_id="w-1")
+    assert platform.loyalty.account(fay)["balance"] == 200
+    back = {"order_id": "w-1", "return_id": "r-1", "store_id": "S-MOK", "currency": "PLN", "refund_minor": 10_000}
+    send("Order Returned", **back)
+    send("Order Refunded", **back, total=100.0, revenue=-100.0)
+    account = platform.loyalty.account(fay)
+    assert account["balance"] == 100 == _ledger_sum(platform, fay)
+    assert [e["kind"] for e in platform.loyalty.ledger(fay)] == ["reverse", "earn"]
+    send("Order Cancelled", order_id="w-1")  # what is left of the order's points
+    assert platform.loyalty.account(fay)["balance"] == 0

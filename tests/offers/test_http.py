@@ -5,20 +5,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import LiveServer
+from tests.offers.http_server import module_server
 
 
-@pytest.fixture
-def server(tmp_path: Path, state_url: str) -> Iterator[LiveServer]:
-    live = LiveServer(tmp_path / "home", {"ACCORD_STATE_URL": state_url}).start()
-    yield live
-    live.stop()
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server per state engine for the module (the tests use distinct customers, codes and keys)."""
+    yield from module_server(request, tmp_path_factory)
 
 
 def customer(server: LiveServer, user: str) -> str:

@@ -159,8 +159,12 @@ class OffersController(Controller):
 
     @post("/coupons/validate", summary="Can this code be used here and now? Says why or why not", status_code=200)
     async def validate(self, request: Request[Any, Any, Any], data: CouponIn) -> Response[bytes]:
+        platform = _platform(request)
         try:
-            verdict = await asyncio.to_thread(_platform(request).offers.validate, data.request())
+            if platform.state.dialect.name == "sqlite":  # a few local indexed reads: cheaper than a thread hop
+                verdict = platform.offers.validate(data.request())
+            else:
+                verdict = await asyncio.to_thread(platform.offers.validate, data.request())
         except offers.OfferError as exc:
             return _error(exc)
         return _json(verdict.as_dict())

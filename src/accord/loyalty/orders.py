@@ -1,6 +1,7 @@
 """Points from orders: earn on `Order Completed`, reverse on `Order Returned` / `Order Refunded` (idempotent by order).
 
-Registered with `Processor.add_listener`; keeps its own cursor over `journal_seq` in the state store, so a missed or
+Active once a loyalty program is configured (orders before that earn nothing). Registered with
+`Processor.add_listener`; keeps its own cursor over `journal_seq` in the state store, so a missed or
 failed call is caught up on the next one, and replays never earn twice (the ledger key is derived from the order).
 """
 
@@ -22,8 +23,11 @@ from accord.storage.group_commit import begin_write
 log = logging.getLogger(__name__)
 
 CURSOR = "orders"
-EARN_EVENTS = ("Order Completed",)
-REVERSE_EVENTS = ("Order Returned", "Order Refunded")
+# A purchase earns once per order id, whichever of these events arrive (POS imports send Order Completed, the
+# commerce domain Order Placed); a return, refund or cancellation reverses once per return id (commerce sends
+# Order Returned and Order Refunded for the same return).
+EARN_EVENTS = ("Order Completed", "Order Placed")
+REVERSE_EVENTS = ("Order Returned", "Order Refunded", "Order Cancelled")
 
 
 def _lines(properties: dict[str, Any], currency: str) -> list[tuple[int, str | None]] | None:
@@ -76,6 +80,8 @@ class OrderPoints:
             params.append(upto_seq)
         rows = self.events.query(sql + " ORDER BY journal_seq, timestamp", params)
         end = upto_seq if upto_seq is not None else max([start, *(r[0] for r in rows)])
+        if not self.loyalty.enabled():  # no program yet: orders before it was set up earn nothing
+            rows = []
         handled = 0
         for seq, event, profile_id, channel, revenue_minor, currency, store_id, message_id, raw in rows:
             try:
@@ -132,8 +138,16 @@ class OrderPoints:
                 ),
             )
             return True
-        partial = revenue_minor if revenue_minor is not None and revenue_minor > 0 else None  # amount returned
-        result = self.loyalty.reverse_order(
-            order_id, f"order:{order_id}:reverse:{message_id}", amount_minor=partial, reason=event.lower()
-        )
+        partial: int | None = None
+        if event == "Order Cancelled":
+            key = f"order:{order_id}:cancel"
+        else:
+            refund = properties.get("refund_minor")
+            if isinstance(refund, int) and not isinstance(refund, bool) and refund > 0:
+                partial = refund
+            else:  # the amount returned (a refund may carry it as a negative revenue)
+                partial = abs(revenue_minor) if revenue_minor else None
+            return_id = properties.get("return_id")
+            key = f"order:{order_id}:reverse:{return_id or message_id}"
+        result = self.loyalty.reverse_order(order_id, key, amount_minor=partial, reason=event.lower())
         return result is not None

@@ -21,7 +21,7 @@ from accord.collect.channels import CHANNELS, normalise_channel
 from accord.collect.journal import Journal
 from accord.loyalty import tables as t
 from accord.loyalty.program import Program, ProgramError
-from accord.profiles.anchor import identity_fields
+from accord.profiles.anchor import identity_fields, missing_profile
 from accord.storage import new_id, utcnow
 from accord.storage.group_commit import GroupCommitter, begin_write, stage
 
@@ -169,6 +169,7 @@ class LoyaltyService:
         self.journal = journal
         self.committer = committer
         self._program: tuple[float, Program] | None = None
+        self._configured = False
 
     # -- the program ---------------------------------------------------------------------------------------
     def program(self) -> Program:
@@ -180,7 +181,13 @@ class LoyaltyService:
             text = conn.execute(sa.select(t.loyalty_program.c.config).where(t.loyalty_program.c.id == 1)).scalar()
         program = Program.from_config(json.loads(text)) if text else Program()
         self._program = (time.monotonic(), program)
+        self._configured = bool(text)
         return program
+
+    def enabled(self) -> bool:
+        """Whether a program has been configured (orders earn points automatically only then)."""
+        self.program()
+        return self._configured
 
     def configure(self, config: dict[str, Any]) -> Program:
         """Replace the program (earn rules, tiers, expiry); returns it validated."""
@@ -196,6 +203,7 @@ class LoyaltyService:
             if not updated:
                 conn.execute(t.loyalty_program.insert().values(id=1, config=text, updated_at=utcnow()))
         self._program = (time.monotonic(), program)
+        self._configured = True
         return program
 
     # -- reads ---------------------------------------------------------------------------------------------
@@ -207,7 +215,7 @@ class LoyaltyService:
                 sa.select(t.loyalty_accounts).where(t.loyalty_accounts.c.profile_id == profile_id)
             ).first()
             if row is None and identity_fields(self.state, profile_id) is None:
-                raise LoyaltyError(404, "unknown_profile", f"no profile {profile_id} (or it holds no identifier)")
+                raise LoyaltyError(*missing_profile(self.state, profile_id))
             lots = t.loyalty_lots.c
             expiring = conn.execute(
                 sa.select(lots.expires_at, lots.remaining)
@@ -252,7 +260,7 @@ class LoyaltyService:
     def _who(self, profile_id: str) -> dict[str, Any]:
         who = identity_fields(self.state, profile_id)
         if who is None:
-            raise LoyaltyError(404, "unknown_profile", f"no profile {profile_id} (or it holds no identifier)")
+            raise LoyaltyError(*missing_profile(self.state, profile_id))
         return who
 
     def earn(self, profile_id: str, request: EarnRequest) -> dict[str, Any]:

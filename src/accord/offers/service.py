@@ -21,7 +21,7 @@ from accord.collect.channels import CHANNELS, normalise_channel
 from accord.collect.emit import emit
 from accord.collect.journal import Journal
 from accord.offers import tables as t
-from accord.profiles.anchor import identity_fields
+from accord.profiles.anchor import identity_fields, missing_profile
 from accord.storage import new_id, utcnow
 from accord.storage.group_commit import GroupCommitter, begin_write, stage
 
@@ -333,7 +333,7 @@ def assign(
     Assigning the same offer and code again returns the existing assignment."""
     who = identity_fields(state, profile_id)
     if who is None:
-        raise OfferError(404, "unknown_profile", f"no profile {profile_id} (or it holds no identifier)")
+        raise OfferError(*missing_profile(state, profile_id))
     channel = _channel(delivery_channel) if delivery_channel else None
     now = utcnow()
     with begin_write(state) as conn:
@@ -568,7 +568,7 @@ class OfferService:
         request = self._request(request)
         who = identity_fields(self.state, request.profile_id) if request.profile_id else None
         if request.profile_id and who is None:
-            raise OfferError(404, "unknown_profile", f"no profile {request.profile_id} (or it holds no identifier)")
+            raise OfferError(*missing_profile(self.state, request.profile_id))
 
         def run(conn: sa.Connection) -> dict[str, Any]:
             return self._redeem(conn, request, key, who)

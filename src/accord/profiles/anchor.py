@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -9,7 +10,8 @@ import sqlalchemy as sa
 from accord.identity import queries as identity
 
 _PREFERENCE = ("user_id", "loyalty_card", "email", "phone", "device_id", "anonymous_id")
-_cache: dict[tuple[int, str], dict[str, Any]] = {}
+CACHE_SECONDS = 60.0  # a merged-away profile stops being usable within a minute in every process
+_cache: dict[tuple[int, str], tuple[float, dict[str, Any]]] = {}
 
 
 def identity_fields(state: sa.Engine, profile_id: str) -> dict[str, Any] | None:
@@ -17,8 +19,8 @@ def identity_fields(state: sa.Engine, profile_id: str) -> dict[str, Any] | None:
     to that profile, and follows it through merges); None when the profile holds no identifier."""
     key = (id(state), profile_id)
     cached = _cache.get(key)
-    if cached is not None:
-        return cached
+    if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+        return cached[1]
     ids = identity.identifiers_of(state, profile_id)
     if not ids:
         return None
@@ -36,5 +38,13 @@ def identity_fields(state: sa.Engine, profile_id: str) -> dict[str, Any] | None:
         }
     if len(_cache) > 100_000:
         _cache.clear()
-    _cache[key] = fields
+    _cache[key] = (time.monotonic(), fields)
     return fields
+
+
+def missing_profile(state: sa.Engine, profile_id: str) -> tuple[int, str, str]:
+    """Why PROFILE_ID cannot be used (status, code, message): unknown, or merged into another profile."""
+    current = identity.current_profile(state, profile_id)
+    if current is not None and current != profile_id:
+        return 409, "profile_merged", f"profile {profile_id} was merged into {current}: use {current}"
+    return 404, "unknown_profile", f"no profile {profile_id} (or it holds no identifier)"
