@@ -193,3 +193,30 @@ def test_story_14_back_in_stock_once(server: LiveServer) -> None:
         pid = _ok(client.get("/api/v1/profiles/resolve", params={"identifier": "email:zoe@example.com"}))
         events = _ok(client.get(f"/api/v1/profiles/{pid['profile_id']}/events", params={"limit": 100}))["events"]
         assert [(e["event"], e["store_id"]) for e in events] == [("Back In Stock", "waw-mokotow")]
+
+
+def test_reservation_and_availability_errors_have_the_error_shape(server: LiveServer) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as anonymous:
+        denied = anonymous.post("/api/v1/reservations", json={"location_id": "waw-centrum", "sku": "X"})
+        assert denied.status_code == 401 and denied.json()["error"]["code"] == "unauthorized"
+        assert anonymous.get("/api/v1/availability", params={"sku": "X", "lat": 1, "lon": 1}).status_code == 401
+    with server.admin() as client:
+        sku = _product(client)
+        _ok(client.post(f"/api/v1/stock/waw-centrum/{sku}", json={"delta": 3}))
+        body = {"location_id": "waw-centrum", "sku": sku, "quantity": 2}
+        first = _ok(client.post("/api/v1/reservations", json=body, headers={"Idempotency-Key": "same"}), 201)
+        again = _ok(client.post("/api/v1/reservations", json=body, headers={"Idempotency-Key": "same"}), 201)
+        assert first["id"] == again["id"] and first["expires_at"]
+        for bad, status, code in (
+            ({"location_id": "waw-centrum", "sku": sku, "quantity": "two"}, 400, "bad_request"),
+            ({"location_id": "waw-centrum", "sku": sku, "quantity": 0}, 400, "invalid_quantity"),
+            ({"location_id": "nowhere", "sku": sku}, 404, "unknown_location"),
+            ({"location_id": "waw-centrum", "sku": sku, "customer": "nonsense"}, 400, "invalid_identifier"),
+            ({"location_id": "waw-centrum", "sku": sku, "quantity": 2}, 409, "insufficient_stock"),
+        ):
+            answer = client.post("/api/v1/reservations", json=bad)
+            assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), answer.text
+        released = _ok(client.post(f"/api/v1/reservations/{first['id']}/release"))
+        assert released["status"] == "released"
+        bad_query = client.get("/api/v1/availability", params={"sku": sku, "lat": "north", "lon": 1})
+        assert bad_query.status_code == 400 and bad_query.json()["error"]["code"] in ("bad_request", "invalid_input")
