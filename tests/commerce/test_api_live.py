@@ -220,3 +220,40 @@ def test_reservation_and_availability_errors_have_the_error_shape(server: LiveSe
         assert released["status"] == "released"
         bad_query = client.get("/api/v1/availability", params={"sku": sku, "lat": "north", "lon": 1})
         assert bad_query.status_code == 400 and bad_query.json()["error"]["code"] in ("bad_request", "invalid_input")
+
+
+def test_appointments_and_pickup_slots_over_http(server: LiveServer) -> None:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    warsaw = ZoneInfo("Europe/Warsaw")
+    day = (datetime.now(warsaw) + timedelta(days=2)).date()
+    while day.weekday() == 6:
+        day += timedelta(days=1)
+    with server.admin() as client:
+        slots = _ok(client.get("/api/v1/locations/waw-centrum/appointment-slots", params={"day": day.isoformat()}))
+        assert slots and all(s["available"] == 2 for s in slots)
+        start = slots[0]["starts_at"]
+        body = {"location_id": "waw-centrum", "starts_at": start, "service": "fitting", "customer": "user_id:amy"}
+        booked = _ok(client.post("/api/v1/appointments", json=body, headers={"Idempotency-Key": "ap-1"}), 201)
+        assert booked["local_start"].startswith(day.isoformat())
+        _ok(client.post("/api/v1/appointments", json=body | {"customer": "user_id:ben"}), 201)
+        full = client.post("/api/v1/appointments", json=body | {"customer": "user_id:cat"})
+        assert full.status_code == 409 and full.json()["error"]["code"] == "slot_full"
+        _ok(client.post(f"/api/v1/appointments/{booked['id']}/cancel"))
+        _ok(client.post("/api/v1/appointments", json=body | {"customer": "user_id:cat"}), 201)
+        sku = _product(client)
+        _ok(client.post(f"/api/v1/stock/waw-mokotow/{sku}", json={"delta": 1}))
+        sunday = day + timedelta(days=(6 - day.weekday()))
+        closed = client.post(
+            "/api/v1/orders",
+            json={
+                "channel": "app",
+                "fulfilment": "pickup",
+                "location_id": "waw-mokotow",
+                "customer": "user_id:amy",
+                "pickup_slot_start": datetime(sunday.year, sunday.month, sunday.day, 12, tzinfo=warsaw).isoformat(),
+                "lines": [{"sku": sku, "quantity": 1}],
+            },
+        )
+        assert closed.status_code == 409 and closed.json()["error"]["code"] == "slot_outside_hours"
