@@ -169,7 +169,7 @@ class Reservation:
         return asdict(self)
 
 
-def _reservation(row: Any) -> Reservation:
+def reservation_from_row(row: Any) -> Reservation:
     return Reservation(
         row.id,
         row.location_id,
@@ -190,13 +190,13 @@ def get_reservation(state: sa.Engine, reservation_id: str) -> Reservation:
         row = conn.execute(sa.select(reservations).where(reservations.c.id == reservation_id)).first()
     if row is None:
         raise NotFound(f"no reservation {reservation_id}", code="unknown_reservation")
-    return _reservation(row)
+    return reservation_from_row(row)
 
 
 def _by_key(state: sa.Engine, key: str) -> Reservation | None:
     with state.connect() as conn:
         row = conn.execute(sa.select(reservations).where(reservations.c.idempotency_key == key)).first()
-    return _reservation(row) if row else None
+    return reservation_from_row(row) if row else None
 
 
 def _same_request(found: Reservation, location_id: str, sku: str, quantity: int) -> Reservation:
@@ -279,7 +279,7 @@ def _end(
     else:
         before, after = change_level(conn, row.location_id, row.sku, reserved_delta=-row.quantity, now=now)
         back_in_stock(conn, journal, row.location_id, row.sku, before, after)
-    return _reservation(row)
+    return reservation_from_row(row)
 
 
 def release(state: sa.Engine, journal: Journal, reservation_id: str) -> Reservation:

@@ -505,25 +505,14 @@ def return_order(state: sa.Engine, journal: Journal, order_id: str, data: Mappin
         if done is None:
             raise
         return _return_view(done)
-    return _return_view(_Row(row))
-
-
-class _Row:
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self.__dict__.update(data)
+    return _return_view(row)
 
 
 def _return_view(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "order_id": row.order_id,
-        "location_id": row.location_id,
-        "channel": row.channel,
-        "refund_minor": row.refund_minor,
-        "currency": row.currency,
-        "lines": json.loads(row.lines),
-        "at": row.at,
-    }
+    data = row if isinstance(row, Mapping) else row._mapping
+    view = {k: data[k] for k in ("id", "order_id", "location_id", "channel", "refund_minor", "currency", "at")}
+    view["lines"] = json.loads(data["lines"])
+    return view
 
 
 def orders_for(
