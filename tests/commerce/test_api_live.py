@@ -138,6 +138,7 @@ def test_story_13_buy_online_pick_up_in_store(server: LiveServer) -> None:
         names = [e["event"] for e in timeline["events"]]
         assert names == [
             "Order Placed",
+            "Order Completed",
             "Store Entered",
             "Pickup Customer Arriving",
             "Order Ready For Pickup",
@@ -178,7 +179,7 @@ def test_story_17_online_order_returned_in_store(server: LiveServer) -> None:
         pid = _ok(client.get("/api/v1/profiles/resolve", params={"identifier": "user_id:ann"}))["profile_id"]
         events = _ok(client.get(f"/api/v1/profiles/{pid}/events", params={"limit": 100}))["events"]
         money = [(e["event"], e["channel"], e.get("revenue_minor")) for e in events]
-        assert ("Order Placed", "web", 39800) in money and ("Order Refunded", "store", -19900) in money
+        assert ("Order Completed", "web", 39800) in money and ("Order Returned", "store", 19900) in money
 
 
 def test_story_14_back_in_stock_once(server: LiveServer) -> None:
