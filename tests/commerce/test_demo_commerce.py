@@ -22,3 +22,12 @@ def test_demo_stores_catalog_and_stock(platform: Platform, tmp_path: Path) -> No
     nearby = inventory.availability(platform.state, product["sku"], 52.23, 21.01, limit=3)
     assert nearby and all(n["atp"] > 0 and n["kind"] == "store" for n in nearby)
     assert [n["distance_m"] for n in nearby] == sorted(n["distance_m"] for n in nearby)
+    done = demo.activity(platform.state, platform.journal, out, customers=12)
+    assert done["orders"] >= 4 and done["picked_up"] >= 2 and done["returns"] >= 1, done
+    assert platform.processor.drain()
+    placed = platform.events.query("SELECT count(*) FROM events WHERE event = 'Order Placed'")[0][0]
+    assert placed == done["orders"]
+    bought = platform.events.query("SELECT count(*) FROM events WHERE event = 'Order Completed'")[0][0]
+    assert bought == done["orders"]
+    returned = platform.events.query("SELECT sum(revenue_minor) FROM events WHERE event = 'Order Returned'")[0][0]
+    assert returned > 0

@@ -51,7 +51,11 @@ def test_pickup_order_lifecycle_with_events_and_stock(shop: Platform) -> None:
     names = [h["status"] for h in orders.get_order(s, order["id"])["history"]]
     assert names == ["placed", "picking", "ready_for_pickup", "picked_up"]
     placed = events_named(shop, "Order Placed")
-    assert len(placed) == 1 and placed[0]["_channel"] == "web" and placed[0]["_revenue_minor"] == 4999
+    assert len(placed) == 1 and placed[0]["_channel"] == "web" and placed[0]["_revenue_minor"] is None
+    purchase = events_named(shop, "Order Completed")  # the purchase, as loyalty, segments and analytics know it
+    assert [(e["_channel"], e["_revenue_minor"], e["properties"]["order_id"]) for e in purchase] == [
+        ("web", 4999, order["id"])
+    ]
     ready_events = events_named(shop, "Order Ready For Pickup")
     assert len(ready_events) == 1 and ready_events[0]["_store_id"] == "waw-centrum"
     assert len(events_named(shop, "Order Picked Up")) == 1
@@ -87,6 +91,9 @@ def test_uncollected_pickup_expires_and_releases_stock(shop: Platform) -> None:
     assert orders.get_order(s, order["id"])["status"] == "expired"
     assert inventory.stock_level(s, "waw-centrum", "LAMP-1")["atp"] == 1
     assert len(events_named(shop, "Order Expired")) == 1
+    refunded = events_named(shop, "Order Refunded")  # paid, never collected: the money goes back
+    assert [(e["_revenue_minor"], e["properties"]["reason"]) for e in refunded] == [(19900, "expired")]
+    assert orders.get_order(s, order["id"])["refunded_minor"] == 19900
     assert [e["userId"] for e in events_named(shop, "Back In Stock")] == ["zoe"]
 
 
@@ -133,10 +140,10 @@ def test_online_order_returned_in_a_store(shop: Platform) -> None:
     assert final["status"] == "returned" and final["refunded_minor"] == final["total_minor"]
     with pytest.raises(Conflict):
         orders.return_order(s, j, order["id"], {"location_id": "waw-mokotow"})
-    refunded = events_named(shop, "Order Refunded")
-    assert [e["_revenue_minor"] for e in refunded] == [-4999, -(4999 + 19900)]
-    assert {(e["_channel"], e["_store_id"]) for e in refunded} == {("store", "waw-mokotow")}
-    returned = events_named(shop, "Order Returned")
+    returned = events_named(shop, "Order Returned")  # one event per return, with the amount given back
+    assert [e["_revenue_minor"] for e in returned] == [4999, 4999 + 19900]
+    assert {(e["_channel"], e["_store_id"]) for e in returned} == {("store", "waw-mokotow")}
+    assert events_named(shop, "Order Refunded") == []
     assert returned[0]["properties"]["products"] == [{"sku": "BOOK-1", "quantity": 1, "price": 49.99}]
     assert returned[0]["properties"]["order_store_id"] == "online"
 
@@ -190,3 +197,33 @@ def test_open_pickup_orders_follow_the_profile(shop: Platform) -> None:
     assert [o["id"] for o in found] == [mine["id"]]
     assert service.open_pickup_orders(s, pid, "waw-mokotow") == []
     assert service.store(s, "waw-mokotow")["opening_hours"]["sun"] is None
+
+
+def test_points_follow_the_order_and_its_return(shop: Platform) -> None:
+    """Story 17 with loyalty: the web order earns points (Order Completed); returning half of it at a store takes
+    back half of them (one Order Returned with the amount), nothing more."""
+    s, j = shop.state, shop.journal
+    inventory.adjust(s, j, "online", "LAMP-1", 4)
+    order = orders.place_order(
+        s,
+        j,
+        {
+            "channel": "web",
+            "fulfilment": "ship",
+            "location_id": "online",
+            "customer": "user_id:pia",
+            "lines": [{"sku": "LAMP-1", "quantity": 2}],
+        },
+    )
+    orders.transition(s, j, order["id"], "shipped")
+    orders.transition(s, j, order["id"], "delivered")
+    assert shop.processor.drain()
+    from accord.profiles import service as profiles
+
+    pid = profiles.resolve(s, shop.rules, "user_id:pia")
+    assert pid is not None
+    earned = shop.loyalty.account(pid)["balance"]
+    assert earned > 0
+    orders.return_order(s, j, order["id"], {"location_id": "waw-mokotow", "lines": [{"sku": "LAMP-1", "quantity": 1}]})
+    assert shop.processor.drain()
+    assert shop.loyalty.account(pid)["balance"] == earned - earned // 2

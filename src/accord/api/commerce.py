@@ -104,6 +104,11 @@ async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise ApiError(exc.status, exc.code, exc.message) from exc
 
 
+def reserve_args(platform: Platform, data: ReservationIn, key: str | None) -> tuple[Any, ...]:
+    """The reservation desk's arguments for a request (customer identifier normalised)."""
+    return (data.location_id, data.sku, data.quantity, data.ttl_seconds, _customer(platform, data.customer), key)
+
+
 def _key(request: Request[Any, Any, Any], body_key: str | None) -> str | None:
     return body_key or request.headers.get("idempotency-key")
 
@@ -201,14 +206,7 @@ class CommerceController(Controller):
     @post("/reservations", summary="Hold units (409 insufficient_stock when ATP is short)", status_code=201)
     async def reserve(self, request: Request[Any, Any, Any], data: ReservationIn) -> dict[str, Any]:
         p = _platform(request)
-        args = (
-            data.location_id,
-            data.sku,
-            data.quantity,
-            data.ttl_seconds,
-            _customer(p, data.customer),
-            _key(request, data.idempotency_key),
-        )
+        args = reserve_args(p, data, _key(request, data.idempotency_key))
         desk: ReservationDesk | None = getattr(request.app.state, "commerce_desk", None)
         try:
             if desk is not None:  # group commit: many concurrent reservations share one transaction

@@ -88,6 +88,7 @@ def load_files(directory: Path) -> dict[str, Any]:
         from accord.commerce import demo as commerce_demo
 
         summary["commerce"] = commerce_demo.load(platform.state, directory)  # stores, catalog, demo stock levels
+        summary["commerce"]["activity"] = commerce_demo.activity(platform.state, platform.journal, directory)
         started = time.perf_counter()
         total = platform.processor.lag()
         with _progress() as progress:

@@ -75,6 +75,7 @@ def serve(
     import uvicorn
 
     from accord.api.app import create_app, server_record
+    from accord.api.commerce_fast import CommerceFastPath
     from accord.api.fastpath import CollectFastPath
 
     s = settings()
@@ -83,7 +84,7 @@ def serve(
     if (client := running_server(s)) is not None:
         client.close()
         raise fail(f"a server already runs for ACCORD_HOME={s.home}")
-    app_ = CollectFastPath(create_app(s))
+    app_ = CommerceFastPath(CollectFastPath(create_app(s)))
     s.home.mkdir(parents=True, exist_ok=True)
     record = server_record(s, host, port)
     console.print(

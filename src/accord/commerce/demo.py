@@ -1,4 +1,4 @@
-"""Load the demo retailer's stores, catalog and (deterministic) stock levels into the commerce tables."""
+"""Load the demo retailer's stores, catalog and (deterministic) stock levels, and give some customers orders."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from accord.commerce import catalog, locations
+from accord.collect.journal import Journal
+from accord.commerce import catalog, inventory, locations, orders
+from accord.commerce.errors import CommerceError
 from accord.commerce.tables import stock_levels
 from accord.storage import utcnow
 
@@ -86,3 +88,85 @@ def load(state: sa.Engine, directory: Path, seed: int = 42) -> dict[str, int]:
         conn.execute(stock_levels.delete().where(stock_levels.c.location_id.in_([s["store_id"] for s in stores])))
         conn.execute(stock_levels.insert(), rows)
     return {"locations": len(items), "products": len(products), "stock_levels": len(rows)}
+
+
+def activity(
+    state: sa.Engine, journal: Journal, directory: Path, customers: int = 60, seed: int = 42
+) -> dict[str, int]:
+    """Give demo customers commerce stories of their own (stories 13, 14, 17): app and web pickup orders at a store
+    in their country (some ready, some collected, one returned in a store), a web order shipped and returned at a
+    store, back-in-stock subscriptions. Everything goes through the service functions, so every step is an event on
+    their timelines. Deterministic for a seed (the order ids differ from run to run)."""
+    rng = random.Random(seed)
+    stores = json.loads((directory / "stores.json").read_text(encoding="utf-8"))
+    pickup_by_country: dict[str, list[str]] = {}
+    for s in stores:
+        if s["kind"] == "store" and s.get("pickup"):
+            pickup_by_country.setdefault(s["country"], []).append(s["store_id"])
+    people: list[tuple[str, str]] = []
+    with open(directory / "customers.csv", encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            email = row["email"].strip().lower()
+            if email and row["country"] in pickup_by_country:
+                people.append((f"email:{email}", row["country"]))
+            if len(people) >= customers:
+                break
+    with state.connect() as conn:
+        skus = [r[0] for r in conn.execute(sa.select(stock_levels.c.sku).distinct().order_by(stock_levels.c.sku))]
+    counts = {"orders": 0, "ready": 0, "picked_up": 0, "returns": 0, "subscriptions": 0, "skipped": 0}
+    for n, (customer, country) in enumerate(people):
+        store_id = rng.choice(pickup_by_country[country])
+        sku = _in_stock(state, store_id, skus, rng)
+        if sku is None:
+            counts["skipped"] += 1
+            continue
+        try:
+            order = orders.place_order(
+                state,
+                journal,
+                {
+                    "channel": rng.choice(("app", "web")),
+                    "fulfilment": "pickup",
+                    "location_id": store_id,
+                    "customer": customer,
+                    "lines": [{"sku": sku, "quantity": 1}],
+                    "idempotency_key": f"demo-{seed}-{n}",
+                },
+            )
+        except CommerceError:
+            counts["skipped"] += 1
+            continue
+        counts["orders"] += 1
+        step = n % 4
+        if step >= 1:
+            orders.transition(state, journal, order["id"], "picking")
+            orders.transition(state, journal, order["id"], "ready_for_pickup")
+            counts["ready"] += 1
+        if step >= 2:
+            orders.transition(state, journal, order["id"], "picked_up")
+            counts["picked_up"] += 1
+        if step == 3 and n % 8 == 3:
+            orders.return_order(state, journal, order["id"], {"location_id": store_id, "channel": "store"})
+            counts["returns"] += 1
+        if n % 5 == 0:
+            sold_out = _sold_out(state, store_id, skus, rng)
+            if sold_out is not None:
+                inventory.subscribe_back_in_stock(state, sold_out, customer, store_id)
+                counts["subscriptions"] += 1
+    return counts
+
+
+def _in_stock(state: sa.Engine, store_id: str, skus: list[str], rng: random.Random) -> str | None:
+    for _ in range(20):
+        sku = rng.choice(skus)
+        if inventory.stock_level(state, store_id, sku)["atp"] > 0:
+            return sku
+    return None
+
+
+def _sold_out(state: sa.Engine, store_id: str, skus: list[str], rng: random.Random) -> str | None:
+    for _ in range(20):
+        sku = rng.choice(skus)
+        if inventory.stock_level(state, store_id, sku)["atp"] == 0:
+            return sku
+    return None

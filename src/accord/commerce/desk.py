@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from accord.collect.journal import Journal
 from accord.commerce.errors import CommerceError, Conflict, InsufficientStock, InvalidInput
-from accord.commerce.inventory import MAX_TTL_SECONDS, Reservation, positive_int, release_expired
+from accord.commerce.inventory import MAX_TTL_SECONDS, Reservation, positive_int, release_expired, reservation_from_row
 from accord.commerce.locations import get_location
 from accord.commerce.tables import reservations
 from accord.storage import new_id, utcnow
@@ -78,21 +78,6 @@ class _Request:
     idempotency_key: str | None
     future: Future[Reservation] = field(default_factory=Future)
     retried: bool = False
-
-
-def _row_to_reservation(row: Any) -> Reservation:
-    return Reservation(
-        row.id,
-        row.location_id,
-        row.sku,
-        row.quantity,
-        row.status,
-        row.expires_at,
-        row.order_id,
-        row.customer_key,
-        row.idempotency_key,
-        row.created_at,
-    )
 
 
 class ReservationDesk:
@@ -259,7 +244,7 @@ class ReservationDesk:
             return {}
         with self.state.connect() as conn:
             rows = conn.execute(sa.select(reservations).where(reservations.c.idempotency_key.in_(keys)))
-            return {row.idempotency_key: _row_to_reservation(row) for row in rows}
+            return {row.idempotency_key: reservation_from_row(row) for row in rows}
 
     @staticmethod
     def _same(found: Reservation, request: _Request) -> Reservation | CommerceError:

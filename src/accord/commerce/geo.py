@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Iterable
@@ -35,16 +36,54 @@ class GeoIndex:
         self.points = list(points)
         self._xyz = [_unit(p.lat, p.lon) for p in self.points]
         self.position = {p.location_id: i for i, p in enumerate(self.points)}
+        order = sorted(range(len(self.points)), key=lambda i: self.points[i].lat)
+        self._lat_order = order
+        self._lats = [self.points[i].lat for i in order]
         self.max_geofence_m = max((p.geofence_m for p in self.points), default=0)
 
-    def chords(self, lat: float, lon: float) -> list[float]:
-        """Squared chord lengths (unit sphere) from (LAT, LON) to every point, in `points` order."""
-        x, y, z = _unit(lat, lon)
-        return [(px - x) * (px - x) + (py - y) * (py - y) + (pz - z) * (pz - z) for px, py, pz in self._xyz]
+    def nearest_to(self, lat: float, lon: float, k: int, max_chord2: float = 4.0) -> list[tuple[float, int]]:
+        """The K nearest points within MAX_CHORD2 as (squared chord, position), nearest first.
 
-    def nearest(self, chords: list[float], k: int) -> list[int]:
-        """Positions of the K nearest points, nearest first (a partial sort: O(n log k))."""
-        return heapq.nsmallest(k, range(len(chords)), key=chords.__getitem__)
+        A sweep outwards from the query's latitude over the points sorted by latitude: a latitude gap alone is a
+        lower bound of the distance, so the sweep stops as soon as that bound cannot beat the K-th best found,
+        which visits a small part of the points instead of all of them."""
+        x, y, z = _unit(lat, lon)
+        xyz, order, lats = self._xyz, self._lat_order, self._lats
+        hi = bisect.bisect_left(lats, lat)
+        lo = hi - 1
+        best: list[tuple[float, int]] = []  # max-heap by negated chord
+        worst = max_chord2
+        rad, sin = math.radians, math.sin
+        n = len(lats)
+        while lo >= 0 or hi < n:
+            gap_lo = lat - lats[lo] if lo >= 0 else math.inf
+            gap_hi = lats[hi] - lat if hi < n else math.inf
+            if gap_lo <= gap_hi:
+                gap, i = gap_lo, order[lo]
+                lo -= 1
+            else:
+                gap, i = gap_hi, order[hi]
+                hi += 1
+            bound = 2 * sin(rad(gap) / 2)
+            if bound * bound > worst:
+                break
+            px, py, pz = xyz[i]
+            c2 = (px - x) * (px - x) + (py - y) * (py - y) + (pz - z) * (pz - z)
+            if c2 <= worst:
+                if len(best) < k:
+                    heapq.heappush(best, (-c2, i))
+                    if len(best) == k:
+                        worst = -best[0][0]
+                elif c2 < worst:
+                    heapq.heapreplace(best, (-c2, i))
+                    worst = -best[0][0]
+        return sorted((-c, i) for c, i in best)
+
+    def chords_to(self, lat: float, lon: float, positions: list[int]) -> list[float]:
+        """Squared chords from (LAT, LON) to the points at POSITIONS."""
+        x, y, z = _unit(lat, lon)
+        xyz = self._xyz
+        return [(xyz[i][0] - x) ** 2 + (xyz[i][1] - y) ** 2 + (xyz[i][2] - z) ** 2 for i in positions]
 
     @staticmethod
     def metres(chord2: float) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from accord.collect.journal import Journal
 from accord.commerce.errors import Conflict, InsufficientStock, InvalidInput, NotFound
 from accord.commerce.locations import geo_index, get_location
-from accord.commerce.stock import atp_column, atp_of, back_in_stock, change_level, record_movement, reserve_units
+from accord.commerce.stock import atp_of, back_in_stock, change_level, record_movement, reserve_units
 from accord.commerce.tables import reservations, stock_levels, stock_movements, stock_subscriptions
 from accord.storage import new_id, utcnow
 
@@ -28,7 +29,7 @@ def positive_int(value: Any, name: str, allow_zero: bool = False) -> int:
 
 
 def stock_level(state: sa.Engine, location_id: str, sku: str) -> dict[str, Any]:
-    """On hand, reserved, safety stock and atp_column of SKU at a location (zeros when never stocked)."""
+    """On hand, reserved, safety stock and ATP of SKU at a location (zeros when never stocked)."""
     with state.connect() as conn:
         row = conn.execute(
             sa.select(stock_levels.c.on_hand, stock_levels.c.reserved, stock_levels.c.safety_stock).where(
@@ -78,7 +79,7 @@ def adjust(
 def set_safety_stock(
     state: sa.Engine, journal: Journal, location_id: str, sku: str, safety_stock: int
 ) -> dict[str, Any]:
-    """Keep SAFETY_STOCK units out of atp_column at a location."""
+    """Keep SAFETY_STOCK units out of ATP at a location."""
     positive_int(safety_stock, "safety_stock", allow_zero=True)
     get_location(state, location_id)
     before = stock_level(state, location_id, sku)["atp"]
@@ -168,7 +169,7 @@ class Reservation:
         return asdict(self)
 
 
-def _reservation(row: Any) -> Reservation:
+def reservation_from_row(row: Any) -> Reservation:
     return Reservation(
         row.id,
         row.location_id,
@@ -189,13 +190,13 @@ def get_reservation(state: sa.Engine, reservation_id: str) -> Reservation:
         row = conn.execute(sa.select(reservations).where(reservations.c.id == reservation_id)).first()
     if row is None:
         raise NotFound(f"no reservation {reservation_id}", code="unknown_reservation")
-    return _reservation(row)
+    return reservation_from_row(row)
 
 
 def _by_key(state: sa.Engine, key: str) -> Reservation | None:
     with state.connect() as conn:
         row = conn.execute(sa.select(reservations).where(reservations.c.idempotency_key == key)).first()
-    return _reservation(row) if row else None
+    return reservation_from_row(row) if row else None
 
 
 def _same_request(found: Reservation, location_id: str, sku: str, quantity: int) -> Reservation:
@@ -215,7 +216,7 @@ def reserve(
     idempotency_key: str | None = None,
 ) -> Reservation:
     """Hold QUANTITY units of SKU at a location for TTL_SECONDS. Never oversells; a retried request with the same
-    idempotency key gets the same reservation. InsufficientStock (409) when atp_column is short."""
+    idempotency key gets the same reservation. InsufficientStock (409) when ATP is short."""
     positive_int(quantity, "quantity")
     if not isinstance(ttl_seconds, int) or not 1 <= ttl_seconds <= MAX_TTL_SECONDS:
         raise InvalidInput(f"ttl_seconds must be in [1, {MAX_TTL_SECONDS}]", code="invalid_ttl")
@@ -245,7 +246,7 @@ def reserve(
                 conn.execute(reservations.insert().values(**row))
             return Reservation(**{name: row[name] for name in Reservation.__dataclass_fields__})
         except InsufficientStock:
-            # expired holds may still count against atp_column: release them once and try again
+            # expired holds may still count against ATP: release them once and try again
             if attempt == 0 and release_expired(state, journal, location_id=location_id, sku=sku):
                 continue
             raise
@@ -278,7 +279,7 @@ def _end(
     else:
         before, after = change_level(conn, row.location_id, row.sku, reserved_delta=-row.quantity, now=now)
         back_in_stock(conn, journal, row.location_id, row.sku, before, after)
-    return _reservation(row)
+    return reservation_from_row(row)
 
 
 def release(state: sa.Engine, journal: Journal, reservation_id: str) -> Reservation:
@@ -330,6 +331,17 @@ def end_reservations(conn: sa.Connection, journal: Journal, reservation_ids: lis
         _end(conn, journal, reservation_id, ("active",), to_status)
 
 
+@functools.cache
+def _holders_sql(sqlite: bool, candidates: int) -> str:
+    """Holders of a SKU with at least some ATP (among CANDIDATES locations, or all when 0), in driver SQL."""
+    mark = "?" if sqlite else "%s"
+    atp = "on_hand - reserved - safety_stock"
+    sql = f"SELECT location_id, {atp} FROM stock_levels WHERE sku = {mark} AND {atp} >= {mark}"
+    if candidates:
+        sql += f" AND location_id IN ({', '.join([mark] * candidates)})"
+    return sql
+
+
 def availability(
     state: sa.Engine,
     sku: str,
@@ -340,7 +352,7 @@ def availability(
     radius_km: float | None = None,
     min_quantity: int = 1,
 ) -> list[dict[str, Any]]:
-    """Locations that really have SKU (atp_column >= MIN_QUANTITY), nearest first, with distance and atp_column.
+    """Locations that really have SKU (ATP >= MIN_QUANTITY), nearest first, with distance and ATP.
 
     The locations' coordinates live in an in-memory index; the stock table is asked only about the nearest few
     candidates (one indexed query), and about all holders of the SKU only when the nearest ones fall short."""
@@ -351,21 +363,33 @@ def availability(
     by_id, index = geo_index(state, kinds)
     if not index.points:
         return []
-    chords = index.chords(lat, lon)
     limit_c2 = index.chord2(radius_km * 1000) if radius_km is not None else 4.0
-    base = sa.select(stock_levels.c.location_id, atp_column.label("atp")).where(
-        stock_levels.c.sku == sku, atp_column >= min_quantity
-    )
+    want = max(4 * limit, 16)
+    nearest = index.nearest_to(lat, lon, want, limit_c2)
+    if not nearest:
+        return []
+    chord = {index.points[i].location_id: c2 for c2, i in nearest}
+    sqlite = state.dialect.name == "sqlite"
     with state.connect() as conn:
-        nearest = [i for i in index.nearest(chords, max(4 * limit, 16)) if chords[i] <= limit_c2]
-        candidates = [index.points[i].location_id for i in nearest]
-        found: dict[str, int] = dict(conn.execute(base.where(stock_levels.c.location_id.in_(candidates))).all())
-        if len(found) < limit and len(nearest) < len(index.points) and len(candidates) == max(4 * limit, 16):
+        found: dict[str, int] = dict(
+            conn.exec_driver_sql(_holders_sql(sqlite, len(chord)), (sku, min_quantity, *chord)).all()
+        )
+        if len(found) < limit and len(nearest) == want < len(index.points):
             position = index.position
-            found = {
-                loc: atp for loc, atp in conn.execute(base) if loc in position and chords[position[loc]] <= limit_c2
-            }
-    distance = {loc: index.metres(chords[index.position[loc]]) for loc in found}
+            holders = [
+                (loc, atp)
+                for loc, atp in conn.exec_driver_sql(_holders_sql(sqlite, 0), (sku, min_quantity))
+                if loc in position
+            ]
+            chord.update(
+                zip(
+                    [loc for loc, _ in holders],
+                    index.chords_to(lat, lon, [position[loc] for loc, _ in holders]),
+                    strict=True,
+                )
+            )
+            found = {loc: atp for loc, atp in holders if chord[loc] <= limit_c2}
+    distance = {loc: index.metres(chord[loc]) for loc in found}
     ordered = sorted(found.items(), key=lambda item: distance[item[0]])[:limit]
     out = []
     for loc_id, atp in ordered:

@@ -264,11 +264,21 @@ def place_order(state: sa.Engine, journal: Journal, data: Mapping[str, Any]) -> 
             conn.execute(order_lines.insert(), priced)
             conn.execute(order_history.insert().values(order_id=order_id, status="placed", at=now, note=None))
             view = _order_view(conn, order_id)
-            props = _order_props(view) | {"revenue": major(total, currency)}
+            props = _order_props(view)
             if slot:
                 props["pickup_slot_start"] = slot[0].isoformat()
                 props["pickup_slot_end"] = slot[1].isoformat()
-            publish(conn, journal, [track("Order Placed", customer, EVENT_CHANNEL[channel], props, at=now)])
+            # `Order Placed` is the lifecycle step; `Order Completed` is the purchase in the Segment e-commerce spec
+            # (with revenue): what loyalty earns on, analytics counts and segments call an order
+            purchase = props | {"revenue": major(total, currency), "total": major(total, currency)}
+            publish(
+                conn,
+                journal,
+                [
+                    track("Order Placed", customer, EVENT_CHANNEL[channel], props, at=now),
+                    track("Order Completed", customer, EVENT_CHANNEL[channel], purchase, at=now),
+                ],
+            )
     except IntegrityError:
         if key is None:
             raise
@@ -331,8 +341,32 @@ def transition(
             channel = location_channel(view["location_id"])
         else:
             channel = EVENT_CHANNEL[view["channel"]]
-        publish(conn, journal, [track(STATUS_EVENTS[status], view["customer_key"], channel, props, at=now)])
+        messages = [track(STATUS_EVENTS[status], view["customer_key"], channel, props, at=now)]
+        if status in ("cancelled", "expired"):  # paid but never handed over: the money goes back
+            refund = view["total_minor"] - view["refunded_minor"]
+            conn.execute(orders.update().where(orders.c.id == order_id).values(refunded_minor=view["total_minor"]))
+            view["refunded_minor"] = view["total_minor"]
+            messages.append(_refund_event(view, refund, view["location_id"], channel, props["products"], now, status))
+        publish(conn, journal, messages)
     return view
+
+
+def _refund_event(
+    view: Mapping[str, Any], refund: int, store_id: str, channel: str, products: Any, at: datetime, reason: str
+) -> dict[str, Any]:
+    currency = view["currency"]
+    props = {
+        "order_id": view["id"],
+        "store_id": store_id,
+        "sales_channel": view["channel"],
+        "currency": currency,
+        "refund_minor": refund,
+        "revenue": major(refund, currency),
+        "total": major(refund, currency),
+        "products": products,
+        "reason": reason,
+    }
+    return track("Order Refunded", view["customer_key"], channel, props, at=at)
 
 
 def expire_uncollected(state: sa.Engine, journal: Journal, now: datetime | None = None, limit: int = 200) -> int:
@@ -475,27 +509,14 @@ def return_order(state: sa.Engine, journal: Journal, order_id: str, data: Mappin
                 "products": products,
                 "restocked": restock,
             }
-            ev_channel = EVENT_CHANNEL[channel]
+            props = common | {
+                "refund_minor": refund,
+                "revenue": major(refund, currency),
+                "total": major(refund, currency),
+            }
+            # one event per money-back case, carrying the amount: loyalty takes back that share of the points
             publish(
-                conn,
-                journal,
-                [
-                    track(
-                        "Order Returned", order["customer_key"], ev_channel, common | {"refund_minor": refund}, at=now
-                    ),
-                    track(
-                        "Order Refunded",
-                        order["customer_key"],
-                        ev_channel,
-                        common
-                        | {
-                            "refund_minor": refund,
-                            "total": major(refund, currency),
-                            "revenue": major(-refund, currency) if refund else 0,
-                        },
-                        at=now,
-                    ),
-                ],
+                conn, journal, [track("Order Returned", order["customer_key"], EVENT_CHANNEL[channel], props, at=now)]
             )
     except IntegrityError:
         if key is None:
@@ -505,25 +526,14 @@ def return_order(state: sa.Engine, journal: Journal, order_id: str, data: Mappin
         if done is None:
             raise
         return _return_view(done)
-    return _return_view(_Row(row))
-
-
-class _Row:
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self.__dict__.update(data)
+    return _return_view(row)
 
 
 def _return_view(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "order_id": row.order_id,
-        "location_id": row.location_id,
-        "channel": row.channel,
-        "refund_minor": row.refund_minor,
-        "currency": row.currency,
-        "lines": json.loads(row.lines),
-        "at": row.at,
-    }
+    data = row if isinstance(row, Mapping) else row._mapping
+    view = {k: data[k] for k in ("id", "order_id", "location_id", "channel", "refund_minor", "currency", "at")}
+    view["lines"] = json.loads(data["lines"])
+    return view
 
 
 def orders_for(
