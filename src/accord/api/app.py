@@ -24,6 +24,7 @@ from accord.api.collect import collect_message, error_body
 from accord.collect.writer import JournalWriter
 from accord.config import Settings
 from accord.platform import Platform, open_platform
+from accord.web.app import web_router
 
 
 def admin_token(settings: Settings) -> str:
@@ -101,7 +102,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
                 plat.close()
 
     return Litestar(
-        route_handlers=[collect_message, AdminController],
+        route_handlers=[collect_message, AdminController, web_router()],
         lifespan=[lifespan],
         guards=[_guard],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},

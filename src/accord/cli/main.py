@@ -13,6 +13,7 @@ from rich.table import Table
 
 from accord.cli import demo as demo_cli
 from accord.cli import identity as identity_cli
+from accord.cli import users as users_cli
 from accord.cli.context import api_result, console, err_console, fail, local_platform, running_server, settings
 from accord.collect.errors import CollectError
 from accord.collect.sources import add_source, list_sources
@@ -32,6 +33,7 @@ app.add_typer(sources_app, name="sources")
 app.add_typer(profile_app, name="profile")
 app.add_typer(demo_cli.app, name="demo")
 app.add_typer(identity_cli.app, name="identity")
+app.add_typer(users_cli.app, name="users")
 
 try:  # the importers live in their own module
     from accord.cli import imports as imports_cli
