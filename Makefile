@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo serve test unit lint bench postgres clean web-assets chromium
+.PHONY: install demo serve test unit lint bench postgres clean web-assets chromium web-messages
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -30,6 +30,11 @@ $(VENDOR_STAMP): web-assets/package.json web-assets/package-lock.json
 	touch $(VENDOR_STAMP)
 
 web-assets: $(VENDOR_STAMP)
+
+# Refresh the web app's message catalogs after changing texts (then translate the new entries of each .po).
+web-messages: install
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _ -k N_ -k gettext --no-location --sort-output -o web-assets/messages.pot .
+	$(VENV)/bin/pybabel update -i web-assets/messages.pot -d src/accord/web/i18n --no-location --no-fuzzy-matching
 
 # The browser tests drive Debian's Chromium through Playwright (never `playwright install`).
 chromium:

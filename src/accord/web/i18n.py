@@ -69,12 +69,17 @@ def N_(message: str) -> str:
     return message
 
 
-# Words that reach the templates as data (roles, channels, identifier types, merge kinds, nav and panel titles).
-DATA_MESSAGES = (
-    N_("admin"), N_("marketer"), N_("analyst"), N_("associate"),
-    N_("web"), N_("app"), N_("email"), N_("sms"), N_("push"), N_("messenger"), N_("social"), N_("ads"), N_("store"),
-    N_("call_center"), N_("direct_mail"), N_("kiosk"), N_("other"),
-    N_("phone"), N_("loyalty_card"), N_("user_id"), N_("customer_id"), N_("anonymous_id"), N_("device_id"),
-    N_("merge"), N_("regroup"), N_("unmerge"),
-    N_("Overview"), N_("Customers"), N_("Points"), N_("Offers usable here"), N_("Pickup orders waiting"),
-)  # fmt: skip
+# Words that reach the templates as data (channels, identifier types, roles, merge kinds): key -> English msgid.
+LABELS: dict[str, str] = {
+    "web": N_("Web"), "app": N_("App"), "email": N_("Email"), "sms": N_("SMS"), "push": N_("Push"),
+    "messenger": N_("Messenger"), "social": N_("Social"), "ads": N_("Ads"), "store": N_("Store"),
+    "call_center": N_("Call centre"), "direct_mail": N_("Direct mail"), "kiosk": N_("Kiosk"), "other": N_("Other"),
+    "phone": N_("Phone"), "loyalty_card": N_("Loyalty card"), "user_id": N_("User id"),
+    "customer_id": N_("Customer number"), "anonymous_id": N_("Anonymous id"), "device_id": N_("Device"),
+    "push_token": N_("Push token"),
+    "admin": N_("admin"), "marketer": N_("marketer"), "analyst": N_("analyst"), "associate": N_("associate"),
+    "merge": N_("merge"), "regroup": N_("regroup"), "unmerge": N_("unmerge"),
+}  # fmt: skip
+
+# Titles registered as data (navigation entries, associate screen panels).
+DATA_MESSAGES = (N_("Overview"), N_("Customers"), N_("Points"), N_("Offers usable here"), N_("Pickup orders waiting"))

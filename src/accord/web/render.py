@@ -18,7 +18,7 @@ from markupsafe import Markup
 from accord import __version__
 from accord.users.service import Session
 from accord.web import nav
-from accord.web.i18n import babel_locale, pick_locale, translations
+from accord.web.i18n import LABELS, babel_locale, pick_locale, translations
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -95,6 +95,7 @@ def render_text(request: Request[Any, Any, Any], template: str, **context: Any) 
         "_": trans.gettext,
         "gettext": trans.gettext,
         "ngettext": trans.ngettext,
+        "label": lambda key: trans.gettext(LABELS.get(key, key)),
         "fmt": Formats(locale),
         "nav": nav.visible(session.user.role) if session else [],
         "version": __version__,

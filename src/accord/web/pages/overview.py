@@ -32,7 +32,7 @@ class OverviewController(Controller):
             request,
             "overview.html",
             data=data,
-            chart=chart,
+            events_chart=chart,
             totals_rows=[{"channel": c, "events": n} for c, n in metrics.channel_totals(data["per_day"])],
             days=days,
         )
