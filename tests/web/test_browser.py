@@ -68,9 +68,9 @@ def _pick_customers(home: Path) -> dict[str, str]:
                 kind = "anonymous_id" if ids.get("anonymous_id") else "device_id"
                 chosen |= {"profile": pid, "email": ids["email"][0], "unmerge": f"{kind}:{movable[0]}"}
                 break
-        store_rows = con.execute(
+        store_rows = con.execute(  # a Polish till first: the test machine has Latin fonts only
             "SELECT profile_id, store_id, count(*) FROM events WHERE store_id IS NOT NULL AND profile_id IS NOT NULL "
-            "GROUP BY 1, 2 ORDER BY starts_with(any_value(store_id), 'st-waw') DESC, 3 DESC, 1"  # a Polish till: Latin fonts
+            "GROUP BY 1, 2 ORDER BY starts_with(any_value(store_id), 'st-waw') DESC, 3 DESC, 1"
         ).fetchall()
         for pid, store_id, _n in store_rows:
             cards = by_profile.get(pid, {}).get("loyalty_card")

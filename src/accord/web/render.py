@@ -95,7 +95,7 @@ def render_text(request: Request[Any, Any, Any], template: str, **context: Any) 
         "_": trans.gettext,
         "gettext": trans.gettext,
         "ngettext": trans.ngettext,
-        "label": lambda key: trans.gettext(LABELS.get(key, key)),
+        "label": lambda key: trans.gettext(LABELS.get(str(key), str(key))),
         "fmt": Formats(locale),
         "nav": nav.visible(session.user.role) if session else [],
         "version": __version__,
