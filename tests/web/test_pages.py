@@ -178,7 +178,8 @@ def test_overview_shows_channels_revenue_and_active_customers(web: Web) -> None:
     web.add_user("m@example.com", "marketer")
     web.login("m@example.com")
     page = web.client.get("/")
-    assert page.status_code == 200
+    assert page.status_code == 200 and page.headers["server-timing"].startswith("app;dur=")
+    assert page.headers["cache-control"] == "no-store"
     assert 'id="active-customers">2<' in page.text
     assert 'id="events-per-day-spec"' in page.text and '"channel"' in page.text
     assert 'id="revenue"' in page.text and 'data-domain="messaging"' in page.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import secrets
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -95,6 +96,7 @@ async def sent_csrf_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str
 
 async def web_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Every web route: a live session, the role's permission, the store bound to an associate, and CSRF."""
+    connection.state.web_started = time.perf_counter()  # reported in the Server-Timing header of the page
     opt = handler.opt
     if opt.get("public"):
         return

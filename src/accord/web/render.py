@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -111,10 +112,14 @@ def render(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> Response[str]:
-    """An HTML response of TEMPLATE (pages are per user: never cached by shared caches)."""
+    """An HTML response of TEMPLATE (pages are per user: never cached); Server-Timing tells the server time."""
+    body = render_text(request, template, **context)
+    timing = {}
+    if (started := request.state.get("web_started")) is not None:
+        timing["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
     return Response(
-        render_text(request, template, **context),
+        body,
         status_code=status_code,
         media_type="text/html; charset=utf-8",
-        headers={"Cache-Control": "no-store", "Vary": "Cookie, Accept-Language", **(headers or {})},
+        headers={"Cache-Control": "no-store", "Vary": "Cookie, Accept-Language", **timing, **(headers or {})},
     )
