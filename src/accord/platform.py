@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from accord.collect.emit import emit
 from accord.collect.intake import Intake
 from accord.collect.journal import Journal
 from accord.collect.processor import Processor
@@ -17,6 +18,10 @@ from accord.config import Settings
 from accord.identity import queries as identity_queries
 from accord.identity.graph import IdentityGraph
 from accord.identity.rules import IdentityRules
+from accord.journeys import service as journeys_service
+from accord.journeys.engine import Engine as JourneyEngine
+from accord.journeys.feed import address_of, event_reader, traits_lookup
+from accord.journeys.runner import Runner as JourneyRunner
 from accord.storage import create_state_engine, migrate
 from accord.storage.events import EventStore, open_event_store
 
@@ -32,6 +37,8 @@ class Platform:
     journal: Journal
     graph: IdentityGraph
     processor: Processor
+    journeys: JourneyEngine
+    journey_runner: JourneyRunner
     _sources: dict[str, SourceInfo] = field(default_factory=dict)
 
     def lookup_source(self, write_key: str) -> SourceInfo | None:
@@ -45,10 +52,6 @@ class Platform:
                 self._sources.clear()
             cached = self._sources[write_key] = SourceInfo(source.id, source.channel)
         return cached
-
-    def forget_source(self, write_key: str) -> None:
-        """Drop a cached lookup (after sources change)."""
-        self._sources.pop(write_key, None)
 
     def record_rejects(self, intake: Intake, channel: str) -> None:
         """Keep the rejected messages of a request, so that nothing is dropped silently."""
@@ -67,13 +70,11 @@ class Platform:
             "processor_error": self.processor.last_error,
         }
 
-    def last_event_at(self) -> datetime | None:
-        """Newest event time."""
-        return self.events.last_event_at()
-
     def close(self) -> None:
         """Stop background work and close the stores."""
+        self.journey_runner.stop()
         self.processor.stop()
+        self.journal.close()
         self.events.close()
         self.state.dispose()
 
@@ -92,4 +93,30 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
     journal = Journal(state)
     graph = IdentityGraph(state, rules)
     processor = Processor(journal, graph, events)
-    return Platform(settings, state, events, rules, journal, graph, processor)
+    journeys = _journeys(state, events, journal, processor, read_only_events)
+    return Platform(settings, state, events, rules, journal, graph, processor, journeys, JourneyRunner(journeys))
+
+
+def _journeys(
+    state: sa.Engine, events: EventStore, journal: Journal, processor: Processor, read_only: bool
+) -> JourneyEngine:
+    """The journey engine, fed by every loaded slice of events; its profile updates go onto the timeline."""
+
+    def emit_updates(conn: sa.Connection, updates: Sequence[dict[str, Any]]) -> None:
+        messages = []
+        for update in updates:
+            address = address_of(state, update["profile_id"])
+            if address is not None:
+                messages.append({"type": "identify", **address, "traits": update["traits"]})
+        emit(conn, journal, "accord-journeys", "other", messages)
+
+    engine = JourneyEngine(state, emitter=emit_updates, traits=traits_lookup(events))
+    if not read_only:
+        journeys_service.init_cursor(state, events.cursors()[0])
+    reader = event_reader(events)
+
+    def feed(_after: int, upto: int) -> None:
+        journeys_service.feed_events(engine, reader, upto)
+
+    processor.add_listener(feed)
+    return engine

@@ -21,6 +21,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from accord import __version__
 from accord.api.admin import AdminController
 from accord.api.collect import collect_message, error_body
+from accord.api.journeys import JourneysController, TasksController
 from accord.collect.writer import JournalWriter
 from accord.config import Settings
 from accord.platform import Platform, open_platform
@@ -90,6 +91,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
         await writer.start()
         if settings.processing:
             plat.processor.start(worker_process=settings.resolver == "process", state_url=settings.state_url)
+            plat.journey_runner.start()
         app.state.platform = plat
         app.state.writer = writer
         app.state.admin_token = admin_token(settings)
@@ -102,7 +104,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
                 plat.close()
 
     return Litestar(
-        route_handlers=[collect_message, AdminController, web_router()],
+        route_handlers=[collect_message, AdminController, JourneysController, TasksController, web_router()],
         lifespan=[lifespan],
         guards=[_guard],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},

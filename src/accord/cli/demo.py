@@ -43,6 +43,7 @@ def load_files(directory: Path) -> dict[str, Any]:
     from accord.collect.imports import JournalSink
     from accord.collect.segment import SourceInfo
     from accord.collect.sources import ensure_source
+    from accord.journeys import service as journeys_service
 
     s = settings()
     if running_server(s) is not None:
@@ -83,6 +84,8 @@ def load_files(directory: Path) -> dict[str, Any]:
                 progress.update(task, completed=total - platform.processor.lag())
         platform.processor.sync_identity()
         summary["processing_seconds"] = round(time.perf_counter() - started, 2)
+        journeys_service.skip_to(platform.state, platform.events.cursors()[0])  # history does not trigger journeys
+        summary["journeys"] = [j["name"] for j in journeys_service.apply_library(platform.state)]
         summary["stats"] = platform.stats()
     return summary
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import typer
@@ -13,8 +12,9 @@ from rich.table import Table
 
 from accord.cli import demo as demo_cli
 from accord.cli import identity as identity_cli
+from accord.cli import journeys as journeys_cli
 from accord.cli import users as users_cli
-from accord.cli.context import api_result, console, err_console, fail, local_platform, running_server, settings
+from accord.cli.context import Format, api_result, console, err_console, fail, local_platform, running_server, settings
 from accord.collect.errors import CollectError
 from accord.collect.sources import add_source, list_sources
 
@@ -33,6 +33,7 @@ app.add_typer(sources_app, name="sources")
 app.add_typer(profile_app, name="profile")
 app.add_typer(demo_cli.app, name="demo")
 app.add_typer(identity_cli.app, name="identity")
+app.add_typer(journeys_cli.app, name="journey")
 app.add_typer(users_cli.app, name="users")
 
 try:  # the importers live in their own module
@@ -41,13 +42,6 @@ try:  # the importers live in their own module
     app.add_typer(imports_cli.app, name="import")
 except ImportError:  # pragma: no cover - only while the module is absent
     pass
-
-
-class Format(StrEnum):
-    """Output format."""
-
-    text = "text"
-    json = "json"
 
 
 def _dump(data: Any) -> None:

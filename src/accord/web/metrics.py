@@ -10,8 +10,9 @@ from accord.storage.events import EventStore
 
 def overview(events: EventStore, days: int = 30) -> dict[str, Any]:
     """Events per day by channel, active customers and revenue by channel over the DAYS up to the newest event."""
-    end = events.last_event_at()
-    if end is None:
+    newest = events.query("SELECT max(timestamp) FROM events")
+    end = newest[0][0] if newest else None
+    if not isinstance(end, datetime):
         return {"start": None, "end": None, "days": days, "per_day": [], "active_customers": 0, "revenue": []}
     start = end - timedelta(days=days)
     per_day = events.query(
