@@ -165,6 +165,12 @@ def test_marketer_finds_a_customer_sees_channels_and_unmerges(browser: Any, demo
     page.wait_for_selector("#identifiers")
     assert page.locator(f"tr[data-identifier='{identifier}']").count() == 1
     assert not page.url.endswith(demo["profile"])
+
+    page.click("nav >> text=Journeys")
+    page.click("a[href='/journeys/abandoned-cart']")
+    page.wait_for_selector("#flow li.step")
+    assert page.locator("#flow li.step").count() == 5 and page.locator("#flow .passed").count() == 5
+    _shot(page, "journey")
     assert remote == []  # nothing loaded from outside the server (no CDN)
     page.context.close()
 

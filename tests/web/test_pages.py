@@ -183,3 +183,37 @@ def test_overview_shows_channels_revenue_and_active_customers(web: Web) -> None:
     assert 'id="active-customers">2<' in page.text
     assert 'id="events-per-day-spec"' in page.text and '"channel"' in page.text
     assert 'id="revenue"' in page.text and 'data-domain="messaging"' in page.text
+
+
+def test_journeys_list_flow_with_counts_and_status_changes(web: Web) -> None:
+    from accord.journeys import service as journeys
+
+    journeys.apply_library(web.platform.state, activate=True)
+    web.add_user("m@example.com", "marketer")
+    web.add_user("a@example.com", "analyst")
+    web.login("a@example.com")
+    listing = web.client.get("/journeys")
+    assert listing.status_code == 200 and 'href="/journeys/abandoned-cart"' in listing.text
+    page = web.client.get("/journeys/abandoned-cart")
+    assert page.status_code == 200
+    for step in ("wait-1h", "reminder", "wait-1d", "coupon", "done"):
+        assert f'id="step-{step}"' in page.text
+    assert "<em>then</em>" in page.text and "<em>else</em>" in page.text and 'class="passed"' in page.text
+    assert 'name="status"' not in page.text  # analysts see no start/pause/stop
+    denied = web.client.post(
+        "/journeys/abandoned-cart/status", data={"status": "paused", "csrf_token": web.csrf(page.text)}
+    )
+    assert denied.status_code == 403
+    assert web.client.get("/journeys/nope").status_code == 404
+    web.logout()
+    web.login("m@example.com")
+    page = web.client.get("/journeys/abandoned-cart")
+    paused = web.client.post(
+        "/journeys/abandoned-cart/status", data={"status": "paused", "csrf_token": web.csrf(page.text)}
+    )
+    assert paused.status_code == 200 and 'id="journey-status">paused<' in paused.text
+    assert journeys.get(web.platform.state, "abandoned-cart")["status"] == "paused"
+    bad = web.client.post(
+        "/journeys/abandoned-cart/status", data={"status": "bogus", "csrf_token": web.csrf(page.text)}
+    )
+    assert bad.status_code == 422

@@ -79,7 +79,15 @@ LABELS: dict[str, str] = {
     "push_token": N_("Push token"),
     "admin": N_("admin"), "marketer": N_("marketer"), "analyst": N_("analyst"), "associate": N_("associate"),
     "merge": N_("merge"), "regroup": N_("regroup"), "unmerge": N_("unmerge"),
+    "active": N_("active"), "paused": N_("paused"), "stopped": N_("stopped"), "draft": N_("draft"),
 }  # fmt: skip
 
 # Titles registered as data (navigation entries, associate screen panels).
-DATA_MESSAGES = (N_("Overview"), N_("Customers"), N_("Points"), N_("Offers usable here"), N_("Pickup orders waiting"))
+DATA_MESSAGES = (
+    N_("Overview"),
+    N_("Customers"),
+    N_("Points"),
+    N_("Offers usable here"),
+    N_("Pickup orders waiting"),
+    N_("Journeys"),
+)

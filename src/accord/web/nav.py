@@ -33,3 +33,4 @@ def visible(role: Role) -> list[NavItem]:
 
 register(NavItem("overview", "/", "Overview", Permission.read_customers, 10))
 register(NavItem("customers", "/customers", "Customers", Permission.read_customers, 20))
+register(NavItem("journeys", "/journeys", "Journeys", Permission.read_customers, 40))

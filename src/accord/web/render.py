@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_currency, format_decimal, get_currency_precision
+from babel.numbers import format_currency, format_decimal, format_percent, get_currency_precision
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Request, Response
 from markupsafe import Markup
@@ -56,6 +56,15 @@ class Formats:
             return ""
         digits = get_currency_precision(currency)
         return format_currency(Decimal(minor).scaleb(-digits), currency, locale=babel_locale(self.locale))
+
+    def percent(self, value: float | None) -> str:
+        return "–" if value is None else format_percent(value, "#,##0.0%", locale=babel_locale(self.locale))
+
+    def points(self, value: float | None) -> str:
+        """A difference of two rates in percentage points, signed."""
+        return (
+            "–" if value is None else format_decimal(value * 100, "+#,##0.0;-#,##0.0", locale=babel_locale(self.locale))
+        )
 
     def datetime(self, value: dt.datetime | None) -> str:
         if value is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar.types import ControllerRouterHandler
 
 from accord.web.pages.customers import CustomersController
+from accord.web.pages.journeys import JourneysController
 from accord.web.pages.overview import OverviewController
 from accord.web.pages.session import SessionController
 from accord.web.pages.store import StoreController
@@ -13,5 +14,6 @@ CONTROLLERS: list[ControllerRouterHandler] = [
     SessionController,
     OverviewController,
     CustomersController,
+    JourneysController,
     StoreController,
 ]
