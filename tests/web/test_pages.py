@@ -217,3 +217,23 @@ def test_journeys_list_flow_with_counts_and_status_changes(web: Web) -> None:
         "/journeys/abandoned-cart/status", data={"status": "bogus", "csrf_token": web.csrf(page.text)}
     )
     assert bad.status_code == 422
+
+
+def test_overview_figures_follow_new_events_within_the_staleness_bound(web: Web) -> None:
+    from accord.web import metrics
+
+    web.add_user("m@example.com", "marketer")
+    web.login("m@example.com")
+    assert 'id="active-customers">2<' in web.client.get("/").text
+    key = web.client.get("/api/v1/sources", headers={"Authorization": "Bearer secret-token"}).json()[0]["write_key"]
+    carl = {"type": "track", "userId": "u-carl", "event": "Signed Up", "messageId": "carl-1",
+            "timestamp": "2026-03-06T12:00:00Z"}  # fmt: skip
+    assert web.client.post("/v1/batch", json={"batch": [carl]}, auth=(key, "")).status_code == 200
+    assert web.platform.processor.drain()
+    assert 'id="active-customers">2<' in web.client.get("/").text  # within 30 s the last figures may serve
+    stale = metrics.MAX_STALE_SECONDS
+    metrics.MAX_STALE_SECONDS = 0.0
+    try:
+        assert 'id="active-customers">3<' in web.client.get("/").text  # new events loaded: recomputed
+    finally:
+        metrics.MAX_STALE_SECONDS = stale

@@ -23,7 +23,7 @@ class OverviewController(Controller):
     async def overview(self, request: Request[Any, Any, Any], days: int = 30) -> Response[str]:
         platform: Platform = request.app.state.platform
         days = min(max(days, 1), 366)
-        data = await asyncio.to_thread(metrics.overview, platform.events, days)
+        data = await asyncio.to_thread(metrics.cached_overview, platform.events, days)
         _ = gettext_for(request)
         chart = charts.stacked_bars(
             data["per_day"], x="day", y="events", color="channel", x_title=_("Day (UTC)"), y_title=_("Events")
