@@ -144,14 +144,12 @@ class CustomersController(Controller):
     ) -> Response[Any]:
         platform: Platform = request.app.state.platform
 
-        def load() -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
-            view = profiles.profile_view(platform.state, platform.events, profile_id)
-            if view is None or view["id"] != profile_id:
-                return view, None, None
-            merges = profiles.merge_history(platform.state, profile_id)
-            return view, merges, _timeline(platform, profile_id, cursor, channel or None)
-
-        view, merges, timeline = await asyncio.to_thread(load)
+        # the profile summary and the timeline page scan the event store independently: run them side by side
+        view, merges, timeline = await asyncio.gather(
+            asyncio.to_thread(profiles.profile_view, platform.state, platform.events, profile_id),
+            asyncio.to_thread(profiles.merge_history, platform.state, profile_id),
+            asyncio.to_thread(_timeline, platform, profile_id, cursor, channel or None),
+        )
         _ = gettext_for(request)
         if view is None:
             raise NotFoundException(detail=_("No customer profile {id}.").format(id=profile_id))
