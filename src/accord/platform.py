@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property, partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from accord.collect.processor import Processor
 from accord.collect.segment import SourceInfo
 from accord.collect.sources import source_by_key
 from accord.config import Settings
+from accord.consent.service import Consents
 from accord.identity import queries as identity_queries
 from accord.identity.graph import IdentityGraph
 from accord.identity.rules import IdentityRules
@@ -22,8 +24,15 @@ from accord.journeys import service as journeys_service
 from accord.journeys.engine import Engine as JourneyEngine
 from accord.journeys.feed import address_of, event_reader, traits_lookup
 from accord.journeys.runner import Runner as JourneyRunner
+from accord.loyalty.orders import OrderPoints
+from accord.loyalty.service import LoyaltyService
+from accord.messaging.service import Messaging
+from accord.offers.service import OfferService
+from accord.segments.engines import DuckDBEngine
+from accord.segments.runtime import SegmentRuntime
 from accord.storage import create_state_engine, migrate
 from accord.storage.events import EventStore, open_event_store
+from accord.storage.group_commit import GroupCommitter
 
 
 @dataclass
@@ -37,8 +46,12 @@ class Platform:
     journal: Journal
     graph: IdentityGraph
     processor: Processor
+    segments: SegmentRuntime
     journeys: JourneyEngine
     journey_runner: JourneyRunner
+    committer: GroupCommitter
+    offers: OfferService
+    loyalty: LoyaltyService
     _sources: dict[str, SourceInfo] = field(default_factory=dict)
 
     def lookup_source(self, write_key: str) -> SourceInfo | None:
@@ -70,13 +83,44 @@ class Platform:
             "processor_error": self.processor.last_error,
         }
 
+    @cached_property
+    def consents(self) -> Consents:
+        """The consent service (links signed with ACCORD_SECRET_KEY or ACCORD_HOME/signing_key)."""
+        from accord.messaging.wiring import consents_for
+
+        return consents_for(self.settings, self.state, self.journal, self.rules)
+
+    @cached_property
+    def messaging(self) -> Messaging:
+        """The messaging service; broadcast audiences by segment come from accord.segments when installed."""
+        from accord.messaging.wiring import messaging_for
+
+        return messaging_for(self.settings, self.state, self.journal, self.consents, self.events)
+
+    def wire_listeners(self) -> None:
+        """Domains that react to newly loaded events."""
+        from accord.messaging.listeners import hold_out_listener
+
+        self.processor.add_listener(hold_out_listener(self.messaging, self.events))
+
     def close(self) -> None:
         """Stop background work and close the stores."""
         self.journey_runner.stop()
         self.processor.stop()
         self.journal.close()
+        self.segments.stop()
+        self.committer.stop()
         self.events.close()
         self.state.dispose()
+
+
+def _emit_staged(journal: Journal, conn: sa.Connection, items: list[tuple[str, dict[str, Any]]]) -> None:
+    """Emit the events a group of domain writes staged: one journal entry per internal source and group."""
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for source, message in items:
+        by_source.setdefault(source, []).append(message)
+    for source, messages in by_source.items():
+        emit(conn, journal, source, "other", messages)
 
 
 def open_platform(settings: Settings, read_only_events: bool = False) -> Platform:
@@ -93,8 +137,32 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
     journal = Journal(state)
     graph = IdentityGraph(state, rules)
     processor = Processor(journal, graph, events)
+    segments = SegmentRuntime(
+        state, DuckDBEngine(events), journal, graph.changes_since, lambda pid: identity_queries.merges_of(state, pid)
+    )
+    processor.add_listener(segments.on_events)  # before journeys: they see membership as of the same events
+    committer = GroupCommitter(state, partial(_emit_staged, journal))  # one commit for many redemptions/burns
+    offers = OfferService(state, journal, committer)
+    loyalty = LoyaltyService(state, journal, committer)
+    processor.add_listener(OrderPoints(loyalty, events))
     journeys = _journeys(state, events, journal, processor, read_only_events)
-    return Platform(settings, state, events, rules, journal, graph, processor, journeys, JourneyRunner(journeys))
+    platform = Platform(
+        settings,
+        state,
+        events,
+        rules,
+        journal,
+        graph,
+        processor,
+        segments=segments,
+        journeys=journeys,
+        journey_runner=JourneyRunner(journeys),
+        committer=committer,
+        offers=offers,
+        loyalty=loyalty,
+    )
+    platform.wire_listeners()
+    return platform
 
 
 def _journeys(

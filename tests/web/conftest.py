@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,26 +24,30 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 def customer_messages() -> list[dict[str, Any]]:
     """Ann across six channels: an anonymous web visit that becomes her, the app, email, SMS, a till receipt."""
-    base = "2026-03-0{day}T1{hour}:00:00Z"
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=7)
+
+    def at(day: int, hour: int) -> str:
+        return (start + timedelta(days=day, hours=hour)).isoformat().replace("+00:00", "Z")
+
     messages: list[dict[str, Any]] = [
-        {"type": "page", "anonymousId": "anon-ann", "name": "Home", "timestamp": base.format(day=1, hour=0),
+        {"type": "page", "anonymousId": "anon-ann", "name": "Home", "timestamp": at(1, 0),
          "context": {"channel": "web"}},
         {"type": "identify", "anonymousId": "anon-ann", "userId": "u-ann",
          "traits": {"email": "ann@example.com", "first_name": "Ann", "last_name": "Nowak", "phone": "+48601234567"},
-         "timestamp": base.format(day=1, hour=1), "context": {"channel": "web"}},
-        {"type": "screen", "userId": "u-ann", "name": "Catalog", "timestamp": base.format(day=2, hour=0),
+         "timestamp": at(1, 1), "context": {"channel": "web"}},
+        {"type": "screen", "userId": "u-ann", "name": "Catalog", "timestamp": at(2, 0),
          "context": {"channel": "app"}},
         {"type": "track", "userId": "u-ann", "event": "Email Opened", "properties": {"subject": "Spring"},
-         "timestamp": base.format(day=3, hour=0), "context": {"channel": "email"}},
-        {"type": "track", "userId": "u-ann", "event": "SMS Clicked", "timestamp": base.format(day=4, hour=0),
+         "timestamp": at(3, 0), "context": {"channel": "email"}},
+        {"type": "track", "userId": "u-ann", "event": "SMS Clicked", "timestamp": at(4, 0),
          "context": {"channel": "sms"}},
         {"type": "identify", "userId": "u-ann", "traits": {"loyalty_card": CARD},
-         "timestamp": base.format(day=5, hour=0), "context": {"channel": "store"}},
+         "timestamp": at(5, 0), "context": {"channel": "store"}},
         {"type": "track", "userId": "u-ann", "event": "Order Completed",
          "properties": {"order_id": "r-1", "revenue": 120.5, "currency": "PLN", "store_id": STORE},
-         "timestamp": base.format(day=5, hour=1), "context": {"channel": "store"}},
+         "timestamp": at(5, 1), "context": {"channel": "store"}},
         {"type": "track", "userId": "u-bob", "event": "Order Completed",
-         "properties": {"order_id": "r-2", "revenue": 10, "currency": "PLN"}, "timestamp": base.format(day=6, hour=0),
+         "properties": {"order_id": "r-2", "revenue": 10, "currency": "PLN"}, "timestamp": at(6, 0),
          "context": {"channel": "web"}},
     ]  # fmt: skip
     for i, message in enumerate(messages):

@@ -76,6 +76,9 @@ def load_files(directory: Path) -> dict[str, Any]:
                 "rejected_rows": report.rejected_rows,
                 "seconds": round(time.perf_counter() - started, 2),
             }
+        from accord.commerce import demo as commerce_demo
+
+        summary["commerce"] = commerce_demo.load(platform.state, directory)  # stores, catalog, demo stock levels
         started = time.perf_counter()
         total = platform.processor.lag()
         with _progress() as progress:

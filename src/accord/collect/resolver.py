@@ -110,9 +110,12 @@ class Resolver:
                     continue
                 duplicates.add(message_id)  # a repeat inside one request loads once
                 message = merge_batch_level(items[index], payload)
+                if entry.kind == "import":  # a file replays history: its timestamps stand, no clock correction
+                    message.pop("sentAt", None)
+                batch_sent = None if entry.kind == "import" else sent_at
                 out.append(
                     build_record(
-                        message, source, entry.received_at, self.graph.rules, message_id, batch_sent_at=sent_at
+                        message, source, entry.received_at, self.graph.rules, message_id, batch_sent_at=batch_sent
                     )
                 )
         else:

@@ -588,6 +588,14 @@ class _Generator:
         }  # fmt: skip
         self._random = self.rng.random
 
+    def count_cause(self, campaign: dict[str, str] | None, organic: str) -> None:
+        """Ground truth for attribution: the channel whose click started the session that ended in an order
+        (``orders_caused_by_<channel>`` in the counts; organic sessions count as web/app, receipts as store)."""
+        medium = (campaign or {}).get("medium")
+        cause = organic if campaign is None else medium if medium in ("email", "sms", "push") else "ads"
+        key = f"orders_caused_by_{cause}"
+        self.counts[key] = self.counts.get(key, 0) + 1
+
     # ---- small helpers --------------------------------------------------------------------------
 
     def uuid4(self) -> str:
@@ -1426,6 +1434,7 @@ class _PersonSim:
             return
         track("Order Completed", props, f"/{lang}/checkout/complete")
         g.counts["online_orders"] += 1
+        g.count_cause(campaign, "web")
 
     def emit_web(self, t: int, msg: dict[str, Any], uid: str | None, anon: str) -> None:
         self.emit(t, msg, self.id_pairs(uid, anon))
@@ -1593,6 +1602,7 @@ class _PersonSim:
             return
         send({"type": "track", "event": "Order Completed", "properties": props, "context": ctx()})
         g.counts["online_orders"] += 1
+        g.count_cause(campaign, "app")
 
     # ---- outbound channels ------------------------------------------------------------------------
 

@@ -22,13 +22,16 @@ class Permission(StrEnum):
     any_store = "any_store"  # open any store's associate screen
     own_store = "own_store"  # open the associate screen of the user's own store
     manage_users = "manage_users"
+    serve_customer = "serve_customer"  # act for a customer at a store: redeem a coupon
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.admin: frozenset(Permission),
-    Role.marketer: frozenset({Permission.read_customers, Permission.change, Permission.any_store}),
+    Role.marketer: frozenset(
+        {Permission.read_customers, Permission.change, Permission.any_store, Permission.serve_customer}
+    ),
     Role.analyst: frozenset({Permission.read_customers, Permission.any_store}),
-    Role.associate: frozenset({Permission.own_store}),
+    Role.associate: frozenset({Permission.own_store, Permission.serve_customer}),
 }
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from accord.commerce import service as commerce
+from accord.loyalty.service import LoyaltyError
 from accord.platform import Platform
 
 # (platform, profile_id, store_id) -> the template's context for this customer at this store
@@ -41,7 +43,21 @@ def ordered() -> list[StorePanel]:
     return sorted(PANELS.values(), key=lambda p: (p.order, p.key))
 
 
-# Placeholders until the loyalty, offers and commerce domains land: shown as "not yet available", never faked.
-register(StorePanel("points", "Points", "loyalty", 10))
-register(StorePanel("offers", "Offers usable here", "offers", 20))
-register(StorePanel("pickups", "Pickup orders waiting", "commerce", 30))
+def _points(platform: Platform, profile_id: str, store_id: str) -> dict[str, Any]:
+    try:
+        return {"account": platform.loyalty.account(profile_id)}
+    except LoyaltyError as exc:
+        return {"account": None, "problem": exc.message}
+
+
+def _offers(platform: Platform, profile_id: str, store_id: str) -> dict[str, Any]:
+    return {"offers": platform.offers.active_offers(profile_id, store_id, "store")}
+
+
+def _pickups(platform: Platform, profile_id: str, store_id: str) -> dict[str, Any]:
+    return {"orders": commerce.open_pickup_orders(platform.state, profile_id, store_id)}
+
+
+register(StorePanel("points", "Points", "loyalty", 10, "partials/panel_points.html", _points))
+register(StorePanel("offers", "Offers usable here", "offers", 20, "partials/panel_offers.html", _offers))
+register(StorePanel("pickups", "Pickup orders waiting", "commerce", 30, "partials/panel_pickups.html", _pickups))
