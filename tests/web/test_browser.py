@@ -84,12 +84,32 @@ def _pick_customers(home: Path) -> dict[str, str]:
     return chosen
 
 
+def _give_coupon(home: Path, profile_id: str, store_id: str) -> str:
+    """A single-use coupon for the looked-up customer, usable at the associate's store (as a campaign would send)."""
+    from accord.collect.journal import Journal
+    from accord.offers import service as offers
+    from accord.storage import create_state_engine
+
+    engine = create_state_engine(f"sqlite:///{home / 'state.sqlite'}")
+    try:
+        offer = offers.create_offer(
+            engine,
+            offers.OfferSpec(name="Browser test 15%", code_policy="unique", discount_value=1500, stores=[store_id]),
+        )
+        offers.generate_codes(engine, offer["id"], 2)
+        given = offers.assign(engine, Journal(engine), offer["id"], profile_id, delivery_channel="sms")
+    finally:
+        engine.dispose()
+    return str(given["code"])
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     _chromium_or_skip()
     home = tmp_path_factory.mktemp("browser") / "home"
     _accord(home, "demo", "--customers", "150", "--days", "60", "--no-serve")
     picked = _pick_customers(home)
+    picked["coupon"] = _give_coupon(home, picked["card_profile"], picked["store"])
     _accord(home, "users", "add", "marketer@example.com", "--role", "marketer", stdin=PASSWORD + "\n")
     _accord(home, "users", "add", "clerk@example.com", "--role", "associate", "--store", picked["store"],
             stdin=PASSWORD + "\n")  # fmt: skip
@@ -184,8 +204,15 @@ def test_associate_looks_up_a_loyalty_card_at_their_store(browser: Any, demo: di
     page.wait_for_selector("#customer-card")  # swapped in by htmx
     assert page.url == f"{demo['url']}/store/{demo['store']}"  # a partial update, not a page load
     assert demo["card"] in page.inner_text("#customer-card")
-    assert page.locator(".panel.unavailable").count() == 3
+    assert page.locator(".panel.unavailable").count() == 0  # points, offers and pickups come from their domains
+    coupon = page.locator(f"li.offer[data-code='{demo['coupon']}']")
+    assert "Browser test 15%" in coupon.inner_text()
     _shot(page, "store")
+    coupon.locator("button.redeem").click()
+    page.wait_for_selector("#redeem-notice")
+    assert demo["coupon"] in page.inner_text("#redeem-notice")
+    assert page.locator(f"li.offer[data-code='{demo['coupon']}']").count() == 0  # used: no longer offered
+    _shot(page, "store-redeemed")
     other = page.goto(f"{demo['url']}/customers")
     assert other is not None and other.status == 403
     page.context.close()
