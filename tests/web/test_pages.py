@@ -79,6 +79,9 @@ def test_search_by_any_identifier_and_profile_with_timeline_across_channels(web:
     assert profile.text.count('class="event"') >= 7  # the 7 sent, and what domains emitted (e.g. points earned)
     assert "120,50" in profile.text or "120.50" in profile.text  # revenue in minor units shown as money
     assert 'class="small unmerge"' not in profile.text  # analysts read only: no unmerge button
+    for section in ("consent", "segments", "points", "offers", "orders"):  # filled by their domains
+        assert f'id="{section}"' in profile.text
+    assert "Error:" not in profile.text and "Exception" not in profile.text
 
 
 def test_timeline_pages_with_htmx(web: Web, monkeypatch: object) -> None:

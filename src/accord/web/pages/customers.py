@@ -14,9 +14,11 @@ from litestar.exceptions import NotFoundException
 from litestar.params import Body
 from litestar.response import Redirect
 
+from accord.commerce import service as commerce
 from accord.identity.graph import IdentityRuleError
 from accord.platform import Platform
 from accord.profiles import service as profiles
+from accord.segments import service as segments
 from accord.users.roles import Permission, allows
 from accord.web.render import gettext_for, render, session_of
 
@@ -105,6 +107,27 @@ def event_details(event: dict[str, Any]) -> list[tuple[str, str]]:
     return details
 
 
+def domain_sections(platform: Platform, view: dict[str, Any]) -> dict[str, Any]:
+    """What the other domains know of the customer: consent, segments, points, offers, orders (each read alone)."""
+    pid = view["id"]
+    keys = [f"{i['type']}:{i['value']}" for i in view.get("identifiers", [])]
+    out: dict[str, Any] = {}
+    readers: dict[str, Any] = {
+        "consent": lambda: platform.consents.show(keys[0]) if keys else None,
+        "segments": lambda: segments.segments_of(platform.state, pid),
+        "points": lambda: platform.loyalty.account(pid),
+        "offers": lambda: platform.offers.active_offers(pid, None, "web"),
+        "orders": lambda: commerce.customer_orders(platform.state, keys[0])[:10] if keys else [],
+    }
+    for name, read in readers.items():
+        try:
+            out[name] = read()
+        except Exception as exc:  # one domain's failure must not hide the profile; the section says why
+            out[name] = None
+            out[f"{name}_problem"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
 def _timeline(platform: Platform, pid: str, cursor: str | None, channel: str | None) -> dict[str, Any] | None:
     try:
         return profiles.timeline(platform.state, platform.events, pid, TIMELINE_PAGE, cursor, channel, True)
@@ -157,6 +180,7 @@ class CustomersController(Controller):
             return Redirect(f"/customers/{view['id']}", status_code=303)
         session = session_of(request)
         assert session is not None and merges is not None and timeline is not None
+        sections = await asyncio.to_thread(domain_sections, platform, view)
         return render(
             request,
             "customer.html",
@@ -171,6 +195,7 @@ class CustomersController(Controller):
             unmerged=unmerged,
             moved=moved,
             more_url=_more_url(profile_id, timeline.get("next_cursor"), channel),
+            sections=sections,
         )
 
     @get("/{profile_id:str}/timeline")
