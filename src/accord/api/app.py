@@ -24,6 +24,7 @@ from accord.api.analytics import AnalyticsController
 from accord.api.collect import collect_message, error_body
 from accord.api.commerce import CommerceController, commerce_runtime
 from accord.api.consent import ConsentController, ConsentPages
+from accord.api.identity import IdentityController
 from accord.api.journeys import JourneysController, TasksController
 from accord.api.loyalty import LoyaltyController
 from accord.api.messaging import MessagingController, Sending, TrackingController
@@ -132,6 +133,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
             ConsentController,
             ConsentPages,
             AnalyticsController,
+            IdentityController,
             web_router(),
         ],
         lifespan=[lifespan],
