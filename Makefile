@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo serve test unit lint bench postgres clean
+.PHONY: install demo serve test unit lint bench postgres clean web-assets chromium web-messages
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -14,7 +14,33 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# Front-end libraries (htmx, Vega, Vega-Lite, vega-embed) come from npm at build time, pinned by
+# web-assets/package-lock.json, and are copied into the package's static dir (not committed; served locally).
+VENDOR := src/accord/web/static/vendor
+VENDOR_STAMP := $(VENDOR)/.built
+
+$(VENDOR_STAMP): web-assets/package.json web-assets/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq npm; }
+	cd web-assets && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp web-assets/node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/
+	cp web-assets/node_modules/vega/build/vega.min.js $(VENDOR)/
+	cp web-assets/node_modules/vega-lite/build/vega-lite.min.js $(VENDOR)/
+	cp web-assets/node_modules/vega-embed/build/vega-embed.min.js $(VENDOR)/
+	touch $(VENDOR_STAMP)
+
+web-assets: $(VENDOR_STAMP)
+
+# Refresh the web app's message catalogs after changing texts (then translate the new entries of each .po).
+web-messages: install
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _ -k N_ -k gettext --no-location --sort-output -o web-assets/messages.pot .
+	$(VENV)/bin/pybabel update -i web-assets/messages.pot -d src/accord/web/i18n --no-location --no-fuzzy-matching
+
+# The browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+install: $(STAMP) $(VENDOR_STAMP)
 
 demo: install
 	$(VENV)/bin/accord demo
@@ -36,7 +62,7 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-unit: install postgres
+unit: install postgres chromium
 	ACCORD_TEST_PG_URL=$(PG_URL) $(VENV)/bin/pytest -q -p no:cacheprovider
 
 test: lint unit

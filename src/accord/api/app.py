@@ -32,6 +32,7 @@ from accord.api.offers import OffersController
 from accord.collect.writer import JournalWriter
 from accord.config import Settings
 from accord.platform import Platform, open_platform
+from accord.web.app import web_router
 
 
 def admin_token(settings: Settings) -> str:
@@ -133,6 +134,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
             ConsentPages,
             AnalyticsController,
             IdentityController,
+            web_router(),
         ],
         lifespan=[lifespan],
         guards=[_guard],

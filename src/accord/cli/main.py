@@ -18,6 +18,7 @@ from accord.cli import journeys as journeys_cli
 from accord.cli import loyalty as loyalty_cli
 from accord.cli import messaging as messaging_cli
 from accord.cli import offers as offers_cli
+from accord.cli import users as users_cli
 from accord.cli.context import Format, api_result, console, err_console, fail, local_platform, running_server, settings
 from accord.collect.errors import CollectError
 from accord.collect.sources import add_source, list_sources
@@ -39,6 +40,7 @@ app.add_typer(demo_cli.app, name="demo")
 app.add_typer(identity_cli.app, name="identity")
 app.add_typer(commerce_cli.app, name="commerce")
 app.add_typer(journeys_cli.app, name="journey")
+app.add_typer(users_cli.app, name="users")
 app.add_typer(offers_cli.app, name="offers")
 app.add_typer(loyalty_cli.app, name="loyalty")
 app.add_typer(messaging_cli.template_app, name="template")

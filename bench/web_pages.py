@@ -1,0 +1,199 @@
+"""Web pages benchmark: server time per page of the web app on a loaded demo retailer.
+
+Starts `accord serve` on an ACCORD_HOME that holds a loaded demo (generating and loading one first when the
+directory is empty), logs in as a marketer and as an associate, and requests every page for a sample of real
+customers. The server time is the page's own `Server-Timing: app;dur=...` header (from the session check in the
+guard to the rendered body); the client time (loopback HTTP included) is shown beside it. Results go to
+bench/results/web_pages.json; docs/benchmarks.md has the numbers and the method.
+
+    .venv/bin/python bench/web_pages.py                         # 100,000 customers in bench/results/web-demo-100k
+    .venv/bin/python bench/web_pages.py --customers 10000 --home /tmp/demo10k --samples 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+BENCH = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+PASSWORD = "bench-password-1"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+_TIMING = re.compile(r"app;dur=([0-9.]+)")
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def accord(home: Path, *args: str, stdin: str | None = None, check: bool = True) -> str:
+    env = {**os.environ, "ACCORD_HOME": str(home)}
+    done = subprocess.run([str(BIN / "accord"), *args], input=stdin, text=True, capture_output=True, env=env)
+    if check and done.returncode != 0:
+        raise SystemExit(f"accord {' '.join(args)} failed: {done.stderr}")
+    return done.stdout
+
+
+def sample(home: Path, n: int, seed: int) -> dict[str, Any]:
+    """Emails and loyalty cards of real customers, and a store with till receipts."""
+    engine = sa.create_engine(f"sqlite:///{home / 'state.sqlite'}")
+    with engine.connect() as conn:
+        emails = [r[0] for r in conn.execute(sa.text("SELECT value FROM identifiers WHERE type = 'email'"))]
+        cards = [r[0] for r in conn.execute(sa.text("SELECT value FROM identifiers WHERE type = 'loyalty_card'"))]
+        profiles = conn.execute(sa.text("SELECT count(DISTINCT profile_id) FROM identifiers")).scalar_one()
+    engine.dispose()
+    rng = random.Random(seed)
+    return {
+        "emails": rng.sample(sorted(emails), min(n, len(emails))),
+        "cards": rng.sample(sorted(cards), min(n, len(cards))),
+        "profiles": profiles,
+    }
+
+
+class Server:
+    """`accord serve` on HOME."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "ACCORD_HOME": str(home), "ACCORD_PORT": str(self.port)}
+        self.log = open(home / "bench-server.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen([str(BIN / "accord"), "serve"], env=env, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise SystemExit("server did not start")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        self.log.close()
+
+
+def login(url: str, email: str) -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=60, follow_redirects=True)
+    page = client.get("/login")
+    token = _CSRF.search(page.text)
+    assert token
+    done = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)})
+    assert done.status_code == 200, done.status_code
+    return client
+
+
+def timed(client: httpx.Client, path: str, headers: dict[str, str] | None = None) -> tuple[float, float, str]:
+    started = time.perf_counter()
+    response = client.get(path, headers=headers)
+    client_ms = (time.perf_counter() - started) * 1000
+    assert response.status_code == 200, (path, response.status_code)
+    server = _TIMING.search(response.headers.get("server-timing", ""))
+    assert server, f"no Server-Timing on {path}"
+    return float(server.group(1)), client_ms, response.text
+
+
+def run(home: Path, samples: int, seed: int) -> dict[str, Any]:
+    picked = sample(home, samples, seed)
+    stores_file = home / "demo-data" / "stores.json"
+    store = json.loads(stores_file.read_text())[0]["store_id"] if stores_file.exists() else "st-waw-01"
+    accord(home, "users", "add", "bench-marketer@example.com", "--role", "marketer", stdin=PASSWORD, check=False)
+    accord(home, "users", "add", "bench-clerk@example.com", "--role", "associate", "--store", store,
+           stdin=PASSWORD, check=False)  # fmt: skip
+    server = Server(home)
+    results: dict[str, dict[str, list[float]]] = {}
+
+    def record(page: str, server_ms: float, client_ms: float) -> None:
+        entry = results.setdefault(page, {"server": [], "client": []})
+        entry["server"].append(server_ms)
+        entry["client"].append(client_ms)
+
+    try:
+        marketer = login(server.url, "bench-marketer@example.com")
+        associate = login(server.url, "bench-clerk@example.com")
+        record("overview, first request (computes the figures)", *timed(marketer, "/?days=31")[:2])
+        for _ in range(max(3, samples // 4)):
+            record("overview, later requests (cached figures)", *timed(marketer, "/?days=31")[:2])
+        for email in picked["emails"]:
+            server_ms, client_ms, text = timed(marketer, f"/customers?q={email}")
+            record("customer search by email", server_ms, client_ms)
+            match = re.search(r'href="/customers/([0-9A-Z]{26})"', text)
+            if not match:
+                continue
+            pid = match.group(1)
+            server_ms, client_ms, text = timed(marketer, f"/customers/{pid}")
+            record("customer profile (50 newest events)", server_ms, client_ms)
+            more = re.search(r'hx-get="([^"]+)"', text)
+            if more:
+                path = more.group(1).replace("&amp;", "&")
+                record("timeline next page (htmx)", *timed(marketer, path, {"HX-Request": "true"})[:2])
+        record("associate screen", *timed(associate, f"/store/{store}")[:2])
+        for card in picked["cards"]:
+            record(
+                "associate lookup by card (htmx)",
+                *timed(associate, f"/store/{store}/lookup?q={card}", {"HX-Request": "true"})[:2],
+            )
+    finally:
+        server.stop()
+    summary = {
+        page: {
+            "n": len(v["server"]),
+            "server_median_ms": round(statistics.median(v["server"]), 1),
+            "server_p95_ms": round(sorted(v["server"])[max(0, int(len(v["server"]) * 0.95) - 1)], 1),
+            "server_max_ms": round(max(v["server"]), 1),
+            "client_median_ms": round(statistics.median(v["client"]), 1),
+        }
+        for page, v in results.items()
+    }
+    return {"profiles": picked["profiles"], "store": store, "pages": summary}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", type=Path, default=BENCH / "results" / "web-demo-100k")
+    parser.add_argument("--customers", type=int, default=100_000, help="demo size when HOME has no demo yet")
+    parser.add_argument("--samples", type=int, default=40, help="customers sampled per page")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    home: Path = args.home.resolve()
+    if not (home / "demo.json").exists():
+        log(f"loading a demo of {args.customers} customers into {home} (minutes)")
+        accord(home, "demo", "--customers", str(args.customers), "--no-serve")
+    result = run(home, args.samples, args.seed)
+    out = BENCH / "results" / "web_pages.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"\n{result['profiles']:,} profiles; server time per page (ms), {args.samples} sampled customers\n")
+    print("| page | n | server median | server p95 | server max | client median |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for page, s in result["pages"].items():
+        print(
+            f"| {page} | {s['n']} | {s['server_median_ms']} | {s['server_p95_ms']} | {s['server_max_ms']} "
+            f"| {s['client_median_ms']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

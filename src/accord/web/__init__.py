@@ -1,0 +1,1 @@
+"""The web app face: server-rendered pages (Jinja2 + htmx) for marketers, analysts and store associates."""
