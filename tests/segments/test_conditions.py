@@ -46,6 +46,7 @@ CASES = [
     ("last occurrence older than", "  event: Order Completed\n  last:\n    older_than: 60d", {"ann", "cid", "eve"}),
     ("last occurrence after a date", "  event: Order Completed\n  last: {after: 2026-05-01}", {"bob"}),
     ("last occurrence before a date", "  event: Order Completed\n  last: {before: 2025-06-01}", {"eve"}),
+    ("event months (spring buyers)", "  event: Order Completed\n  months: [3, 4, 5]", {"ann", "bob", "eve", "gus"}),
     ("not", "  not:\n    event: Order Completed", {"dan", "fay"}),
     ("any", "  any:\n    - trait: country\n      eq: GB\n    - event: Product Viewed", {"cid", "dan"}),
     ("computed built-in", "  computed: orders\n  gte: 3", {"ann", "gus"}),

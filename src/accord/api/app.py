@@ -21,6 +21,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from accord import __version__
 from accord.api.admin import AdminController
 from accord.api.collect import collect_message, error_body
+from accord.api.segments import SegmentController
 from accord.collect.writer import JournalWriter
 from accord.config import Settings
 from accord.platform import Platform, open_platform
@@ -59,6 +60,7 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
         404: "not_found",
         405: "method_not_allowed",
         409: "conflict",
+        422: "unprocessable",
         413: "payload_too_large",
         415: "unsupported_media_type",
     }
@@ -102,7 +104,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
                 plat.close()
 
     return Litestar(
-        route_handlers=[collect_message, AdminController],
+        route_handlers=[collect_message, AdminController, SegmentController],
         lifespan=[lifespan],
         guards=[_guard],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},

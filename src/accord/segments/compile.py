@@ -140,6 +140,8 @@ class Compiler:
             parts.append("(" + " OR ".join(f"channel = {self.param(c)}" for c in flt.channels) + ")")
         for where in flt.where:
             parts.append(self.value_predicate(self.json_text("properties", where.path), where))
+        if flt.months:
+            parts.append("(" + " OR ".join(f"acc_month(timestamp) = {self.param(m)}" for m in flt.months) + ")")
         start, end = window_bounds(flt.window, self.now)
         if start is not None:
             parts.append(f"timestamp >= {self.param(start)}")
@@ -390,6 +392,8 @@ def _rewrite(node: exp.Expression, dialect: str, params: dict[str, Any]) -> exp.
             this=_fn("JSONType", root.copy(), *[k.copy() for k in keys]), expression=exp.Literal.string("Null")
         )
         return exp.If(this=is_null, true=exp.Null(), false=extract)
+    if name == "acc_month":
+        return _fn("month" if dialect == "duckdb" else "toMonth", args[0])
     if name == "acc_nullable":
         return args[0] if dialect == "duckdb" else _fn("toNullable", args[0])
     if name == "acc_num":

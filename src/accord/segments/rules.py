@@ -65,6 +65,7 @@ class EventFilter:
     channels: tuple[str, ...] = ()
     where: tuple[PropertyFilter, ...] = ()
     window: Window | None = None
+    months: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -349,11 +350,20 @@ def _event_filter(data: dict[str, Any], path: str) -> EventFilter:
             else:
                 op, value = "eq", _scalar(cond, filters, ppath, prop)
             where.append(PropertyFilter(prop, op, value))
+    months: tuple[int, ...] = ()
+    if "months" in data:
+        raw_months = data["months"]
+        items = raw_months if isinstance(raw_months, list) else [raw_months]
+        if not items or not all(isinstance(m, int) and not isinstance(m, bool) and 1 <= m <= 12 for m in items):
+            raise _fail(data, _join(path, "months"), "months", "months must be month numbers 1-12, e.g. [3, 4, 5]")
+        months = tuple(sorted(set(items)))
     name = None if event in (None, "*") else str(event).strip()
-    return EventFilter(name, channels, tuple(where), _window(data, path))
+    return EventFilter(name, channels, tuple(where), _window(data, path), months)
 
 
-_EVENT_KEYS = {"event", "channel", "where", "within", "between", "after", "before", "count", "sum", "first", "last"}
+_EVENT_KEYS = {
+    "event", "channel", "where", "within", "between", "after", "before", "months", "count", "sum", "first", "last"
+}  # fmt: skip
 
 
 def _event_condition(data: dict[str, Any], path: str) -> EventCondition:
@@ -471,7 +481,8 @@ def parse_trait(data: Any) -> TraitDefinition:
     if compute not in COMPUTATIONS:
         raise _fail(data, "compute", "compute", f"compute must be one of {', '.join(COMPUTATIONS)}, got {compute!r}")
     of = _mapping(data.get("of", {}), data, "of", "of", "of (which events)")
-    unknown = [k for k in of if k not in {"event", "channel", "where", "within", "between", "after", "before"}]
+    filter_keys = {"event", "channel", "where", "within", "between", "after", "before", "months"}
+    unknown = [k for k in of if k not in filter_keys]
     if unknown:
         raise _fail(of, _join("of", unknown[0]), unknown[0], f"unknown field {unknown[0]!r} in of")
     prop = None

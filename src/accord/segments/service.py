@@ -517,3 +517,20 @@ def hashed_audience_csv(
 def now_utc() -> datetime:
     """The evaluation instant."""
     return datetime.now(UTC)
+
+
+def apply_examples(state: sa.Engine, engine: QueryEngine, journal: Journal | None) -> list[dict[str, Any]]:
+    """Apply the demo retailer's example segments (RFM cut points first)."""
+    from pathlib import Path
+
+    from accord.segments.rules import parse_documents
+
+    refresh_rfm(state, engine)
+    text = (Path(__file__).parent / "examples" / "demo.yaml").read_text(encoding="utf-8")
+    return [apply_segment(state, engine, journal, d, None) for d in parse_documents(text, "segment")]
+
+
+def profile_additions(state: sa.Engine, engine: QueryEngine, profile_id: str) -> dict[str, Any]:
+    """What segments add to a profile view: its computed traits (as of now) and the segments it is in."""
+    traits = computed_traits(state, engine, [profile_id]).get(profile_id, {})
+    return {"computed_traits": traits, "segments": segments_of(state, profile_id)}
