@@ -1,0 +1,163 @@
+"""Segment evaluation benchmark: a five-condition segment over N profiles / M events on DuckDB.
+
+Compares the compiled segment with a hand-written DuckDB query for the same segment (the ceiling), and measures
+incremental evaluation: the time to re-evaluate the profiles touched by one second of ingestion at a given rate.
+
+    .venv/bin/python bench/segments_bench.py --profiles 1000000 --events 20000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from accord.segments.compile import Vocabulary
+from accord.segments.engines import DuckDBEngine
+from accord.segments.rules import parse_documents
+from accord.storage.events.duckdb import DuckDBEventStore
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+SEGMENT = """
+name: five-conditions
+rule:
+  all:
+    - trait: country
+      in: [PL, DK]
+    - event: Order Completed
+      channel: store
+      within: 365d
+      count: {gte: 2}
+    - event: Product Viewed
+      within: 30d
+    - not:
+        event: Order Completed
+        within: 60d
+    - computed: lifetime_revenue
+      gte: 10000
+"""
+
+HAND_WRITTEN = """
+WITH t AS (
+  SELECT profile_id,
+    arg_max(json_extract_string(raw, '$.traits.country'), timestamp) FILTER (WHERE type = 'identify') AS country,
+    count(*) FILTER (WHERE event = 'Order Completed' AND channel = 'store' AND timestamp >= $y) AS store_orders,
+    count(*) FILTER (WHERE event = 'Product Viewed' AND timestamp >= $m) AS views,
+    count(*) FILTER (WHERE event = 'Order Completed' AND timestamp >= $r) AS recent_orders,
+    coalesce(sum(revenue_minor) FILTER (WHERE event = 'Order Completed'), 0) AS revenue
+  FROM events GROUP BY profile_id)
+SELECT profile_id FROM t
+WHERE country IN ('PL', 'DK') AND store_orders >= 2 AND views >= 1 AND recent_orders = 0 AND revenue >= 10000
+"""
+
+
+def generate(store: DuckDBEventStore, profiles: int, events: int) -> float:
+    """Synthetic events: one identify per profile (country trait), the rest tracks over two years."""
+    started = time.perf_counter()
+    with store._write_lock:  # the benchmark fills the table in place
+        cur = store._cur()
+        cur.execute(
+            f"""
+            INSERT INTO events
+            SELECT 'e' || i, i, 'src', 'm' || i,
+                   CASE WHEN i < {profiles} THEN 'identify' ELSE 'track' END,
+                   CASE WHEN i < {profiles} THEN NULL
+                        WHEN h % 20 < 2 THEN 'Order Completed' WHEN h % 20 < 11 THEN 'Product Viewed'
+                        WHEN h % 20 < 14 THEN 'Product Added' ELSE 'Page Viewed' END,
+                   NULL,
+                   ['web', 'app', 'store', 'email'][1 + (h // 20) % 4],
+                   TIMESTAMPTZ '2026-06-01 00:00:00+00' - to_seconds((h // 80) % (730 * 86400)),
+                   TIMESTAMPTZ '2026-06-01 00:00:00+00' - to_seconds((h // 80) % (730 * 86400)),
+                   NULL, NULL, 'u' || pid, NULL, ['user_id:u' || pid], 'user_id:u' || pid, 'p' || pid,
+                   CASE WHEN i >= {profiles} AND h % 20 < 2 THEN 1000 + (h // 7) % 20000 END,
+                   CASE WHEN i >= {profiles} AND h % 20 < 2 THEN 'PLN' END,
+                   NULL, NULL, NULL, NULL, NULL,
+                   CASE WHEN i < {profiles}
+                        THEN '{{"type":"identify","traits":{{"country":"' ||
+                             ['PL', 'DK', 'GB', 'RU', 'KZ', 'CN'][1 + pid % 6] || '"}}}}'
+                        ELSE '{{"type":"track"}}' END
+            FROM (SELECT i, (hash(i) % 1000000000000)::BIGINT AS h,
+                         CASE WHEN i < {profiles} THEN i ELSE (hash(i * 7) % {profiles})::BIGINT END AS pid
+                  FROM range({events}) AS r(i))
+            """
+        )
+        cur.execute("CHECKPOINT")
+        cur.close()
+    return time.perf_counter() - started
+
+
+def timed(fn: object, runs: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = fn()  # type: ignore[operator]
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profiles", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=20_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rate", type=int, default=20_000, help="ingestion rate (events/s) for the incremental part")
+    parser.add_argument("--batches", type=int, default=20, help="one-second batches measured for incremental p99")
+    parser.add_argument("--dir", type=Path, default=None, help="where the DuckDB file goes (default: a temp dir)")
+    args = parser.parse_args()
+
+    directory = args.dir or Path(tempfile.mkdtemp(prefix="accord-seg-bench-"))
+    path = directory / f"events-{args.profiles}-{args.events}.duckdb"
+    fresh = not path.exists()
+    store = DuckDBEventStore(path)
+    generated = generate(store, args.profiles, args.events) if fresh else 0.0
+    engine = DuckDBEngine(store)
+
+    definition = parse_documents(SEGMENT, "segment")[0]
+    compiled = Vocabulary().compiler("duckdb", NOW).members_query(definition.rule)
+    accord_s, accord_rows = timed(lambda: engine.rows(compiled), args.runs)
+    from datetime import timedelta
+
+    hand_params = {"y": NOW - timedelta(days=365), "m": NOW - timedelta(days=30), "r": NOW - timedelta(days=60)}
+    hand_s, hand_rows = timed(lambda: store.query(HAND_WRITTEN, hand_params), args.runs)  # type: ignore[arg-type]
+    assert sorted(accord_rows) == sorted(hand_rows), "compiled and hand-written queries disagree"  # type: ignore[arg-type]
+
+    # incremental: the profiles touched by one second of ingestion at RATE events/s, re-evaluated alone
+    restricted = Vocabulary().compiler("duckdb", NOW).members_query(definition.rule, restrict=True)
+    rng = random.Random(7)
+    latencies = []
+    for _ in range(args.batches):
+        touched = sorted({f"p{rng.randrange(args.profiles)}" for _ in range(args.rate)})
+        restricted.params["ids"] = touched
+        started = time.perf_counter()
+        engine.rows(restricted)
+        latencies.append(time.perf_counter() - started)
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+    result = {
+        "profiles": args.profiles,
+        "events": args.events,
+        "members": len(accord_rows),  # type: ignore[arg-type]
+        "generate_s": round(generated, 1),
+        "accord_full_median_s": round(accord_s, 3),
+        "hand_written_median_s": round(hand_s, 3),
+        "ratio": round(accord_s / hand_s, 2),
+        "incremental_batch_events": args.rate,
+        "incremental_median_s": round(statistics.median(latencies), 3),
+        "incremental_p99_s": round(p99, 3),
+        "runs": args.runs,
+        "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip(),
+        "loadavg": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None,
+    }
+    print(json.dumps(result, indent=2))
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
