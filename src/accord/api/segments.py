@@ -100,6 +100,8 @@ class SegmentController(Controller):
             await asyncio.to_thread(service.delete_segment, _platform(request).state, name)
         except service.SegmentNotFound as exc:
             raise _not_found(exc) from exc
+        except service.SegmentInUse as exc:
+            raise SegmentApiError(409, "segment_in_use", str(exc)) from exc
         return {"deleted": name}
 
     @get("/segments/{name:str}/members", summary="Current members (format=json or csv)")

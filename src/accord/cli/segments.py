@@ -80,7 +80,7 @@ def _run(remote: Callable[[Any], Any], local: Callable[[Platform], Any], read_on
             return _plain(local(platform))
         except RuleError as exc:
             raise fail(str(exc)) from exc
-        except service.SegmentNotFound as exc:
+        except (service.SegmentNotFound, service.SegmentInUse) as exc:
             raise fail(str(exc)) from exc
 
 

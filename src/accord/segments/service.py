@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,12 +34,26 @@ from accord.segments.rules import (
 from accord.segments.tables import segment_changes, segment_definitions, segment_members, segment_sizes, segment_state
 from accord.storage import utcnow
 
+log = logging.getLogger(__name__)
+
 SOURCE_NAME = "accord-segments"
 CHUNK = 900
 
 
 class SegmentNotFound(LookupError):
     """No segment (or trait) of that name."""
+
+
+class SegmentInUse(ValueError):
+    """A segment that other segments refer to cannot be deleted."""
+
+
+def _refers_to(cond: Any, name: str) -> bool:
+    from accord.segments.rules import Group, SegmentCondition
+
+    if isinstance(cond, Group):
+        return any(_refers_to(c, name) for c in cond.items)
+    return isinstance(cond, SegmentCondition) and cond.name == name
 
 
 @dataclass(frozen=True)
@@ -367,12 +382,18 @@ def evaluate_all(
     for name, definition in sorted(vocab.segments.items()):
         if time_driven_only and not has_relative_time(definition.rule):
             continue
-        results.append(evaluate(state, engine, journal, name, now, profile_ids, vocab))
+        try:
+            results.append(evaluate(state, engine, journal, name, now, profile_ids, vocab))
+        except RuleError:  # e.g. a declared trait it uses was removed: the other segments still evaluate
+            log.exception("segment %s cannot be evaluated", name)
     return results
 
 
 def delete_segment(state: sa.Engine, name: str) -> None:
     """Remove a segment: its members exit (recorded in the feed, no timeline events)."""
+    users = sorted(n for n, d in vocabulary(state).segments.items() if n != name and _refers_to(d.rule, name))
+    if users:
+        raise SegmentInUse(f"segment {name!r} is used by {', '.join(users)}; change or delete those first")
     now = utcnow()
     with state.begin() as conn:
         members = _current(conn, name, None)
