@@ -15,7 +15,7 @@ import random
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from accord.segments.compile import Vocabulary
@@ -93,6 +93,61 @@ def generate(store: DuckDBEventStore, profiles: int, events: int) -> float:
     return time.perf_counter() - started
 
 
+def end_to_end(store: DuckDBEventStore, profiles: int, rate: int, batches: int, directory: Path) -> dict[str, float]:
+    """Load one second of events (RATE) at a time and run the incremental evaluator on it, state store included.
+
+    Latency per batch = loading the batch into DuckDB + finding the touched profiles + re-evaluating them + writing
+    membership, feed, sizes and Segment Entered/Exited events (SQLite state store, one transaction).
+    """
+    from accord.collect.journal import Journal
+    from accord.segments import service
+    from accord.segments.runtime import SegmentRuntime
+    from accord.storage import create_state_engine, migrate
+
+    state = create_state_engine(f"sqlite:///{directory / 'bench-state.sqlite'}")
+    migrate(state)
+    engine = DuckDBEngine(store)
+    definition = parse_documents(SEGMENT, "segment")[0]
+    started = time.perf_counter()
+    service.apply_segment(state, engine, None, definition, NOW)
+    apply_s = time.perf_counter() - started
+    runtime = SegmentRuntime(state, engine, Journal(state), lambda _seq: [], lambda _pid: [], clock=lambda: NOW)
+    seq = int(store.query("SELECT max(journal_seq) FROM events")[0][0])
+    runtime._save_cursors(seq, 0)  # the full evaluation above covered everything so far
+    rng = random.Random(11)
+    latencies = []
+    for b in range(batches):
+        import pyarrow as pa
+
+        from accord.storage.events.base import EVENT_COLUMNS
+
+        rows = []
+        for k in range(rate):
+            pid = rng.randrange(profiles)
+            order = rng.random() < 0.3
+            at = NOW - timedelta(seconds=rng.randrange(3 * 86400))
+            rows.append({c: None for c in EVENT_COLUMNS} | {
+                "event_id": f"b{b}-{k}", "journal_seq": seq + 1, "type": "track", "channel": "store",
+                "event": "Order Completed" if order else "Product Viewed", "timestamp": at, "received_at": at,
+                "anchor": f"user_id:u{pid}", "profile_id": f"p{pid}", "identifiers": [f"user_id:u{pid}"],
+                "revenue_minor": 5000 if order else None, "raw": '{"type":"track"}',
+            })  # fmt: skip
+        table = pa.table({c: pa.array([r[c] for r in rows], t) for c, t in EVENT_COLUMNS.items()})
+        started = time.perf_counter()
+        store.load(table, seq + 1, [])
+        runtime.on_events(seq, seq + 1)
+        latencies.append(time.perf_counter() - started)
+        seq += 1
+    latencies.sort()
+    return {
+        "apply_full_with_state_s": round(apply_s, 2),
+        "e2e_batches": batches,
+        "e2e_median_s": round(statistics.median(latencies), 3),
+        "e2e_max_s": round(latencies[-1], 3),
+        "e2e_p99_s": round(latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))], 3),
+    }
+
+
 def timed(fn: object, runs: int) -> tuple[float, object]:
     times, result = [], None
     for _ in range(runs):
@@ -109,6 +164,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=int, default=20_000, help="ingestion rate (events/s) for the incremental part")
     parser.add_argument("--batches", type=int, default=20, help="one-second batches measured for incremental p99")
+    parser.add_argument("--e2e", type=int, default=0, help="also run N end-to-end incremental batches (state store)")
     parser.add_argument("--dir", type=Path, default=None, help="where the DuckDB file goes (default: a temp dir)")
     args = parser.parse_args()
 
@@ -122,8 +178,6 @@ def main() -> None:
     definition = parse_documents(SEGMENT, "segment")[0]
     compiled = Vocabulary().compiler("duckdb", NOW).members_query(definition.rule)
     accord_s, accord_rows = timed(lambda: engine.rows(compiled), args.runs)
-    from datetime import timedelta
-
     hand_params = {"y": NOW - timedelta(days=365), "m": NOW - timedelta(days=30), "r": NOW - timedelta(days=60)}
     hand_s, hand_rows = timed(lambda: store.query(HAND_WRITTEN, hand_params), args.runs)  # type: ignore[arg-type]
     assert sorted(accord_rows) == sorted(hand_rows), "compiled and hand-written queries disagree"  # type: ignore[arg-type]
@@ -155,6 +209,8 @@ def main() -> None:
         "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip(),
         "loadavg": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None,
     }
+    if args.e2e:
+        result.update(end_to_end(store, args.profiles, args.rate, args.e2e, directory))
     print(json.dumps(result, indent=2))
     store.close()
 

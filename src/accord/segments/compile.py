@@ -9,6 +9,7 @@ tree.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -133,9 +134,8 @@ class Compiler:
 
     def event_predicate(self, flt: EventFilter) -> str:
         """SQL that selects the events of a filter (always a track-like event, never an identify)."""
-        parts = ["type <> 'identify'"]
-        if flt.event is not None:
-            parts.append(f"event = {self.param(flt.event)}")
+        # a named event excludes identify calls by itself (they have no event name)
+        parts = [f"event = {self.param(flt.event)}"] if flt.event is not None else ["type <> 'identify'"]
         if flt.channels:
             parts.append("(" + " OR ".join(f"channel = {self.param(c)}" for c in flt.channels) + ")")
         for where in flt.where:
@@ -337,13 +337,25 @@ class Compiler:
         params = dict(self.params)
         if restrict:
             params["ids"] = []
-        tree = sqlglot.parse_one(sql, dialect="duckdb")
-        for _ in range(8):  # pseudo-functions nest (acc_num(acc_json_text(...))): rewrite until none is left
-            before = tree.sql(dialect="duckdb")
-            tree = tree.transform(lambda node: _rewrite(node, self.dialect, params))
-            if tree.sql(dialect="duckdb") == before:
-                break
-        return Compiled(tree.sql(dialect=self.dialect), params, self.dialect)
+        return Compiled(_generate(sql, self.dialect, tuple((k, _ch_type(v)) for k, v in params.items())), params,
+                        self.dialect)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=512)
+def _generate(sql: str, dialect: str, types: tuple[tuple[str, str], ...]) -> str:
+    """SQLGlot: parse the DuckDB-flavoured text, rewrite the pseudo-functions, generate for DIALECT.
+
+    Values are not in SQL (only their placeholders and types), so the result is cached: re-evaluating a segment at
+    another instant or for other profiles does not parse again.
+    """
+    kinds = dict(types)
+    tree = sqlglot.parse_one(sql, dialect="duckdb")
+    for _ in range(8):  # pseudo-functions nest (acc_num(acc_json_text(...))): rewrite until none is left
+        before = tree.sql(dialect="duckdb")
+        tree = tree.transform(lambda node: _rewrite(node, dialect, kinds))
+        if tree.sql(dialect="duckdb") == before:
+            break
+    return tree.sql(dialect=dialect)
 
 
 def _ident(name: str) -> str:
@@ -374,9 +386,9 @@ def _fn(name: str, *args: exp.Expression) -> exp.Expression:
     return exp.Anonymous(this=name, expressions=list(args))
 
 
-def _rewrite(node: exp.Expression, dialect: str, params: dict[str, Any]) -> exp.Expression:
+def _rewrite(node: exp.Expression, dialect: str, kinds: dict[str, str]) -> exp.Expression:
     if isinstance(node, exp.Placeholder) and dialect == "clickhouse" and node.args.get("kind") is None:
-        kind = exp.DataType.build(_ch_type(params.get(node.name)), dialect="clickhouse")
+        kind = exp.DataType.build(kinds.get(node.name, "String"), dialect="clickhouse")
         return exp.Placeholder(this=node.name, kind=kind)
     if not isinstance(node, exp.Anonymous) or not str(node.this).lower().startswith("acc_"):
         return node
