@@ -166,3 +166,14 @@ def test_restricted_query_evaluates_only_the_given_profiles(engine: QueryEngine)
     query = Vocabulary().compiler(engine.dialect, NOW).members_query(seg.rule, restrict=True)
     query = Compiled(query.sql, {**query.params, "ids": ["ann", "cid", "zed"]}, query.dialect)
     assert {r[0] for r in engine.rows(query)} == {"ann"}
+
+
+def test_all_segments_in_one_scan_equal_one_query_each(engine: QueryEngine) -> None:
+    rules = [parse_documents("name: t\nrule:\n" + rule, "segment")[0].rule for _label, rule, _expected in CASES]
+    query = Vocabulary().compiler(engine.dialect, NOW).memberships_query(rules)
+    found: list[set[str]] = [set() for _ in rules]
+    for row in engine.rows(query):
+        for i, flag in enumerate(row[1:]):
+            if flag:
+                found[i].add(row[0])
+    assert found == [expected for _label, _rule, expected in CASES]

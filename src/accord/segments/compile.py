@@ -318,6 +318,14 @@ class Compiler:
         head, source = self._from(restrict)
         return self.finish(f"{head} SELECT agg.profile_id {source} WHERE {predicate}", restrict)
 
+    def memberships_query(self, rules: list[Condition], restrict: bool = False) -> Compiled:
+        """profile_id and one boolean per rule, for profiles in at least one: every segment in one scan."""
+        predicates = [self.condition(r) for r in rules]
+        head, source = self._from(restrict)
+        cols = "".join(f", {p} AS s{i}" for i, p in enumerate(predicates))
+        where = " OR ".join(f"({p})" for p in predicates) or "FALSE"
+        return self.finish(f"{head} SELECT agg.profile_id{cols} {source} WHERE {where}", restrict)
+
     def count_query(self, rule: Condition) -> Compiled:
         """The number of members."""
         predicate = self.condition(rule)

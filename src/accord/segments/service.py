@@ -232,6 +232,29 @@ def compute_members(
     return members
 
 
+def compute_all_members(
+    state: sa.Engine,
+    engine: QueryEngine,
+    vocab: Vocabulary,
+    names: list[str],
+    now: datetime,
+    profile_ids: Sequence[str] | None = None,
+) -> dict[str, set[str]]:
+    """Members of several segments from ONE scan of the event log (among PROFILE_IDS when given)."""
+    rules = [vocab.segments[n].rule for n in names]
+    query = vocab.compiler(engine.dialect, now, rfm_thresholds(state)).memberships_query(rules, profile_ids is not None)
+    out: dict[str, set[str]] = {n: set() for n in names}
+    chunks = [None] if profile_ids is None else list(_chunks(sorted(set(profile_ids)), 5000))
+    for chunk in chunks:
+        if chunk is not None:
+            query.params["ids"] = chunk
+        for row in engine.rows(query):
+            for name, flag in zip(names, row[1:], strict=True):
+                if flag:
+                    out[name].add(str(row[0]))
+    return out
+
+
 def preview(
     state: sa.Engine, engine: QueryEngine, definition: SegmentDefinition, now: datetime | None = None, sample: int = 10
 ) -> dict[str, Any]:
@@ -338,6 +361,7 @@ def evaluate(
     now: datetime | None = None,
     profile_ids: Sequence[str] | None = None,
     vocab: Vocabulary | None = None,
+    computed_members: set[str] | None = None,
 ) -> EvaluationResult:
     """Evaluate one saved segment: fully, or only for PROFILE_IDS (incremental); store and emit the changes."""
     now = now or utcnow()
@@ -345,7 +369,9 @@ def evaluate(
     definition = vocab.segments.get(segment)
     if definition is None:
         raise SegmentNotFound(f"there is no segment named {segment!r}")
-    members = compute_members(state, engine, definition, now, profile_ids, vocab)
+    members = computed_members
+    if members is None:
+        members = compute_members(state, engine, definition, now, profile_ids, vocab)
     with state.connect() as conn:
         current = _current(conn, segment, profile_ids)
     entered, exited = members - current, current - members
@@ -379,11 +405,14 @@ def evaluate_all(
     now = now or utcnow()
     vocab = vocabulary(state)
     results = []
-    for name, definition in sorted(vocab.segments.items()):
-        if time_driven_only and not has_relative_time(definition.rule):
-            continue
+    names = [n for n, d in sorted(vocab.segments.items()) if not time_driven_only or has_relative_time(d.rule)]
+    try:
+        computed: dict[str, set[str]] = compute_all_members(state, engine, vocab, names, now, profile_ids)
+    except RuleError:  # one segment cannot compile: evaluate them one by one so that the others still do
+        computed = {}
+    for name in names:
         try:
-            results.append(evaluate(state, engine, journal, name, now, profile_ids, vocab))
+            results.append(evaluate(state, engine, journal, name, now, profile_ids, vocab, computed.get(name)))
         except RuleError:  # e.g. a declared trait it uses was removed: the other segments still evaluate
             log.exception("segment %s cannot be evaluated", name)
     return results
