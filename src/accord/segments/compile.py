@@ -319,12 +319,14 @@ class Compiler:
         return self.finish(f"{head} SELECT agg.profile_id {source} WHERE {predicate}", restrict)
 
     def memberships_query(self, rules: list[Condition], restrict: bool = False) -> Compiled:
-        """profile_id and one boolean per rule, for profiles in at least one: every segment in one scan."""
+        """profile_id, its newest anchor and one boolean per rule: every segment in one scan of the events."""
         predicates = [self.condition(r) for r in rules]
+        anchor = self.agg("arg_max(anchor, (timestamp, event_id)) FILTER (WHERE anchor IS NOT NULL)")
         head, source = self._from(restrict)
         cols = "".join(f", {p} AS s{i}" for i, p in enumerate(predicates))
-        where = " OR ".join(f"({p})" for p in predicates) or "FALSE"
-        return self.finish(f"{head} SELECT agg.profile_id{cols} {source} WHERE {where}", restrict)
+        # restricted: every touched profile comes back (with its anchor, to address exits); full: members only
+        where = "" if restrict else " WHERE " + (" OR ".join(f"({p})" for p in predicates) or "FALSE")
+        return self.finish(f"{head} SELECT agg.profile_id, {anchor}{cols} {source}{where}", restrict)
 
     def count_query(self, rule: Condition) -> Compiled:
         """The number of members."""

@@ -239,8 +239,12 @@ def compute_all_members(
     names: list[str],
     now: datetime,
     profile_ids: Sequence[str] | None = None,
+    anchors: dict[str, str] | None = None,
 ) -> dict[str, set[str]]:
-    """Members of several segments from ONE scan of the event log (among PROFILE_IDS when given)."""
+    """Members of several segments from ONE scan of the event log (among PROFILE_IDS when given).
+
+    ANCHORS, when given, receives each returned profile's newest anchor identifier (to address timeline events).
+    """
     rules = [vocab.segments[n].rule for n in names]
     query = vocab.compiler(engine.dialect, now, rfm_thresholds(state)).memberships_query(rules, profile_ids is not None)
     out: dict[str, set[str]] = {n: set() for n in names}
@@ -249,7 +253,9 @@ def compute_all_members(
         if chunk is not None:
             query.params["ids"] = chunk
         for row in engine.rows(query):
-            for name, flag in zip(names, row[1:], strict=True):
+            if anchors is not None and row[1] is not None:
+                anchors[str(row[0])] = str(row[1])
+            for name, flag in zip(names, row[2:], strict=True):
                 if flag:
                     out[name].add(str(row[0]))
     return out
@@ -322,9 +328,16 @@ def _record(
     exited: set[str],
     now: datetime,
     full: bool,
+    known_anchors: dict[str, str] | None = None,
 ) -> int:
     """Write membership changes, the feed, the size and the timeline events in one transaction; returns size."""
-    anchors = _anchors(engine, sorted(entered | exited)) if journal is not None and (entered or exited) else {}
+    anchors: dict[str, str] = {}
+    if journal is not None and (entered or exited):
+        known = known_anchors or {}
+        anchors = {p: known[p] for p in entered | exited if p in known}
+        missing = sorted((entered | exited) - set(anchors))
+        if missing:
+            anchors.update(_anchors(engine, missing))
     m = segment_members
     with state.begin() as conn:
         for chunk in _chunks(sorted(exited), CHUNK):
@@ -362,6 +375,7 @@ def evaluate(
     profile_ids: Sequence[str] | None = None,
     vocab: Vocabulary | None = None,
     computed_members: set[str] | None = None,
+    anchors: dict[str, str] | None = None,
 ) -> EvaluationResult:
     """Evaluate one saved segment: fully, or only for PROFILE_IDS (incremental); store and emit the changes."""
     now = now or utcnow()
@@ -375,7 +389,7 @@ def evaluate(
     with state.connect() as conn:
         current = _current(conn, segment, profile_ids)
     entered, exited = members - current, current - members
-    size = _record(state, engine, journal, segment, entered, exited, now, full=profile_ids is None)
+    size = _record(state, engine, journal, segment, entered, exited, now, profile_ids is None, anchors)
     return EvaluationResult(segment, size, len(entered), len(exited))
 
 
@@ -406,13 +420,14 @@ def evaluate_all(
     vocab = vocabulary(state)
     results = []
     names = [n for n, d in sorted(vocab.segments.items()) if not time_driven_only or has_relative_time(d.rule)]
+    anchors: dict[str, str] = {}
     try:
-        computed: dict[str, set[str]] = compute_all_members(state, engine, vocab, names, now, profile_ids)
+        computed: dict[str, set[str]] = compute_all_members(state, engine, vocab, names, now, profile_ids, anchors)
     except RuleError:  # one segment cannot compile: evaluate them one by one so that the others still do
         computed = {}
     for name in names:
         try:
-            results.append(evaluate(state, engine, journal, name, now, profile_ids, vocab, computed.get(name)))
+            results.append(evaluate(state, engine, journal, name, now, profile_ids, vocab, computed.get(name), anchors))
         except RuleError:  # e.g. a declared trait it uses was removed: the other segments still evaluate
             log.exception("segment %s cannot be evaluated", name)
     return results
