@@ -37,7 +37,8 @@ from accord.storage import utcnow
 log = logging.getLogger(__name__)
 
 SOURCE_NAME = "accord-segments"
-CHUNK = 900
+CHUNK = 900  # profile ids per state-store statement
+SCAN_CHUNK = 250_000  # profile ids per event-log query: each query scans the log once, so few and large
 
 
 class SegmentNotFound(LookupError):
@@ -226,7 +227,7 @@ def compute_members(
         return {str(r[0]) for r in engine.rows(query)}
     members: set[str] = set()
     query = vocab.compiler(engine.dialect, now, rfm).members_query(definition.rule, restrict=True)
-    for chunk in _chunks(sorted(set(profile_ids)), 5000):
+    for chunk in _chunks(sorted(set(profile_ids)), SCAN_CHUNK):
         query.params["ids"] = chunk
         members.update(str(r[0]) for r in engine.rows(query))
     return members
@@ -248,7 +249,7 @@ def compute_all_members(
     rules = [vocab.segments[n].rule for n in names]
     query = vocab.compiler(engine.dialect, now, rfm_thresholds(state)).memberships_query(rules, profile_ids is not None)
     out: dict[str, set[str]] = {n: set() for n in names}
-    chunks = [None] if profile_ids is None else list(_chunks(sorted(set(profile_ids)), 5000))
+    chunks = [None] if profile_ids is None else list(_chunks(sorted(set(profile_ids)), SCAN_CHUNK))
     for chunk in chunks:
         if chunk is not None:
             query.params["ids"] = chunk
@@ -289,7 +290,7 @@ def _anchors(engine: QueryEngine, profile_ids: Sequence[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     if engine.dialect != "duckdb":
         return out
-    for chunk in _chunks(sorted(set(profile_ids)), 5000):
+    for chunk in _chunks(sorted(set(profile_ids)), SCAN_CHUNK):
         rows = engine.rows(
             Compiled(
                 "SELECT profile_id, arg_max(anchor, (timestamp, event_id)) FROM events "
@@ -533,7 +534,7 @@ def computed_traits(
     names = [*BUILTINS, *sorted(vocab.traits)]
     query = vocab.compiler(engine.dialect, now or utcnow(), rfm_thresholds(state)).traits_query(names)
     out: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(sorted(set(profile_ids)), 5000):
+    for chunk in _chunks(sorted(set(profile_ids)), SCAN_CHUNK):
         query.params["ids"] = chunk
         for row in engine.rows(query):
             out[str(row[0])] = {n: _plain(v) for n, v in zip(names, row[1:], strict=True)}
