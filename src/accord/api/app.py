@@ -20,7 +20,15 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from accord import __version__
 from accord.api.admin import AdminController
+from accord.api.analytics import AnalyticsController
 from accord.api.collect import collect_message, error_body
+from accord.api.commerce import CommerceController, commerce_runtime
+from accord.api.consent import ConsentController, ConsentPages
+from accord.api.identity import IdentityController
+from accord.api.journeys import JourneysController, TasksController
+from accord.api.loyalty import LoyaltyController
+from accord.api.messaging import MessagingController, Sending, TrackingController
+from accord.api.offers import OffersController
 from accord.api.segments import SegmentController
 from accord.collect.writer import JournalWriter
 from accord.config import Settings
@@ -91,20 +99,44 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
         await writer.start()
         if settings.processing:
             plat.processor.start(worker_process=settings.resolver == "process", state_url=settings.state_url)
+            plat.journey_runner.start()
             plat.segments.start()  # time-driven re-evaluation of rolling windows
         app.state.platform = plat
         app.state.writer = writer
         app.state.admin_token = admin_token(settings)
+        sending = (
+            Sending(plat.messaging).start()
+            if settings.processing and os.environ.get("ACCORD_SENDER") != "off"
+            else None
+        )
         try:
-            yield
+            async with commerce_runtime(app, plat):
+                yield
         finally:
+            if sending is not None:
+                sending.close()
             await writer.stop()
             plat.processor.stop()
             if platform is None:
                 plat.close()
 
     return Litestar(
-        route_handlers=[collect_message, AdminController, SegmentController],
+        route_handlers=[
+            collect_message,
+            AdminController,
+            CommerceController,
+            JourneysController,
+            TasksController,
+            OffersController,
+            LoyaltyController,
+            MessagingController,
+            TrackingController,
+            ConsentController,
+            ConsentPages,
+            AnalyticsController,
+            IdentityController,
+            SegmentController,
+        ],
         lifespan=[lifespan],
         guards=[_guard],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},

@@ -1,0 +1,299 @@
+"""Messaging benchmarks: policy + render + outbox throughput, SMTP delivery to a local aiosmtpd sink, and a
+100,000-recipient broadcast end to end (identities loaded, planned, sent). Results: docs/benchmarks.md.
+
+    .venv/bin/python bench/messaging_bench.py plan --n 50000 --runs 3
+    .venv/bin/python bench/messaging_bench.py smtp --n 10000 --runs 3
+    .venv/bin/python bench/messaging_bench.py broadcast --n 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from accord.collect.emit import emit
+from accord.config import load_settings
+from accord.consent.tables import consents
+from accord.messaging import tables as t
+from accord.messaging.broadcasts import create_broadcast
+from accord.messaging.policy import CapRule, PolicyConfig, QuietHours
+from accord.messaging.recipients import Recipient, static_loader
+from accord.messaging.sender import Sender
+from accord.messaging.service import SendRequest
+from accord.platform import Platform, open_platform
+from accord.storage import utcnow
+
+TEMPLATE = {
+    "name": "spring",
+    "purpose": "promotions",
+    "tags": ["spring"],
+    "default_locale": "en",
+    "locales": {
+        lang: {
+            "email": {
+                "subject": f"[{lang}] Spring offer for {{{{ first_name }}}}",
+                "html": "<p>Hi {{ first_name }}, {{ price | money('EUR', locale) }}</p>"
+                '<a href="https://shop.example/spring">Shop</a><a href="{{ unsubscribe_url }}">unsubscribe</a>',
+                "text": "Hi {{ first_name }}, spring offer: {{ price | money('EUR', locale) }}",
+            },
+            "sms": {"text": "Hi {{ first_name }}, spring offer"},
+        }
+        for lang in ("en", "pl", "da", "ru", "zh")
+    },
+}
+LOCALES = ["en-GB", "pl-PL", "da", "ru", "zh-CN", "de"]
+ZONES = ["Europe/Warsaw", "Asia/Shanghai", "Europe/Copenhagen", "America/New_York"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def open_bench_platform(home: Path) -> Platform:
+    platform = open_platform(load_settings({"ACCORD_HOME": str(home)}))
+    platform.messaging.policy = PolicyConfig(
+        caps=[CapRule(1, "day"), CapRule(3, "week"), CapRule(2, "week", channel="sms")],
+        quiet_hours=QuietHours(),
+        workspace_timezone="Europe/Warsaw",
+    )
+    platform.messaging.save_template(TEMPLATE)
+    return platform
+
+
+def recipients(n: int) -> list[Recipient]:
+    return [
+        Recipient(
+            f"P{i:025d}"[-26:],
+            {"email": [f"c{i}@example.com"], "user_id": [f"c{i}"]},
+            {
+                "first_name": f"Name{i}",
+                "locale": LOCALES[i % len(LOCALES)],
+                "timezone": ZONES[i % len(ZONES)],
+                "price": 1999 + i % 100,
+            },
+        )
+        for i in range(n)
+    ]
+
+
+def grant(platform: Platform, people: list[Recipient]) -> None:
+    now = utcnow()
+    rows = [
+        {
+            "identifier_key": f"email:{r.first('email')}",
+            "purpose": "promotions",
+            "channel": "email",
+            "status": "opted_in",
+            "source": "bench",
+            "legal_basis": "consent",
+            "updated_at": now,
+            "expires_at": None,
+        }
+        for r in people
+    ]
+    with platform.state.begin() as conn:
+        conn.execute(consents.insert(), rows)
+
+
+def bench_plan(n: int, runs: int) -> dict[str, Any]:
+    """Policy decision + render (5 locales, Babel money, tracked links, unsubscribe links) + outbox rows +
+    'Message Queued' timeline events, committed in chunks of 1,000 on SQLite (the embedded default)."""
+    rates, cpu_rates = [], []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            platform = open_bench_platform(Path(tmp))
+            people = recipients(n)
+            grant(platform, people)
+            messaging = platform.messaging
+            messaging.loader = static_loader(people)
+            start = time.perf_counter()
+            cpu = time.process_time()
+            for offset in range(0, n, 1000):
+                chunk = people[offset : offset + 1000]
+                request = SendRequest(
+                    "spring", ["sms", "email"], due_at=datetime(2031, 5, 6, 10, tzinfo=UTC), broadcast_id="BENCH"
+                )
+                with platform.state.begin() as conn:
+                    messaging.plan_in(conn, [(r, f"b:{r.profile_id}") for r in chunk], request)
+            elapsed = time.perf_counter() - start
+            cpu_rates.append(n / (time.process_time() - cpu))
+            with platform.state.connect() as conn:
+                queued = conn.execute(sa.select(sa.func.count()).where(t.deliveries.c.status == "queued")).scalar()
+            assert queued == n, queued
+            rates.append(n / elapsed)
+            platform.close()
+    return {
+        "n": n,
+        "runs": [round(r) for r in rates],
+        "median_msg_per_s": round(statistics.median(rates)),
+        "median_msg_per_cpu_s": round(statistics.median(cpu_rates)),
+        "load_average": os.getloadavg()[0],
+    }
+
+
+def bench_smtp(n: int, runs: int) -> dict[str, Any]:
+    """Sender -> SMTP (one reused connection) -> aiosmtpd in its own process on localhost; delivery states and
+    'Message Sent' timeline events committed per batch of 500."""
+    import subprocess
+
+    rates = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            port = free_port()
+            count_file = Path(tmp) / "count"
+            sink = subprocess.Popen(
+                [sys.executable, str(Path(__file__).parent / "smtp_sink.py"), str(port), str(count_file)],
+                stdout=subprocess.PIPE,
+            )
+            assert sink.stdout is not None and sink.stdout.readline().strip() == b"ready"
+            platform = open_bench_platform(Path(tmp))
+            platform.messaging.policy = PolicyConfig(quiet_hours=None)
+            people = recipients(n)
+            grant(platform, people)
+            messaging = platform.messaging
+            messaging.loader = static_loader(people)
+            messaging.add_provider("smtp", "email", "smtp", {"port": port, "from": "shop@example.com"})
+            for offset in range(0, n, 1000):
+                with platform.state.begin() as conn:
+                    batch = [(r, f"b:{r.profile_id}") for r in people[offset : offset + 1000]]
+                    messaging.plan_in(conn, batch, SendRequest("spring", ["email"]))
+            sender = Sender(messaging, batch_size=500)
+            start = time.perf_counter()
+            sender.drain(timeout=1800)
+            elapsed = time.perf_counter() - start
+            sender.close()
+            sink.terminate()
+            sink.wait()
+            received = int(count_file.read_text())
+            assert received == n, received
+            rates.append(n / elapsed)
+            platform.close()
+    return {
+        "n": n,
+        "runs": [round(r) for r in rates],
+        "median_emails_per_s": round(statistics.median(rates)),
+        "load_average": os.getloadavg()[0],
+    }
+
+
+def bench_broadcast(n: int) -> dict[str, Any]:
+    """N customers identified through the collect pipeline (journal -> resolver -> DuckDB), opted in to promotions
+    in the app, then one broadcast planned from the stores (identity graph + traits from DuckDB, policy with caps,
+    render in 6 locales) and sent through the in-app inbox provider; finally the timeline events it emitted
+    (queued, sent, delivered) are loaded into the event store."""
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        platform = open_bench_platform(Path(tmp))
+        messaging = platform.messaging
+        messaging.policy = PolicyConfig(caps=[CapRule(1, "day"), CapRule(3, "week")], quiet_hours=None)
+        messaging.save_template(
+            {
+                "name": "app-offer",
+                "purpose": "promotions",
+                "locales": {
+                    lang: {"in_app": {"title": f"[{lang}] {{{{ first_name }}}}", "body": "Spring offer"}}
+                    for lang in ("en", "pl", "da", "ru", "zh")
+                },
+            }
+        )
+        messaging.add_provider("inbox", "in_app", "in_app", {}, cost_minor=0)
+        start = time.perf_counter()
+        for offset in range(0, n, 2500):
+            messages = [
+                {
+                    "type": "identify",
+                    "userId": f"c{i}",
+                    "context": {"device": {"id": f"dev-{i}"}},
+                    "traits": {
+                        "email": f"c{i}@example.com",
+                        "first_name": f"Name{i}",
+                        "locale": LOCALES[i % len(LOCALES)],
+                        "timezone": ZONES[i % len(ZONES)],
+                    },
+                }
+                for i in range(offset, min(offset + 2500, n))
+            ]
+            with platform.state.begin() as conn:
+                emit(conn, platform.journal, "bench-crm", "other", messages)
+        platform.processor.drain()
+        timings["load_identities_s"] = time.perf_counter() - start
+        now = utcnow()
+        with platform.state.begin() as conn:
+            conn.execute(
+                consents.insert(),
+                [
+                    {
+                        "identifier_key": f"user_id:c{i}",
+                        "purpose": "promotions",
+                        "channel": "in_app",
+                        "status": "opted_in",
+                        "source": "bench",
+                        "legal_basis": "consent",
+                        "updated_at": now,
+                        "expires_at": None,
+                    }
+                    for i in range(n)
+                ],
+            )
+        with platform.state.connect() as conn:
+            pids = [r[0] for r in conn.execute(sa.text("select distinct profile_id from identifiers"))]
+        start = time.perf_counter()
+        result = create_broadcast(messaging, "bench", "app-offer", {"profile_ids": pids}, channels=["in_app"])
+        timings["plan_s"] = time.perf_counter() - start
+        sender = Sender(messaging, batch_size=1000)
+        start = time.perf_counter()
+        sent = sender.drain(timeout=3600)
+        timings["send_s"] = time.perf_counter() - start
+        sender.close()
+        start = time.perf_counter()
+        platform.processor.drain()
+        timings["timeline_load_s"] = time.perf_counter() - start
+        with platform.state.connect() as conn:
+            delivered = conn.execute(sa.select(sa.func.count()).where(t.deliveries.c.status == "delivered")).scalar()
+        events = platform.events.query("SELECT count(*) FROM events WHERE event LIKE 'Message %'")[0][0]
+        platform.close()
+    total = timings["plan_s"] + timings["send_s"]
+    return {
+        "n": n,
+        "planned": result["planned"],
+        "handled": sent,
+        "delivered": delivered,
+        "message_events_on_timelines": events,
+        **{k: round(v, 1) for k, v in timings.items()},
+        "plan_and_send_s": round(total, 1),
+        "recipients_per_s": round(n / total),
+        "load_average": os.getloadavg()[0],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["plan", "smtp", "broadcast"])
+    parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    if args.what == "plan":
+        out = bench_plan(args.n, args.runs)
+    elif args.what == "smtp":
+        out = bench_smtp(args.n, args.runs)
+    else:
+        out = bench_broadcast(args.n)
+    print(json.dumps({args.what: out}))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

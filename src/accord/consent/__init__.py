@@ -1,0 +1,1 @@
+"""Consent: purposes and subscriptions per channel, double opt-in, unsubscribe, reachability."""

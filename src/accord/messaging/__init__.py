@@ -1,0 +1,1 @@
+"""Messaging: templates and localisation, delivery policy, channel adapters, outbox, feedback, broadcasts."""

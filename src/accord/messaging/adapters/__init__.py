@@ -1,0 +1,1 @@
+"""Channel adapters behind one protocol (base.py): SMTP, HTTP providers (generic, Twilio, FCM), in-app, webhook."""
