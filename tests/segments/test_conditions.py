@@ -47,6 +47,9 @@ CASES = [
     ("last occurrence after a date", "  event: Order Completed\n  last: {after: 2026-05-01}", {"bob"}),
     ("last occurrence before a date", "  event: Order Completed\n  last: {before: 2025-06-01}", {"eve"}),
     ("event months (spring buyers)", "  event: Order Completed\n  months: [3, 4, 5]", {"ann", "bob", "eve", "gus"}),
+    ("reachable by sms for promotions (address + opt-in, newest wins)", "  reachable: sms", {"ann"}),
+    ("reachable by sms for a transactional purpose", "  reachable: sms\n  purpose: order_updates",
+     {"ann", "bob", "cid"}),  # bob opted out of promotions only
     ("not", "  not:\n    event: Order Completed", {"dan", "fay"}),
     ("any", "  any:\n    - trait: country\n      eq: GB\n    - event: Product Viewed", {"cid", "dan"}),
     ("computed built-in", "  computed: orders\n  gte: 3", {"ann", "gus"}),
@@ -143,10 +146,14 @@ def test_values_are_bound_never_spliced(engine: QueryEngine) -> None:
     assert engine.rows(query) == []
 
 
-def test_reachability_is_refused_until_consent_exists() -> None:
-    seg = parse_documents("name: t\nrule: {reachable: sms}", "segment")[0]
-    with pytest.raises(RuleError, match="not yet available"):
-        Vocabulary().compiler("duckdb", NOW).members_query(seg.rule)
+def test_reachability_refuses_unknown_channels_and_purposes() -> None:
+    for rule, message in (
+        ("{reachable: fax}", "unknown channel 'fax'"),
+        ("{reachable: sms, purpose: x}", "unknown purpose"),
+    ):
+        seg = parse_documents(f"name: t\nrule: {rule}", "segment")[0]
+        with pytest.raises(RuleError, match=message):
+            Vocabulary().compiler("duckdb", NOW).members_query(seg.rule)
 
 
 def test_unknown_segment_and_cycles_are_refused() -> None:

@@ -211,11 +211,7 @@ class Compiler:
         if isinstance(cond, SegmentCondition):
             return self.segment(cond.name)
         if isinstance(cond, ReachableCondition):
-            raise RuleError(
-                "reachable",
-                f"reachability on {cond.channel!r} is not yet available: consent and messaging have not landed in "
-                "this release",
-            )
+            return self.reachable(cond)
         raise TypeError(f"unknown condition {cond!r}")
 
     def event_condition(self, cond: EventCondition) -> str:
@@ -236,6 +232,39 @@ class Compiler:
         if cond.op == "after":
             return f"coalesce({column} >= {self.param(cond.value)}, FALSE)"
         return f"coalesce({column} < {self.param(cond.value)}, FALSE)"
+
+    def reachable(self, cond: ReachableCondition) -> str:
+        """Holds an identifier that reaches the channel, and the newest consent event allows contact (consent's
+        rule: opted out never; transactional or opted in (unexpired) yes; pending no; otherwise only for
+        soft-opt-in purposes)."""
+        from accord.consent.service import CONSENT_CHANNELS, DEFAULT_PURPOSES, REACH
+
+        if cond.channel not in CONSENT_CHANNELS:
+            raise RuleError("reachable", f"unknown channel {cond.channel!r}; known: {', '.join(CONSENT_CHANNELS)}")
+        purpose = DEFAULT_PURPOSES.get(cond.purpose)
+        if purpose is None:
+            raise RuleError("purpose", f"unknown purpose {cond.purpose!r}; known: {', '.join(DEFAULT_PURPOSES)}")
+        has = " OR ".join(f"acc_has_type(identifiers, {self.param(t + ':')})" for t in REACH[cond.channel])
+        address = self.agg(f"count(*) FILTER (WHERE {has})")
+        where = (
+            f"event = 'Consent Changed' AND {self.json_text('properties', 'consent_channel')} = "
+            f"{self.param(cond.channel)} AND {self.json_text('properties', 'purpose')} = {self.param(cond.purpose)}"
+        )
+        status = self.agg(
+            f"arg_max({self.json_text('properties', 'status')}, (timestamp, event_id)) FILTER (WHERE {where})"
+        )
+        expires = self.agg(
+            f"arg_max({self.json_text('properties', 'expires_at')}, (timestamp, event_id)) FILTER (WHERE {where})"
+        )
+        live = f"({expires} IS NULL OR {expires} > {self.param(self.now.isoformat())})"
+        effective = f"CASE WHEN {status} IS NULL OR NOT {live} THEN 'unknown' ELSE {status} END"
+        if purpose.transactional:
+            allowed = f"{effective} <> 'opted_out'"
+        elif purpose.opt_in_required:
+            allowed = f"{effective} = 'opted_in'"
+        else:
+            allowed = f"{effective} NOT IN ('opted_out', 'pending')"
+        return f"coalesce({address} > 0 AND {allowed}, FALSE)"
 
     def _ago(self, seconds: int) -> datetime:
         from datetime import timedelta
@@ -414,6 +443,16 @@ def _rewrite(node: exp.Expression, dialect: str, kinds: dict[str, str]) -> exp.E
             this=_fn("JSONType", root.copy(), *[k.copy() for k in keys]), expression=exp.Literal.string("Null")
         )
         return exp.If(this=is_null, true=exp.Null(), false=extract)
+    if name == "acc_has_type":
+        if dialect == "duckdb":
+            fn = "len(list_filter(x0, x -> starts_with(x, x1))) > 0"
+        else:
+            fn = "arrayExists(x -> startsWith(x, x1), x0)"
+        tree = sqlglot.parse_one(fn, dialect=dialect)
+        mapping = {"x0": args[0], "x1": args[1]}
+        return tree.transform(
+            lambda n: mapping[n.name].copy() if isinstance(n, exp.Column) and n.name in mapping else n
+        )
     if name == "acc_month":
         return _fn("month" if dialect == "duckdb" else "toMonth", args[0])
     if name == "acc_nullable":

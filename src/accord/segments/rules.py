@@ -98,9 +98,10 @@ class SegmentCondition:
 
 @dataclass(frozen=True)
 class ReachableCondition:
-    """Reachability / consent on a channel."""
+    """Reachable on a consent channel for a purpose: holds an address for it and consent allows contact."""
 
     channel: str
+    purpose: str = "promotions"
 
 
 @dataclass(frozen=True)
@@ -444,7 +445,13 @@ def parse_condition(data: Any, path: str = "rule", container: Any = None, key: s
     channel = data["reachable"]
     if not isinstance(channel, str):
         raise _fail(data, _join(path, "reachable"), "reachable", "reachable needs a channel name (email, sms, ...)")
-    return ReachableCondition(channel)
+    for key in data:
+        if key not in ("reachable", "purpose"):
+            raise _fail(data, _join(path, key), key, f"unknown field {key!r}; reachable takes a channel and a purpose")
+    purpose = data.get("purpose", "promotions")
+    if not isinstance(purpose, str) or not purpose:
+        raise _fail(data, _join(path, "purpose"), "purpose", "purpose must be a consent purpose name")
+    return ReachableCondition(channel, purpose)
 
 
 def _common(data: dict[str, Any], allowed: set[str], what: str) -> tuple[str, str]:
