@@ -57,10 +57,6 @@ def import_events(
                     kind = "array" if isinstance(message, list) else type(message).__name__
                     reject([(number, line)], "invalid_message", f"a message must be a JSON object, got a JSON {kind}")
                     continue
-                if "timestamp" in message:
-                    # A file holds history: the device-clock correction receivedAt - (sentAt - timestamp) would move
-                    # every event to the import time, so an imported event keeps its own timestamp.
-                    message.pop("sentAt", None)
                 add(number, message, [(number, line)])
         except OSError as exc:
             raise sender.fail(f"{path.name}: reading stopped at line {number + 1}: {exc}", send_pending=True) from exc
