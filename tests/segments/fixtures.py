@@ -31,6 +31,7 @@ def event_row(
     traits: dict[str, Any] | None = None,
     revenue_minor: int | None = None,
     store_id: str | None = None,
+    extra_ids: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     raw: dict[str, Any] = {"type": kind}
     if name:
@@ -54,7 +55,7 @@ def event_row(
         "original_timestamp": None,
         "user_id": profile,
         "anonymous_id": None,
-        "identifiers": [f"user_id:{profile}"],
+        "identifiers": [f"user_id:{profile}", *extra_ids],
         "anchor": f"user_id:{profile}",
         "profile_id": profile,
         "revenue_minor": revenue_minor,
@@ -118,8 +119,26 @@ def scenario() -> list[dict[str, Any]]:
         # gus: DK, 5 store orders (loyal funnel), most recent 40 days ago
         identify(20, "gus", days_ago(365), country="DK"),
         *[order(21 + i, "gus", days_ago(40 + 50 * i), 1000 * (i + 1), store="S3" if i else "S1") for i in range(5)],
-    ]
+        # consent (as consent's write path puts it on the timeline) and phone numbers, long ago
+        event_row(40, "ann", "identify", at=days_ago(500), traits={"phone": "+48601000001"},
+                  extra_ids=("phone:+48601000001",)),
+        consent(41, "ann", "sms", "promotions", "opted_in", days_ago(499)),
+        event_row(42, "bob", "identify", at=days_ago(500), traits={"phone": "+4520000002"},
+                  extra_ids=("phone:+4520000002",)),
+        consent(43, "bob", "sms", "promotions", "opted_in", days_ago(499)),
+        consent(44, "bob", "sms", "promotions", "opted_out", days_ago(498)),
+        event_row(45, "cid", "identify", at=days_ago(500), traits={"phone": "+447700900003"},
+                  extra_ids=("phone:+447700900003",)),
+        consent(46, "dan", "sms", "promotions", "opted_in", days_ago(499)),
+        consent(47, "eve", "email", "promotions", "opted_in", days_ago(499)),
+    ]  # fmt: skip
     return rows
+
+
+def consent(seq: int, profile: str, channel: str, purpose: str, status: str, at: datetime) -> dict[str, Any]:
+    props = {"purpose": purpose, "consent_channel": channel, "status": status, "previous_status": "unknown",
+             "source": "test", "legal_basis": None, "expires_at": None}  # fmt: skip
+    return event_row(seq, profile, "track", "Consent Changed", at=at, channel="other", properties=props)
 
 
 def duck_store(path: Path, rows: list[dict[str, Any]]) -> DuckDBEventStore:

@@ -46,6 +46,10 @@ CASES = [
     ("last occurrence older than", "  event: Order Completed\n  last:\n    older_than: 60d", {"ann", "cid", "eve"}),
     ("last occurrence after a date", "  event: Order Completed\n  last: {after: 2026-05-01}", {"bob"}),
     ("last occurrence before a date", "  event: Order Completed\n  last: {before: 2025-06-01}", {"eve"}),
+    ("event months (spring buyers)", "  event: Order Completed\n  months: [3, 4, 5]", {"ann", "bob", "eve", "gus"}),
+    ("reachable by sms for promotions (address + opt-in, newest wins)", "  reachable: sms", {"ann"}),
+    ("reachable by sms for a transactional purpose", "  reachable: sms\n  purpose: order_updates",
+     {"ann", "bob", "cid"}),  # bob opted out of promotions only
     ("not", "  not:\n    event: Order Completed", {"dan", "fay"}),
     ("any", "  any:\n    - trait: country\n      eq: GB\n    - event: Product Viewed", {"cid", "dan"}),
     ("computed built-in", "  computed: orders\n  gte: 3", {"ann", "gus"}),
@@ -142,10 +146,14 @@ def test_values_are_bound_never_spliced(engine: QueryEngine) -> None:
     assert engine.rows(query) == []
 
 
-def test_reachability_is_refused_until_consent_exists() -> None:
-    seg = parse_documents("name: t\nrule: {reachable: sms}", "segment")[0]
-    with pytest.raises(RuleError, match="not yet available"):
-        Vocabulary().compiler("duckdb", NOW).members_query(seg.rule)
+def test_reachability_refuses_unknown_channels_and_purposes() -> None:
+    for rule, message in (
+        ("{reachable: fax}", "unknown channel 'fax'"),
+        ("{reachable: sms, purpose: x}", "unknown purpose"),
+    ):
+        seg = parse_documents(f"name: t\nrule: {rule}", "segment")[0]
+        with pytest.raises(RuleError, match=message):
+            Vocabulary().compiler("duckdb", NOW).members_query(seg.rule)
 
 
 def test_unknown_segment_and_cycles_are_refused() -> None:
@@ -165,3 +173,15 @@ def test_restricted_query_evaluates_only_the_given_profiles(engine: QueryEngine)
     query = Vocabulary().compiler(engine.dialect, NOW).members_query(seg.rule, restrict=True)
     query = Compiled(query.sql, {**query.params, "ids": ["ann", "cid", "zed"]}, query.dialect)
     assert {r[0] for r in engine.rows(query)} == {"ann"}
+
+
+def test_all_segments_in_one_scan_equal_one_query_each(engine: QueryEngine) -> None:
+    rules = [parse_documents("name: t\nrule:\n" + rule, "segment")[0].rule for _label, rule, _expected in CASES]
+    query = Vocabulary().compiler(engine.dialect, NOW).memberships_query(rules)
+    found: list[set[str]] = [set() for _ in rules]
+    for row in engine.rows(query):
+        assert row[1] == f"user_id:{row[0]}"  # the anchor, to address timeline events
+        for i, flag in enumerate(row[2:]):
+            if flag:
+                found[i].add(row[0])
+    assert found == [expected for _label, _rule, expected in CASES]

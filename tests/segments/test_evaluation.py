@@ -111,6 +111,14 @@ def test_membership_follows_events_and_is_on_the_timeline(platform: Platform) ->
     assert service.segments_of(platform.state, bob or "") == ["lapsed-store-buyers"]
 
     # time alone: 300 days later bob's store orders fall out of the 365-day window
+    import pytest
+
+    uses = parse_documents("name: uses-lapsed\nrule: {segment: lapsed-store-buyers}", "segment")[0]
+    service.apply_segment(platform.state, engine, platform.journal, uses, T0)
+    with pytest.raises(service.SegmentInUse, match="used by uses-lapsed"):
+        service.delete_segment(platform.state, "lapsed-store-buyers")
+    service.delete_segment(platform.state, "uses-lapsed")
+
     use_clock(platform, T0 + timedelta(days=300))
     platform.segments.tick()
     assert service.member_ids(platform.state, "lapsed-store-buyers") == []

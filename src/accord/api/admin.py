@@ -16,6 +16,8 @@ from accord.collect.sources import add_source, list_sources
 from accord.identity.graph import IdentityRuleError
 from accord.platform import Platform
 from accord.profiles import service as profiles
+from accord.segments import service as segments
+from accord.segments.engines import DuckDBEngine
 
 
 class ApiError(HTTPException):
@@ -92,6 +94,8 @@ class AdminController(Controller):
         view = await asyncio.to_thread(profiles.profile_view, platform.state, platform.events, profile_id)
         if view is None:
             raise NotFoundException(detail=f"no profile {profile_id}")
+        engine = DuckDBEngine(platform.events)
+        view.update(await asyncio.to_thread(segments.profile_additions, platform.state, engine, view["id"]))
         return view
 
     @get("/profiles/{profile_id:str}/events", summary="The profile's timeline across channels, in time order")

@@ -29,6 +29,7 @@ from accord.api.journeys import JourneysController, TasksController
 from accord.api.loyalty import LoyaltyController
 from accord.api.messaging import MessagingController, Sending, TrackingController
 from accord.api.offers import OffersController
+from accord.api.segments import SegmentController
 from accord.collect.writer import JournalWriter
 from accord.config import Settings
 from accord.platform import Platform, open_platform
@@ -68,6 +69,7 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
         404: "not_found",
         405: "method_not_allowed",
         409: "conflict",
+        422: "unprocessable",
         413: "payload_too_large",
         415: "unsupported_media_type",
     }
@@ -134,6 +136,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
             ConsentPages,
             AnalyticsController,
             IdentityController,
+            SegmentController,
             web_router(),
         ],
         lifespan=[lifespan],

@@ -97,6 +97,12 @@ def load_files(directory: Path) -> dict[str, Any]:
                 progress.update(task, completed=total - platform.processor.lag())
         platform.processor.sync_identity()
         summary["processing_seconds"] = round(time.perf_counter() - started, 2)
+        from accord.segments import service as segments
+        from accord.segments.engines import DuckDBEngine
+
+        applied = segments.apply_examples(platform.state, DuckDBEngine(platform.events), platform.journal)
+        platform.processor.drain()  # the Segment Entered events
+        summary["segments"] = {r["name"]: r["size"] for r in applied}
         journeys_service.skip_to(platform.state, platform.events.cursors()[0])  # history does not trigger journeys
         summary["journeys"] = [j["name"] for j in journeys_service.apply_library(platform.state)]
         summary["stats"] = platform.stats()

@@ -18,6 +18,7 @@ from accord.cli import journeys as journeys_cli
 from accord.cli import loyalty as loyalty_cli
 from accord.cli import messaging as messaging_cli
 from accord.cli import offers as offers_cli
+from accord.cli import segments as segments_cli
 from accord.cli import users as users_cli
 from accord.cli.context import Format, api_result, console, err_console, fail, local_platform, running_server, settings
 from accord.collect.errors import CollectError
@@ -49,6 +50,9 @@ app.add_typer(messaging_cli.consent_app, name="consent")
 app.add_typer(messaging_cli.providers_app, name="providers")
 app.add_typer(messaging_cli.outbox_app, name="outbox")
 app.add_typer(analytics_cli.app, name="analyze")
+app.add_typer(segments_cli.segment_app, name="segment")
+app.add_typer(segments_cli.trait_app, name="trait")
+app.add_typer(segments_cli.audience_app, name="audience")
 
 try:  # the importers live in their own module
     from accord.cli import imports as imports_cli
@@ -162,6 +166,8 @@ def sources_list(fmt: Format = typer.Option(Format.text, "--format", help="Outpu
 def _profile_data(identifier: str, what: str, **params: Any) -> dict[str, Any]:
     """Fetch profile data through the server if one runs, else from the stores directly."""
     from accord.profiles import service as profiles
+    from accord.segments import service as segments_service
+    from accord.segments.engines import DuckDBEngine
 
     s = settings()
     if (client := running_server(s)) is not None:
@@ -181,6 +187,8 @@ def _profile_data(identifier: str, what: str, **params: Any) -> dict[str, Any]:
             raise fail(f"no profile has identifier {identifier}")
         if what == "show":
             result = profiles.profile_view(platform.state, platform.events, pid)
+            if result is not None:
+                result.update(segments_service.profile_additions(platform.state, DuckDBEngine(platform.events), pid))
         elif what == "timeline":
             result = profiles.timeline(
                 platform.state,
@@ -227,6 +235,11 @@ def profile_show(
             item["channel"], str(item["events"]), str(item["first_seen"])[:19], str(item["last_seen"])[:19]
         )
     console.print(channels)
+    computed = Table("computed trait", "value", title="Computed traits")
+    for key, value in (data.get("computed_traits") or {}).items():
+        computed.add_row(key, "" if value is None else str(value))
+    console.print(computed)
+    console.print("Segments: " + (", ".join(data.get("segments") or []) or "none"))
 
 
 @profile_app.command("timeline")

@@ -9,6 +9,7 @@ tree.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -133,13 +134,14 @@ class Compiler:
 
     def event_predicate(self, flt: EventFilter) -> str:
         """SQL that selects the events of a filter (always a track-like event, never an identify)."""
-        parts = ["type <> 'identify'"]
-        if flt.event is not None:
-            parts.append(f"event = {self.param(flt.event)}")
+        # a named event excludes identify calls by itself (they have no event name)
+        parts = [f"event = {self.param(flt.event)}"] if flt.event is not None else ["type <> 'identify'"]
         if flt.channels:
             parts.append("(" + " OR ".join(f"channel = {self.param(c)}" for c in flt.channels) + ")")
         for where in flt.where:
             parts.append(self.value_predicate(self.json_text("properties", where.path), where))
+        if flt.months:
+            parts.append("(" + " OR ".join(f"acc_month(timestamp) = {self.param(m)}" for m in flt.months) + ")")
         start, end = window_bounds(flt.window, self.now)
         if start is not None:
             parts.append(f"timestamp >= {self.param(start)}")
@@ -209,11 +211,7 @@ class Compiler:
         if isinstance(cond, SegmentCondition):
             return self.segment(cond.name)
         if isinstance(cond, ReachableCondition):
-            raise RuleError(
-                "reachable",
-                f"reachability on {cond.channel!r} is not yet available: consent and messaging have not landed in "
-                "this release",
-            )
+            return self.reachable(cond)
         raise TypeError(f"unknown condition {cond!r}")
 
     def event_condition(self, cond: EventCondition) -> str:
@@ -234,6 +232,39 @@ class Compiler:
         if cond.op == "after":
             return f"coalesce({column} >= {self.param(cond.value)}, FALSE)"
         return f"coalesce({column} < {self.param(cond.value)}, FALSE)"
+
+    def reachable(self, cond: ReachableCondition) -> str:
+        """Holds an identifier that reaches the channel, and the newest consent event allows contact (consent's
+        rule: opted out never; transactional or opted in (unexpired) yes; pending no; otherwise only for
+        soft-opt-in purposes)."""
+        from accord.consent.service import CONSENT_CHANNELS, DEFAULT_PURPOSES, REACH
+
+        if cond.channel not in CONSENT_CHANNELS:
+            raise RuleError("reachable", f"unknown channel {cond.channel!r}; known: {', '.join(CONSENT_CHANNELS)}")
+        purpose = DEFAULT_PURPOSES.get(cond.purpose)
+        if purpose is None:
+            raise RuleError("purpose", f"unknown purpose {cond.purpose!r}; known: {', '.join(DEFAULT_PURPOSES)}")
+        has = " OR ".join(f"acc_has_type(identifiers, {self.param(t + ':')})" for t in REACH[cond.channel])
+        address = self.agg(f"count(*) FILTER (WHERE {has})")
+        where = (
+            f"event = 'Consent Changed' AND {self.json_text('properties', 'consent_channel')} = "
+            f"{self.param(cond.channel)} AND {self.json_text('properties', 'purpose')} = {self.param(cond.purpose)}"
+        )
+        status = self.agg(
+            f"arg_max({self.json_text('properties', 'status')}, (timestamp, event_id)) FILTER (WHERE {where})"
+        )
+        expires = self.agg(
+            f"arg_max({self.json_text('properties', 'expires_at')}, (timestamp, event_id)) FILTER (WHERE {where})"
+        )
+        live = f"({expires} IS NULL OR {expires} > {self.param(self.now.isoformat())})"
+        effective = f"CASE WHEN {status} IS NULL OR NOT {live} THEN 'unknown' ELSE {status} END"
+        if purpose.transactional:
+            allowed = f"{effective} <> 'opted_out'"
+        elif purpose.opt_in_required:
+            allowed = f"{effective} = 'opted_in'"
+        else:
+            allowed = f"{effective} NOT IN ('opted_out', 'pending')"
+        return f"coalesce({address} > 0 AND {allowed}, FALSE)"
 
     def _ago(self, seconds: int) -> datetime:
         from datetime import timedelta
@@ -316,6 +347,16 @@ class Compiler:
         head, source = self._from(restrict)
         return self.finish(f"{head} SELECT agg.profile_id {source} WHERE {predicate}", restrict)
 
+    def memberships_query(self, rules: list[Condition], restrict: bool = False) -> Compiled:
+        """profile_id, its newest anchor and one boolean per rule: every segment in one scan of the events."""
+        predicates = [self.condition(r) for r in rules]
+        anchor = self.agg("arg_max(anchor, (timestamp, event_id)) FILTER (WHERE anchor IS NOT NULL)")
+        head, source = self._from(restrict)
+        cols = "".join(f", {p} AS s{i}" for i, p in enumerate(predicates))
+        # restricted: every touched profile comes back (with its anchor, to address exits); full: members only
+        where = "" if restrict else " WHERE " + (" OR ".join(f"({p})" for p in predicates) or "FALSE")
+        return self.finish(f"{head} SELECT agg.profile_id, {anchor}{cols} {source}{where}", restrict)
+
     def count_query(self, rule: Condition) -> Compiled:
         """The number of members."""
         predicate = self.condition(rule)
@@ -335,13 +376,25 @@ class Compiler:
         params = dict(self.params)
         if restrict:
             params["ids"] = []
-        tree = sqlglot.parse_one(sql, dialect="duckdb")
-        for _ in range(8):  # pseudo-functions nest (acc_num(acc_json_text(...))): rewrite until none is left
-            before = tree.sql(dialect="duckdb")
-            tree = tree.transform(lambda node: _rewrite(node, self.dialect, params))
-            if tree.sql(dialect="duckdb") == before:
-                break
-        return Compiled(tree.sql(dialect=self.dialect), params, self.dialect)
+        return Compiled(_generate(sql, self.dialect, tuple((k, _ch_type(v)) for k, v in params.items())), params,
+                        self.dialect)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=512)
+def _generate(sql: str, dialect: str, types: tuple[tuple[str, str], ...]) -> str:
+    """SQLGlot: parse the DuckDB-flavoured text, rewrite the pseudo-functions, generate for DIALECT.
+
+    Values are not in SQL (only their placeholders and types), so the result is cached: re-evaluating a segment at
+    another instant or for other profiles does not parse again.
+    """
+    kinds = dict(types)
+    tree = sqlglot.parse_one(sql, dialect="duckdb")
+    for _ in range(8):  # pseudo-functions nest (acc_num(acc_json_text(...))): rewrite until none is left
+        before = tree.sql(dialect="duckdb")
+        tree = tree.transform(lambda node: _rewrite(node, dialect, kinds))
+        if tree.sql(dialect="duckdb") == before:
+            break
+    return tree.sql(dialect=dialect)
 
 
 def _ident(name: str) -> str:
@@ -372,9 +425,9 @@ def _fn(name: str, *args: exp.Expression) -> exp.Expression:
     return exp.Anonymous(this=name, expressions=list(args))
 
 
-def _rewrite(node: exp.Expression, dialect: str, params: dict[str, Any]) -> exp.Expression:
+def _rewrite(node: exp.Expression, dialect: str, kinds: dict[str, str]) -> exp.Expression:
     if isinstance(node, exp.Placeholder) and dialect == "clickhouse" and node.args.get("kind") is None:
-        kind = exp.DataType.build(_ch_type(params.get(node.name)), dialect="clickhouse")
+        kind = exp.DataType.build(kinds.get(node.name, "String"), dialect="clickhouse")
         return exp.Placeholder(this=node.name, kind=kind)
     if not isinstance(node, exp.Anonymous) or not str(node.this).lower().startswith("acc_"):
         return node
@@ -390,6 +443,18 @@ def _rewrite(node: exp.Expression, dialect: str, params: dict[str, Any]) -> exp.
             this=_fn("JSONType", root.copy(), *[k.copy() for k in keys]), expression=exp.Literal.string("Null")
         )
         return exp.If(this=is_null, true=exp.Null(), false=extract)
+    if name == "acc_has_type":
+        if dialect == "duckdb":
+            fn = "len(list_filter(x0, x -> starts_with(x, x1))) > 0"
+        else:
+            fn = "arrayExists(x -> startsWith(x, x1), x0)"
+        tree = sqlglot.parse_one(fn, dialect=dialect)
+        mapping = {"x0": args[0], "x1": args[1]}
+        return tree.transform(
+            lambda n: mapping[n.name].copy() if isinstance(n, exp.Column) and n.name in mapping else n
+        )
+    if name == "acc_month":
+        return _fn("month" if dialect == "duckdb" else "toMonth", args[0])
     if name == "acc_nullable":
         return args[0] if dialect == "duckdb" else _fn("toNullable", args[0])
     if name == "acc_num":

@@ -65,6 +65,7 @@ class EventFilter:
     channels: tuple[str, ...] = ()
     where: tuple[PropertyFilter, ...] = ()
     window: Window | None = None
+    months: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,10 @@ class SegmentCondition:
 
 @dataclass(frozen=True)
 class ReachableCondition:
-    """Reachability / consent on a channel."""
+    """Reachable on a consent channel for a purpose: holds an address for it and consent allows contact."""
 
     channel: str
+    purpose: str = "promotions"
 
 
 @dataclass(frozen=True)
@@ -349,11 +351,20 @@ def _event_filter(data: dict[str, Any], path: str) -> EventFilter:
             else:
                 op, value = "eq", _scalar(cond, filters, ppath, prop)
             where.append(PropertyFilter(prop, op, value))
+    months: tuple[int, ...] = ()
+    if "months" in data:
+        raw_months = data["months"]
+        items = raw_months if isinstance(raw_months, list) else [raw_months]
+        if not items or not all(isinstance(m, int) and not isinstance(m, bool) and 1 <= m <= 12 for m in items):
+            raise _fail(data, _join(path, "months"), "months", "months must be month numbers 1-12, e.g. [3, 4, 5]")
+        months = tuple(sorted(set(items)))
     name = None if event in (None, "*") else str(event).strip()
-    return EventFilter(name, channels, tuple(where), _window(data, path))
+    return EventFilter(name, channels, tuple(where), _window(data, path), months)
 
 
-_EVENT_KEYS = {"event", "channel", "where", "within", "between", "after", "before", "count", "sum", "first", "last"}
+_EVENT_KEYS = {
+    "event", "channel", "where", "within", "between", "after", "before", "months", "count", "sum", "first", "last"
+}  # fmt: skip
 
 
 def _event_condition(data: dict[str, Any], path: str) -> EventCondition:
@@ -434,7 +445,13 @@ def parse_condition(data: Any, path: str = "rule", container: Any = None, key: s
     channel = data["reachable"]
     if not isinstance(channel, str):
         raise _fail(data, _join(path, "reachable"), "reachable", "reachable needs a channel name (email, sms, ...)")
-    return ReachableCondition(channel)
+    for key in data:
+        if key not in ("reachable", "purpose"):
+            raise _fail(data, _join(path, key), key, f"unknown field {key!r}; reachable takes a channel and a purpose")
+    purpose = data.get("purpose", "promotions")
+    if not isinstance(purpose, str) or not purpose:
+        raise _fail(data, _join(path, "purpose"), "purpose", "purpose must be a consent purpose name")
+    return ReachableCondition(channel, purpose)
 
 
 def _common(data: dict[str, Any], allowed: set[str], what: str) -> tuple[str, str]:
@@ -471,7 +488,8 @@ def parse_trait(data: Any) -> TraitDefinition:
     if compute not in COMPUTATIONS:
         raise _fail(data, "compute", "compute", f"compute must be one of {', '.join(COMPUTATIONS)}, got {compute!r}")
     of = _mapping(data.get("of", {}), data, "of", "of", "of (which events)")
-    unknown = [k for k in of if k not in {"event", "channel", "where", "within", "between", "after", "before"}]
+    filter_keys = {"event", "channel", "where", "within", "between", "after", "before", "months"}
+    unknown = [k for k in of if k not in filter_keys]
     if unknown:
         raise _fail(of, _join("of", unknown[0]), unknown[0], f"unknown field {unknown[0]!r} in of")
     prop = None

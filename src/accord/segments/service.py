@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,12 +34,27 @@ from accord.segments.rules import (
 from accord.segments.tables import segment_changes, segment_definitions, segment_members, segment_sizes, segment_state
 from accord.storage import utcnow
 
+log = logging.getLogger(__name__)
+
 SOURCE_NAME = "accord-segments"
-CHUNK = 900
+CHUNK = 900  # profile ids per state-store statement
+SCAN_CHUNK = 250_000  # profile ids per event-log query: each query scans the log once, so few and large
 
 
 class SegmentNotFound(LookupError):
     """No segment (or trait) of that name."""
+
+
+class SegmentInUse(ValueError):
+    """A segment that other segments refer to cannot be deleted."""
+
+
+def _refers_to(cond: Any, name: str) -> bool:
+    from accord.segments.rules import Group, SegmentCondition
+
+    if isinstance(cond, Group):
+        return any(_refers_to(c, name) for c in cond.items)
+    return isinstance(cond, SegmentCondition) and cond.name == name
 
 
 @dataclass(frozen=True)
@@ -211,10 +227,39 @@ def compute_members(
         return {str(r[0]) for r in engine.rows(query)}
     members: set[str] = set()
     query = vocab.compiler(engine.dialect, now, rfm).members_query(definition.rule, restrict=True)
-    for chunk in _chunks(sorted(set(profile_ids)), 5000):
+    for chunk in _chunks(sorted(set(profile_ids)), SCAN_CHUNK):
         query.params["ids"] = chunk
         members.update(str(r[0]) for r in engine.rows(query))
     return members
+
+
+def compute_all_members(
+    state: sa.Engine,
+    engine: QueryEngine,
+    vocab: Vocabulary,
+    names: list[str],
+    now: datetime,
+    profile_ids: Sequence[str] | None = None,
+    anchors: dict[str, str] | None = None,
+) -> dict[str, set[str]]:
+    """Members of several segments from ONE scan of the event log (among PROFILE_IDS when given).
+
+    ANCHORS, when given, receives each returned profile's newest anchor identifier (to address timeline events).
+    """
+    rules = [vocab.segments[n].rule for n in names]
+    query = vocab.compiler(engine.dialect, now, rfm_thresholds(state)).memberships_query(rules, profile_ids is not None)
+    out: dict[str, set[str]] = {n: set() for n in names}
+    chunks = [None] if profile_ids is None else list(_chunks(sorted(set(profile_ids)), SCAN_CHUNK))
+    for chunk in chunks:
+        if chunk is not None:
+            query.params["ids"] = chunk
+        for row in engine.rows(query):
+            if anchors is not None and row[1] is not None:
+                anchors[str(row[0])] = str(row[1])
+            for name, flag in zip(names, row[2:], strict=True):
+                if flag:
+                    out[name].add(str(row[0]))
+    return out
 
 
 def preview(
@@ -245,7 +290,7 @@ def _anchors(engine: QueryEngine, profile_ids: Sequence[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     if engine.dialect != "duckdb":
         return out
-    for chunk in _chunks(sorted(set(profile_ids)), 5000):
+    for chunk in _chunks(sorted(set(profile_ids)), SCAN_CHUNK):
         rows = engine.rows(
             Compiled(
                 "SELECT profile_id, arg_max(anchor, (timestamp, event_id)) FROM events "
@@ -284,9 +329,16 @@ def _record(
     exited: set[str],
     now: datetime,
     full: bool,
+    known_anchors: dict[str, str] | None = None,
 ) -> int:
     """Write membership changes, the feed, the size and the timeline events in one transaction; returns size."""
-    anchors = _anchors(engine, sorted(entered | exited)) if journal is not None and (entered or exited) else {}
+    anchors: dict[str, str] = {}
+    if journal is not None and (entered or exited):
+        known = known_anchors or {}
+        anchors = {p: known[p] for p in entered | exited if p in known}
+        missing = sorted((entered | exited) - set(anchors))
+        if missing:
+            anchors.update(_anchors(engine, missing))
     m = segment_members
     with state.begin() as conn:
         for chunk in _chunks(sorted(exited), CHUNK):
@@ -323,6 +375,8 @@ def evaluate(
     now: datetime | None = None,
     profile_ids: Sequence[str] | None = None,
     vocab: Vocabulary | None = None,
+    computed_members: set[str] | None = None,
+    anchors: dict[str, str] | None = None,
 ) -> EvaluationResult:
     """Evaluate one saved segment: fully, or only for PROFILE_IDS (incremental); store and emit the changes."""
     now = now or utcnow()
@@ -330,11 +384,13 @@ def evaluate(
     definition = vocab.segments.get(segment)
     if definition is None:
         raise SegmentNotFound(f"there is no segment named {segment!r}")
-    members = compute_members(state, engine, definition, now, profile_ids, vocab)
+    members = computed_members
+    if members is None:
+        members = compute_members(state, engine, definition, now, profile_ids, vocab)
     with state.connect() as conn:
         current = _current(conn, segment, profile_ids)
     entered, exited = members - current, current - members
-    size = _record(state, engine, journal, segment, entered, exited, now, full=profile_ids is None)
+    size = _record(state, engine, journal, segment, entered, exited, now, profile_ids is None, anchors)
     return EvaluationResult(segment, size, len(entered), len(exited))
 
 
@@ -364,15 +420,25 @@ def evaluate_all(
     now = now or utcnow()
     vocab = vocabulary(state)
     results = []
-    for name, definition in sorted(vocab.segments.items()):
-        if time_driven_only and not has_relative_time(definition.rule):
-            continue
-        results.append(evaluate(state, engine, journal, name, now, profile_ids, vocab))
+    names = [n for n, d in sorted(vocab.segments.items()) if not time_driven_only or has_relative_time(d.rule)]
+    anchors: dict[str, str] = {}
+    try:
+        computed: dict[str, set[str]] = compute_all_members(state, engine, vocab, names, now, profile_ids, anchors)
+    except RuleError:  # one segment cannot compile: evaluate them one by one so that the others still do
+        computed = {}
+    for name in names:
+        try:
+            results.append(evaluate(state, engine, journal, name, now, profile_ids, vocab, computed.get(name), anchors))
+        except RuleError:  # e.g. a declared trait it uses was removed: the other segments still evaluate
+            log.exception("segment %s cannot be evaluated", name)
     return results
 
 
 def delete_segment(state: sa.Engine, name: str) -> None:
     """Remove a segment: its members exit (recorded in the feed, no timeline events)."""
+    users = sorted(n for n, d in vocabulary(state).segments.items() if n != name and _refers_to(d.rule, name))
+    if users:
+        raise SegmentInUse(f"segment {name!r} is used by {', '.join(users)}; change or delete those first")
     now = utcnow()
     with state.begin() as conn:
         members = _current(conn, name, None)
@@ -468,7 +534,7 @@ def computed_traits(
     names = [*BUILTINS, *sorted(vocab.traits)]
     query = vocab.compiler(engine.dialect, now or utcnow(), rfm_thresholds(state)).traits_query(names)
     out: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(sorted(set(profile_ids)), 5000):
+    for chunk in _chunks(sorted(set(profile_ids)), SCAN_CHUNK):
         query.params["ids"] = chunk
         for row in engine.rows(query):
             out[str(row[0])] = {n: _plain(v) for n, v in zip(names, row[1:], strict=True)}
@@ -517,3 +583,20 @@ def hashed_audience_csv(
 def now_utc() -> datetime:
     """The evaluation instant."""
     return datetime.now(UTC)
+
+
+def apply_examples(state: sa.Engine, engine: QueryEngine, journal: Journal | None) -> list[dict[str, Any]]:
+    """Apply the demo retailer's example segments (RFM cut points first)."""
+    from pathlib import Path
+
+    from accord.segments.rules import parse_documents
+
+    refresh_rfm(state, engine)
+    text = (Path(__file__).parent / "examples" / "demo.yaml").read_text(encoding="utf-8")
+    return [apply_segment(state, engine, journal, d, None) for d in parse_documents(text, "segment")]
+
+
+def profile_additions(state: sa.Engine, engine: QueryEngine, profile_id: str) -> dict[str, Any]:
+    """What segments add to a profile view: its computed traits (as of now) and the segments it is in."""
+    traits = computed_traits(state, engine, [profile_id]).get(profile_id, {})
+    return {"computed_traits": traits, "segments": segments_of(state, profile_id)}

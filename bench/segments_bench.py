@@ -1,0 +1,219 @@
+"""Segment evaluation benchmark: a five-condition segment over N profiles / M events on DuckDB.
+
+Compares the compiled segment with a hand-written DuckDB query for the same segment (the ceiling), and measures
+incremental evaluation: the time to re-evaluate the profiles touched by one second of ingestion at a given rate.
+
+    .venv/bin/python bench/segments_bench.py --profiles 1000000 --events 20000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from accord.segments.compile import Vocabulary
+from accord.segments.engines import DuckDBEngine
+from accord.segments.rules import parse_documents
+from accord.storage.events.duckdb import DuckDBEventStore
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+SEGMENT = """
+name: five-conditions
+rule:
+  all:
+    - trait: country
+      in: [PL, DK]
+    - event: Order Completed
+      channel: store
+      within: 365d
+      count: {gte: 2}
+    - event: Product Viewed
+      within: 30d
+    - not:
+        event: Order Completed
+        within: 60d
+    - computed: lifetime_revenue
+      gte: 10000
+"""
+
+HAND_WRITTEN = """
+WITH t AS (
+  SELECT profile_id,
+    arg_max(json_extract_string(raw, '$.traits.country'), timestamp) FILTER (WHERE type = 'identify') AS country,
+    count(*) FILTER (WHERE event = 'Order Completed' AND channel = 'store' AND timestamp >= $y) AS store_orders,
+    count(*) FILTER (WHERE event = 'Product Viewed' AND timestamp >= $m) AS views,
+    count(*) FILTER (WHERE event = 'Order Completed' AND timestamp >= $r) AS recent_orders,
+    coalesce(sum(revenue_minor) FILTER (WHERE event = 'Order Completed'), 0) AS revenue
+  FROM events GROUP BY profile_id)
+SELECT profile_id FROM t
+WHERE country IN ('PL', 'DK') AND store_orders >= 2 AND views >= 1 AND recent_orders = 0 AND revenue >= 10000
+"""
+
+
+def generate(store: DuckDBEventStore, profiles: int, events: int) -> float:
+    """Synthetic events: one identify per profile (country trait), the rest tracks over two years."""
+    started = time.perf_counter()
+    with store._write_lock:  # the benchmark fills the table in place
+        cur = store._cur()
+        cur.execute(
+            f"""
+            INSERT INTO events
+            SELECT 'e' || i, i, 'src', 'm' || i,
+                   CASE WHEN i < {profiles} THEN 'identify' ELSE 'track' END,
+                   CASE WHEN i < {profiles} THEN NULL
+                        WHEN h % 20 < 2 THEN 'Order Completed' WHEN h % 20 < 11 THEN 'Product Viewed'
+                        WHEN h % 20 < 14 THEN 'Product Added' ELSE 'Page Viewed' END,
+                   NULL,
+                   ['web', 'app', 'store', 'email'][1 + (h // 20) % 4],
+                   TIMESTAMPTZ '2026-06-01 00:00:00+00' - to_seconds((h // 80) % (730 * 86400)),
+                   TIMESTAMPTZ '2026-06-01 00:00:00+00' - to_seconds((h // 80) % (730 * 86400)),
+                   NULL, NULL, 'u' || pid, NULL, ['user_id:u' || pid], 'user_id:u' || pid, 'p' || pid,
+                   CASE WHEN i >= {profiles} AND h % 20 < 2 THEN 1000 + (h // 7) % 20000 END,
+                   CASE WHEN i >= {profiles} AND h % 20 < 2 THEN 'PLN' END,
+                   NULL, NULL, NULL, NULL, NULL,
+                   CASE WHEN i < {profiles}
+                        THEN '{{"type":"identify","traits":{{"country":"' ||
+                             ['PL', 'DK', 'GB', 'RU', 'KZ', 'CN'][1 + pid % 6] || '"}}}}'
+                        ELSE '{{"type":"track"}}' END
+            FROM (SELECT i, (hash(i) % 1000000000000)::BIGINT AS h,
+                         CASE WHEN i < {profiles} THEN i ELSE (hash(i * 7) % {profiles})::BIGINT END AS pid
+                  FROM range({events}) AS r(i))
+            """
+        )
+        cur.execute("CHECKPOINT")
+        cur.close()
+    return time.perf_counter() - started
+
+
+def end_to_end(store: DuckDBEventStore, profiles: int, rate: int, batches: int, directory: Path) -> dict[str, float]:
+    """Load one second of events (RATE) at a time and run the incremental evaluator on it, state store included.
+
+    Latency per batch = loading the batch into DuckDB + finding the touched profiles + re-evaluating them + writing
+    membership, feed, sizes and Segment Entered/Exited events (SQLite state store, one transaction).
+    """
+    from accord.collect.journal import Journal
+    from accord.segments import service
+    from accord.segments.runtime import SegmentRuntime
+    from accord.storage import create_state_engine, migrate
+
+    state = create_state_engine(f"sqlite:///{directory / 'bench-state.sqlite'}")
+    migrate(state)
+    engine = DuckDBEngine(store)
+    definition = parse_documents(SEGMENT, "segment")[0]
+    started = time.perf_counter()
+    service.apply_segment(state, engine, None, definition, NOW)
+    apply_s = time.perf_counter() - started
+    runtime = SegmentRuntime(state, engine, Journal(state), lambda _seq: [], lambda _pid: [], clock=lambda: NOW)
+    seq = int(store.query("SELECT max(journal_seq) FROM events")[0][0])
+    runtime._save_cursors(seq, 0)  # the full evaluation above covered everything so far
+    rng = random.Random(11)
+    latencies = []
+    for b in range(batches):
+        import pyarrow as pa
+
+        from accord.storage.events.base import EVENT_COLUMNS
+
+        rows = []
+        for k in range(rate):
+            pid = rng.randrange(profiles)
+            order = rng.random() < 0.3
+            at = NOW - timedelta(seconds=rng.randrange(3 * 86400))
+            rows.append({c: None for c in EVENT_COLUMNS} | {
+                "event_id": f"b{b}-{k}", "journal_seq": seq + 1, "type": "track", "channel": "store",
+                "event": "Order Completed" if order else "Product Viewed", "timestamp": at, "received_at": at,
+                "anchor": f"user_id:u{pid}", "profile_id": f"p{pid}", "identifiers": [f"user_id:u{pid}"],
+                "revenue_minor": 5000 if order else None, "raw": '{"type":"track"}',
+            })  # fmt: skip
+        table = pa.table({c: pa.array([r[c] for r in rows], t) for c, t in EVENT_COLUMNS.items()})
+        started = time.perf_counter()
+        store.load(table, seq + 1, [])
+        runtime.on_events(seq, seq + 1)
+        latencies.append(time.perf_counter() - started)
+        seq += 1
+    latencies.sort()
+    return {
+        "apply_full_with_state_s": round(apply_s, 2),
+        "e2e_batches": batches,
+        "e2e_median_s": round(statistics.median(latencies), 3),
+        "e2e_max_s": round(latencies[-1], 3),
+        "e2e_p99_s": round(latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))], 3),
+    }
+
+
+def timed(fn: object, runs: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = fn()  # type: ignore[operator]
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profiles", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=20_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rate", type=int, default=20_000, help="ingestion rate (events/s) for the incremental part")
+    parser.add_argument("--batches", type=int, default=20, help="one-second batches measured for incremental p99")
+    parser.add_argument("--e2e", type=int, default=0, help="also run N end-to-end incremental batches (state store)")
+    parser.add_argument("--dir", type=Path, default=None, help="where the DuckDB file goes (default: a temp dir)")
+    args = parser.parse_args()
+
+    directory = args.dir or Path(tempfile.mkdtemp(prefix="accord-seg-bench-"))
+    path = directory / f"events-{args.profiles}-{args.events}.duckdb"
+    fresh = not path.exists()
+    store = DuckDBEventStore(path)
+    generated = generate(store, args.profiles, args.events) if fresh else 0.0
+    engine = DuckDBEngine(store)
+
+    definition = parse_documents(SEGMENT, "segment")[0]
+    compiled = Vocabulary().compiler("duckdb", NOW).members_query(definition.rule)
+    accord_s, accord_rows = timed(lambda: engine.rows(compiled), args.runs)
+    hand_params = {"y": NOW - timedelta(days=365), "m": NOW - timedelta(days=30), "r": NOW - timedelta(days=60)}
+    hand_s, hand_rows = timed(lambda: store.query(HAND_WRITTEN, hand_params), args.runs)  # type: ignore[arg-type]
+    assert sorted(accord_rows) == sorted(hand_rows), "compiled and hand-written queries disagree"  # type: ignore[arg-type]
+
+    # incremental: the profiles touched by one second of ingestion at RATE events/s, re-evaluated alone
+    restricted = Vocabulary().compiler("duckdb", NOW).members_query(definition.rule, restrict=True)
+    rng = random.Random(7)
+    latencies = []
+    for _ in range(args.batches):
+        touched = sorted({f"p{rng.randrange(args.profiles)}" for _ in range(args.rate)})
+        restricted.params["ids"] = touched
+        started = time.perf_counter()
+        engine.rows(restricted)
+        latencies.append(time.perf_counter() - started)
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+    result = {
+        "profiles": args.profiles,
+        "events": args.events,
+        "members": len(accord_rows),  # type: ignore[arg-type]
+        "generate_s": round(generated, 1),
+        "accord_full_median_s": round(accord_s, 3),
+        "hand_written_median_s": round(hand_s, 3),
+        "ratio": round(accord_s / hand_s, 2),
+        "incremental_batch_events": args.rate,
+        "incremental_median_s": round(statistics.median(latencies), 3),
+        "incremental_p99_s": round(p99, 3),
+        "runs": args.runs,
+        "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip(),
+        "loadavg": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None,
+    }
+    if args.e2e:
+        result.update(end_to_end(store, args.profiles, args.rate, args.e2e, directory))
+    print(json.dumps(result, indent=2))
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
