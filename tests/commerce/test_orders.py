@@ -203,6 +203,7 @@ def test_points_follow_the_order_and_its_return(shop: Platform) -> None:
     """Story 17 with loyalty: the web order earns points (Order Completed); returning half of it at a store takes
     back half of them (one Order Returned with the amount), nothing more."""
     s, j = shop.state, shop.journal
+    shop.loyalty.configure({})  # a loyalty program runs (the default earn rules): orders earn points only then
     inventory.adjust(s, j, "online", "LAMP-1", 4)
     order = orders.place_order(
         s,

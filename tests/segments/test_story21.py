@@ -74,6 +74,23 @@ def test_demo_segments_match_an_independent_polars_computation(tmp_path: Path) -
     try:
         graph = queries.grouping(platform.state)
         orders = _orders(home / "demo-data", graph, platform.rules)
+        # the demo also places a few orders through commerce (pickups, returns): part of its data, read as rows
+        from accord.collect.sources import source_by_name
+        from accord.commerce.events import SOURCE_NAME
+
+        commerce = source_by_name(platform.state, SOURCE_NAME)
+        if commerce is not None:
+            placed = platform.events.query(
+                "SELECT profile_id, timestamp, channel = 'store' FROM events "
+                "WHERE event = 'Order Completed' AND source_id = ? AND profile_id IS NOT NULL",
+                [commerce.id],
+            )
+            extra = pl.DataFrame(
+                [(pid, at.astimezone(UTC), store) for pid, at, store in placed],
+                schema={"profile_id": pl.String, "at": pl.Datetime("us", "UTC"), "store": pl.Boolean},
+                orient="row",
+            )
+            orders = pl.concat([orders, extra])
         now = orders["at"].max() + timedelta(hours=1)  # type: ignore[operator]
         engine = DuckDBEngine(platform.events)
         for name in ("loyal-store-shoppers", "lapsed-spring-buyers", "multi-channel-customers"):
