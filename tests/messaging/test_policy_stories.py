@@ -178,3 +178,12 @@ def test_story_6_hold_outs_follow_conversation_and_case_events_from_other_system
     event("Support Case Closed")
     free = messaging.send(pid, "promo", channels=["email"], at=datetime(2031, 2, 3, 12, tzinfo=UTC))
     assert free["status"] == "queued"
+
+
+def test_ab_variants_split_by_weight_and_stay_put() -> None:
+    from accord.messaging.broadcasts import variant_for
+
+    arms = [{"name": "A", "weight": 1}, {"name": "B", "weight": 3}]
+    picks = [variant_for("B1", f"P{i}", arms)["name"] for i in range(4000)]
+    assert 850 < picks.count("A") < 1150  # a quarter
+    assert picks == [variant_for("B1", f"P{i}", arms)["name"] for i in range(4000)]
