@@ -425,7 +425,7 @@ class Messaging:
         if rows:
             insert = _insert(conn)(t.deliveries).on_conflict_do_nothing(index_elements=["idempotency_key"])
             result = conn.execute(insert, rows)
-            if result.rowcount is not None and 0 <= result.rowcount < len(rows):
+            if events and result.rowcount != len(rows):
                 # some keys existed already (a retry): keep only the events of rows really inserted
                 inserted = {
                     r.id
