@@ -38,6 +38,7 @@ app.add_typer(messaging_cli.broadcast_app, name="broadcast")
 app.add_typer(messaging_cli.consent_app, name="consent")
 app.add_typer(messaging_cli.providers_app, name="providers")
 app.add_typer(messaging_cli.outbox_app, name="outbox")
+app.add_typer(messaging_cli.privacy_app, name="privacy")
 
 try:  # the importers live in their own module
     from accord.cli import imports as imports_cli
