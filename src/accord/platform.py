@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import sqlalchemy as sa
 
+from accord.collect.emit import emit
 from accord.collect.intake import Intake
 from accord.collect.journal import Journal
 from accord.collect.processor import Processor
@@ -19,9 +20,19 @@ from accord.consent.service import Consents
 from accord.identity import queries as identity_queries
 from accord.identity.graph import IdentityGraph
 from accord.identity.rules import IdentityRules
+from accord.journeys import service as journeys_service
+from accord.journeys.engine import Engine as JourneyEngine
+from accord.journeys.feed import address_of, event_reader, traits_lookup
+from accord.journeys.runner import Runner as JourneyRunner
+from accord.loyalty.orders import OrderPoints
+from accord.loyalty.service import LoyaltyService
 from accord.messaging.service import Messaging
+from accord.offers.service import OfferService
+from accord.segments.engines import DuckDBEngine
+from accord.segments.runtime import SegmentRuntime
 from accord.storage import create_state_engine, migrate
 from accord.storage.events import EventStore, open_event_store
+from accord.storage.group_commit import GroupCommitter
 
 
 @dataclass
@@ -35,6 +46,12 @@ class Platform:
     journal: Journal
     graph: IdentityGraph
     processor: Processor
+    segments: SegmentRuntime
+    journeys: JourneyEngine
+    journey_runner: JourneyRunner
+    committer: GroupCommitter
+    offers: OfferService
+    loyalty: LoyaltyService
     _sources: dict[str, SourceInfo] = field(default_factory=dict)
 
     def lookup_source(self, write_key: str) -> SourceInfo | None:
@@ -48,10 +65,6 @@ class Platform:
                 self._sources.clear()
             cached = self._sources[write_key] = SourceInfo(source.id, source.channel)
         return cached
-
-    def forget_source(self, write_key: str) -> None:
-        """Drop a cached lookup (after sources change)."""
-        self._sources.pop(write_key, None)
 
     def record_rejects(self, intake: Intake, channel: str) -> None:
         """Keep the rejected messages of a request, so that nothing is dropped silently."""
@@ -90,15 +103,24 @@ class Platform:
 
         self.processor.add_listener(hold_out_listener(self.messaging, self.events))
 
-    def last_event_at(self) -> datetime | None:
-        """Newest event time."""
-        return self.events.last_event_at()
-
     def close(self) -> None:
         """Stop background work and close the stores."""
+        self.journey_runner.stop()
         self.processor.stop()
+        self.journal.close()
+        self.segments.stop()
+        self.committer.stop()
         self.events.close()
         self.state.dispose()
+
+
+def _emit_staged(journal: Journal, conn: sa.Connection, items: list[tuple[str, dict[str, Any]]]) -> None:
+    """Emit the events a group of domain writes staged: one journal entry per internal source and group."""
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for source, message in items:
+        by_source.setdefault(source, []).append(message)
+    for source, messages in by_source.items():
+        emit(conn, journal, source, "other", messages)
 
 
 def open_platform(settings: Settings, read_only_events: bool = False) -> Platform:
@@ -115,6 +137,54 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
     journal = Journal(state)
     graph = IdentityGraph(state, rules)
     processor = Processor(journal, graph, events)
-    platform = Platform(settings, state, events, rules, journal, graph, processor)
+    segments = SegmentRuntime(
+        state, DuckDBEngine(events), journal, graph.changes_since, lambda pid: identity_queries.merges_of(state, pid)
+    )
+    processor.add_listener(segments.on_events)  # before journeys: they see membership as of the same events
+    committer = GroupCommitter(state, partial(_emit_staged, journal))  # one commit for many redemptions/burns
+    offers = OfferService(state, journal, committer)
+    loyalty = LoyaltyService(state, journal, committer)
+    processor.add_listener(OrderPoints(loyalty, events))
+    journeys = _journeys(state, events, journal, processor, read_only_events)
+    platform = Platform(
+        settings,
+        state,
+        events,
+        rules,
+        journal,
+        graph,
+        processor,
+        segments=segments,
+        journeys=journeys,
+        journey_runner=JourneyRunner(journeys),
+        committer=committer,
+        offers=offers,
+        loyalty=loyalty,
+    )
     platform.wire_listeners()
     return platform
+
+
+def _journeys(
+    state: sa.Engine, events: EventStore, journal: Journal, processor: Processor, read_only: bool
+) -> JourneyEngine:
+    """The journey engine, fed by every loaded slice of events; its profile updates go onto the timeline."""
+
+    def emit_updates(conn: sa.Connection, updates: Sequence[dict[str, Any]]) -> None:
+        messages = []
+        for update in updates:
+            address = address_of(state, update["profile_id"])
+            if address is not None:
+                messages.append({"type": "identify", **address, "traits": update["traits"]})
+        emit(conn, journal, "accord-journeys", "other", messages)
+
+    engine = JourneyEngine(state, emitter=emit_updates, traits=traits_lookup(events))
+    if not read_only:
+        journeys_service.init_cursor(state, events.cursors()[0])
+    reader = event_reader(events)
+
+    def feed(_after: int, upto: int) -> None:
+        journeys_service.feed_events(engine, reader, upto)
+
+    processor.add_listener(feed)
+    return engine

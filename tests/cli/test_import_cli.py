@@ -66,8 +66,12 @@ def test_orders_import_then_reimport_then_rejects(cli: typer.Typer, tmp_path: Pa
 
     platform = open_platform(load_settings({"ACCORD_HOME": str(home)}))
     try:
-        assert platform.events.count_events() == 3  # P1, P2, P3: loaded before the command exited
-        assert platform.events.query("SELECT sum(revenue_minor) FROM events")[0][0] == 2500 + 500 + 1250 + 100
+        orders = platform.events.query(
+            "SELECT count(*), sum(revenue_minor) FROM events WHERE event = 'Order Completed'"
+        )
+        assert orders[0] == (3, 2500 + 500 + 1250 + 100)  # P1, P2, P3: loaded before the command exited
+        earned = platform.events.query("SELECT count(*) FROM events WHERE event <> 'Order Completed'")[0][0]
+        assert earned == 1  # loyalty: points for P1, the one receipt with a loyalty card
         assert profile_for_identifier(platform.state, "loyalty_card:2990000000011") is not None
     finally:
         platform.close()

@@ -25,6 +25,7 @@ from accord.demo.generator import (
     DemoSpec,
     generate,
 )
+from accord.demo.legacy import LEGACY_HEADER
 
 SPEC = DemoSpec(customers=200, days=60, seed=7)
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -414,6 +415,8 @@ def test_truth_matches_every_identifier_used(
         used.update(order_identifiers(r, stores))
     for r in crm:
         used.update(crm_identifiers(r))
+    for r in read_csv(demo.out_dir / "legacy_customers.csv")[1]:
+        used.update(crm_identifiers({**r, "customer_id": r["legacy_id"], "loyalty_card": ""}))
     missing = used - set(truth)
     assert not missing, f"identifiers used but absent from truth.csv: {sorted(missing)[:5]}"
     unused = set(truth) - used
@@ -536,3 +539,21 @@ def test_window_and_spread_on_a_full_year(tmp_path: Path) -> None:
     counts = sorted(per_user.values())
     assert counts[-1] > 5 * counts[len(counts) // 2]
     assert {"pl-PL", "da-DK", "ru-RU", "ru-KZ", "zh-CN", "en-GB"} <= locales
+
+
+def test_legacy_records_are_noisy_copies_sharing_no_identifier(
+    demo: DemoResult, crm: list[dict[str, str]], truth: dict[tuple[str, str], str]
+) -> None:
+    header, legacy = read_csv(demo.out_dir / "legacy_customers.csv")
+    assert tuple(header) == LEGACY_HEADER
+    assert 0.15 <= len(legacy) / len(crm) <= 0.35
+    by_entity = {truth[("customer_id", r["customer_id"])]: r for r in crm}
+    typos = moved = 0
+    for row in legacy:
+        person = truth[("customer_id", row["legacy_id"])]
+        original = by_entity[person]  # every legacy record is a CRM person's
+        legacy_ids = set(crm_identifiers({**row, "customer_id": row["legacy_id"], "loyalty_card": ""}))
+        assert not legacy_ids & set(crm_identifiers(original))
+        typos += row["last_name"] != original["last_name"] or row["first_name"] != original["first_name"]
+        moved += row["address"] != original["address"]
+    assert typos > len(legacy) * 0.2 and moved > len(legacy) * 0.2

@@ -39,7 +39,7 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     )
     live.port, live.url = port, f"http://127.0.0.1:{port}"
     live.env["ACCORD_PORT"] = str(port)
-    yield live.start()
+    yield live.start(timeout=180)  # a busy machine can take long to start a server
     live.stop()
 
 

@@ -187,3 +187,18 @@ def test_ab_variants_split_by_weight_and_stay_put() -> None:
     picks = [variant_for("B1", f"P{i}", arms)["name"] for i in range(4000)]
     assert 850 < picks.count("A") < 1150  # a quarter
     assert picks == [variant_for("B1", f"P{i}", arms)["name"] for i in range(4000)]
+
+
+def test_a_broadcast_to_a_segment_reaches_its_members(platform: Platform, messaging: Messaging) -> None:
+    from accord.segments import service as segments
+    from accord.segments.engines import DuckDBEngine
+    from accord.segments.rules import parse_documents
+
+    messaging.policy = PolicyConfig(quiet_hours=None)
+    pole = reachable_person(platform, "ola", country="PL")
+    reachable_person(platform, "sven", country="DK")
+    definition = parse_documents("name: poles\nrule:\n  trait: country\n  in: [PL]\n", "segment")[0]
+    segments.apply_segment(platform.state, DuckDBEngine(platform.events), platform.journal, definition, None)
+    planned = create_broadcast(messaging, "pl", "promo", {"segment": "poles"}, channels=["email"])
+    assert (planned["audience"], planned["planned"]) == (1, {"queued": 1})
+    assert [d["profile_id"] for d in messaging.deliveries_of(pole)] == [pole]

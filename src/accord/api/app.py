@@ -20,9 +20,15 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from accord import __version__
 from accord.api.admin import AdminController
+from accord.api.analytics import AnalyticsController
 from accord.api.collect import collect_message, error_body
+from accord.api.commerce import CommerceController, commerce_runtime
 from accord.api.consent import ConsentController, ConsentPages
+from accord.api.identity import IdentityController
+from accord.api.journeys import JourneysController, TasksController
+from accord.api.loyalty import LoyaltyController
 from accord.api.messaging import MessagingController, Sending, TrackingController
+from accord.api.offers import OffersController
 from accord.collect.writer import JournalWriter
 from accord.config import Settings
 from accord.platform import Platform, open_platform
@@ -91,6 +97,8 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
         await writer.start()
         if settings.processing:
             plat.processor.start(worker_process=settings.resolver == "process", state_url=settings.state_url)
+            plat.journey_runner.start()
+            plat.segments.start()  # time-driven re-evaluation of rolling windows
         app.state.platform = plat
         app.state.writer = writer
         app.state.admin_token = admin_token(settings)
@@ -100,7 +108,8 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
             else None
         )
         try:
-            yield
+            async with commerce_runtime(app, plat):
+                yield
         finally:
             if sending is not None:
                 sending.close()
@@ -113,10 +122,17 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
         route_handlers=[
             collect_message,
             AdminController,
+            CommerceController,
+            JourneysController,
+            TasksController,
+            OffersController,
+            LoyaltyController,
             MessagingController,
             TrackingController,
             ConsentController,
             ConsentPages,
+            AnalyticsController,
+            IdentityController,
         ],
         lifespan=[lifespan],
         guards=[_guard],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -16,6 +17,15 @@ from accord.config import Settings, load_settings
 from accord.platform import Platform, open_platform
 
 console = Console()
+
+
+class Format(StrEnum):
+    """Output format of a command."""
+
+    text = "text"
+    json = "json"
+
+
 err_console = Console(stderr=True)
 
 

@@ -14,7 +14,12 @@ from accord.cli.context import console, fail, local_platform, running_server, se
 
 app = typer.Typer(help="The demo retailer: generate it, load it, serve it.", invoke_without_command=True)
 
-DEMO_SOURCES = {"customers": ("demo-crm", "other"), "events": ("demo-events", "auto"), "orders": ("demo-pos", "store")}
+DEMO_SOURCES = {
+    "customers": ("demo-crm", "other"),
+    "events": ("demo-events", "auto"),
+    "orders": ("demo-pos", "store"),
+    "legacy": ("demo-legacy", "store"),
+}
 
 
 def _progress() -> Progress:
@@ -40,9 +45,11 @@ def generate_files(customers: int, days: int, seed: int, out: Path) -> dict[str,
 def load_files(directory: Path) -> dict[str, Any]:
     """Import the demo files (CRM customers, events, POS receipts) into the local stores and process them."""
     from accord.collect.importers import import_customers, import_events, import_orders
+    from accord.collect.importers.customers import CustomerColumns
     from accord.collect.imports import JournalSink
     from accord.collect.segment import SourceInfo
     from accord.collect.sources import ensure_source
+    from accord.journeys import service as journeys_service
 
     s = settings()
     if running_server(s) is not None:
@@ -55,8 +62,11 @@ def load_files(directory: Path) -> dict[str, Any]:
             ("customers", import_customers, directory / "customers.csv", {}),
             ("events", import_events, directory / "events.jsonl", {}),
             ("orders", import_orders, directory / "orders.csv", {"store_countries": store_countries}),
+            ("legacy", import_customers, directory / "legacy_customers.csv", {"mapping": CustomerColumns("legacy_id")}),
         )
         for kind, importer, path, options in steps:
+            if kind == "legacy" and not path.exists():
+                continue  # a demo generated before the legacy registry existed
             name, channel = DEMO_SOURCES[kind]
             source = ensure_source(platform.state, name, channel)
             sink = JournalSink(platform.journal, SourceInfo(source.id, source.channel))
@@ -75,6 +85,9 @@ def load_files(directory: Path) -> dict[str, Any]:
                 "rejected_rows": report.rejected_rows,
                 "seconds": round(time.perf_counter() - started, 2),
             }
+        from accord.commerce import demo as commerce_demo
+
+        summary["commerce"] = commerce_demo.load(platform.state, directory)  # stores, catalog, demo stock levels
         started = time.perf_counter()
         total = platform.processor.lag()
         with _progress() as progress:
@@ -83,6 +96,8 @@ def load_files(directory: Path) -> dict[str, Any]:
                 progress.update(task, completed=total - platform.processor.lag())
         platform.processor.sync_identity()
         summary["processing_seconds"] = round(time.perf_counter() - started, 2)
+        journeys_service.skip_to(platform.state, platform.events.cursors()[0])  # history does not trigger journeys
+        summary["journeys"] = [j["name"] for j in journeys_service.apply_library(platform.state)]
         summary["stats"] = platform.stats()
     return summary
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import typer
 from rich.table import Table
 
+from accord.cli import analytics as analytics_cli
+from accord.cli import commerce as commerce_cli
 from accord.cli import demo as demo_cli
 from accord.cli import identity as identity_cli
+from accord.cli import journeys as journeys_cli
+from accord.cli import loyalty as loyalty_cli
 from accord.cli import messaging as messaging_cli
-from accord.cli.context import api_result, console, err_console, fail, local_platform, running_server, settings
+from accord.cli import offers as offers_cli
+from accord.cli.context import Format, api_result, console, err_console, fail, local_platform, running_server, settings
 from accord.collect.errors import CollectError
 from accord.collect.sources import add_source, list_sources
 
@@ -33,12 +37,17 @@ app.add_typer(sources_app, name="sources")
 app.add_typer(profile_app, name="profile")
 app.add_typer(demo_cli.app, name="demo")
 app.add_typer(identity_cli.app, name="identity")
+app.add_typer(commerce_cli.app, name="commerce")
+app.add_typer(journeys_cli.app, name="journey")
+app.add_typer(offers_cli.app, name="offers")
+app.add_typer(loyalty_cli.app, name="loyalty")
 app.add_typer(messaging_cli.template_app, name="template")
 app.add_typer(messaging_cli.broadcast_app, name="broadcast")
 app.add_typer(messaging_cli.consent_app, name="consent")
 app.add_typer(messaging_cli.providers_app, name="providers")
 app.add_typer(messaging_cli.outbox_app, name="outbox")
 app.add_typer(messaging_cli.privacy_app, name="privacy")
+app.add_typer(analytics_cli.app, name="analyze")
 
 try:  # the importers live in their own module
     from accord.cli import imports as imports_cli
@@ -46,13 +55,6 @@ try:  # the importers live in their own module
     app.add_typer(imports_cli.app, name="import")
 except ImportError:  # pragma: no cover - only while the module is absent
     pass
-
-
-class Format(StrEnum):
-    """Output format."""
-
-    text = "text"
-    json = "json"
 
 
 def _dump(data: Any) -> None:

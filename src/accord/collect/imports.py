@@ -71,8 +71,16 @@ class HttpSink:
         )
         if response.status_code >= 400 and response.status_code != 400:
             raise RuntimeError(f"server answered {response.status_code}: {response.text[:300]}")
-        data = response.json()
-        rejected = data.get("rejected") or data.get("error", {}).get("rejected") or []
+        try:
+            data = response.json()
+        except ValueError:
+            raise RuntimeError(f"server answered {response.status_code} with no JSON: {response.text[:300]}") from None
+        error = data.get("error") if isinstance(data.get("error"), dict) else {}
+        rejected = data.get("rejected") or error.get("rejected") or []
+        if response.status_code == 400 and not rejected:
+            # A fault of the whole request (e.g. invalid body): nothing was stored and no message was answered.
+            code, message = error.get("code", "bad_request"), error.get("message") or response.text[:300]
+            raise RuntimeError(f"server answered 400 ({code}): {message}")
         rejects = [(messages[r["index"]][0], r["code"], r["reason"]) for r in rejected]
         duplicates = int(data.get("duplicates", 0))
         return SendResult(int(data.get("accepted", 0)) - duplicates, duplicates, rejects)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from accord.collect.tables import ingest_rejects, journal, message_ids
-from accord.storage import utcnow
+from accord.storage import WriteTurn, utcnow
 
 _ROWS_PER_INSERT = 5000
 _CLAIMS = sa.select(message_ids.c.message_id, message_ids.c.seq).where(
@@ -42,8 +46,27 @@ class JournalEntry:
     items: list[tuple[int, str]]
 
 
+_encode = msgspec.json.Encoder().encode
+_SQLITE_INSERT = "INSERT INTO journal (source_id, received_at, kind, body, items, n_items) VALUES (?,?,?,?,?,?)"
+
+
 def _items_text(batch: JournalBatch) -> str:
-    return json.dumps(batch.items, separators=(",", ":"))
+    return _encode(batch.items).decode()
+
+
+def _sqlite_rows(batches: Sequence[JournalBatch]) -> list[tuple[str, str, str, bytes, str, int]]:
+    return [
+        (
+            b.source_id,
+            b.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+            b.kind,
+            b.body,
+            _items_text(b),
+            len(b.items),
+        )
+        for b in batches
+        if b.items
+    ]
 
 
 class Journal:
@@ -52,6 +75,9 @@ class Journal:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._raw: Any = None  # SQLite: one DBAPI connection kept for appends (the intake's hot path)
+        self._raw_lock = threading.Lock()
+        self.turn = WriteTurn(engine)  # fair hand-over of the SQLite write lock between intake and worker
 
     def append(self, batch: JournalBatch) -> None:
         """Commit one request's accepted messages durably."""
@@ -59,30 +85,42 @@ class Journal:
 
     def append_groups(self, batches: Sequence[JournalBatch]) -> None:
         """Commit several requests in ONE transaction (group commit): one fsync for all of them."""
-        if any(b.items for b in batches):
+        if not any(b.items for b in batches):
+            return
+        if self.dialect != "sqlite":
             with self.engine.begin() as conn:
                 self.append_in(conn, batches)
+            return
+        rows = _sqlite_rows(batches)
+        with self._raw_lock, self.turn():  # straight on the driver: no pool checkout, statement machinery, reset
+            if self._raw is None:
+                self._raw = self.engine.raw_connection()
+            raw = self._raw
+            try:
+                raw.cursor().executemany(_SQLITE_INSERT, rows)  # the driver opens the transaction
+                raw.commit()  # synchronous=FULL: the write-ahead log is flushed before this returns
+            except BaseException:
+                self._raw = None
+                with contextlib.suppress(Exception):
+                    raw.rollback()
+                raw.invalidate()  # a connection that failed mid-commit is not reused
+                raise
+
+    def close(self) -> None:
+        """Give back the connection kept for appends."""
+        with self._raw_lock:
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
+            self.turn.close()
 
     def append_in(self, conn: sa.Connection, batches: Sequence[JournalBatch]) -> None:
         """Append within the caller's transaction (a domain change and the events it emits commit together)."""
         kept = [b for b in batches if b.items]
         if not kept:
             return
-        if self.dialect == "sqlite":  # the hot path: skip per-row type processing
-            conn.exec_driver_sql(
-                "INSERT INTO journal (source_id, received_at, kind, body, items, n_items) VALUES (?,?,?,?,?,?)",
-                [
-                    (
-                        b.source_id,
-                        b.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
-                        b.kind,
-                        b.body,
-                        _items_text(b),
-                        len(b.items),
-                    )
-                    for b in kept
-                ],
-            )
+        if self.dialect == "sqlite":  # skip per-row type processing
+            conn.exec_driver_sql(_SQLITE_INSERT, _sqlite_rows(kept))
         else:
             # One writer at a time keeps sequence order equal to commit order for the processor.
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(424242)")
@@ -101,17 +139,34 @@ class Journal:
                 ],
             )
 
-    def claim(self, entries: Sequence[JournalEntry]) -> dict[int, set[str]]:
-        """Claim the entries' message ids for loading, in one transaction.
+    def claim(self, entries: Sequence[JournalEntry], max_messages: int | None = None) -> dict[int, set[str]]:
+        """Claim the entries' message ids for loading, in one transaction per about MAX_MESSAGES messages.
 
         Returns, per entry seq, the ids that are duplicates of messages loaded by an earlier entry. An id already
-        claimed by the same entry (a replay after a crash) is not a duplicate.
+        claimed by the same entry (a replay after a crash) is not a duplicate, so claiming in several transactions
+        is as safe as in one: a crash between them replays the entries, which find their own claims.
         """
+        if max_messages is None:
+            return self._claim(entries)
+        out: dict[int, set[str]] = {}
+        part: list[JournalEntry] = []
+        size = 0
+        for entry in entries:
+            part.append(entry)
+            size += len(entry.items)
+            if size >= max_messages:
+                out.update(self._claim(part))
+                part, size = [], 0
+        if part:
+            out.update(self._claim(part))
+        return out
+
+    def _claim(self, entries: Sequence[JournalEntry]) -> dict[int, set[str]]:
         by_source: dict[str, list[JournalEntry]] = {}
         for entry in entries:
             by_source.setdefault(entry.source_id, []).append(entry)
         owners: dict[tuple[str, str], int] = {}
-        with self.engine.begin() as conn:
+        with self.turn(), self.engine.begin() as conn:
             for source_id, group in by_source.items():
                 rows = []
                 seen: set[str] = set()
@@ -165,12 +220,28 @@ class Journal:
                 )
             return {str(r[0]) for r in rows}
 
-    def read(self, after_seq: int, limit: int) -> list[JournalEntry]:
-        """Up to LIMIT batches after AFTER_SEQ, in order."""
+    def read(self, after_seq: int, limit: int, max_messages: int | None = None) -> list[JournalEntry]:
+        """Up to LIMIT batches after AFTER_SEQ, in order; with MAX_MESSAGES, only as many batches as hold about
+        that many messages (at least one), so a slice of single-message requests is as large as one of batches."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(journal).where(journal.c.seq > after_seq).order_by(journal.c.seq).limit(limit)
-            )
+            query = sa.select(journal).where(journal.c.seq > after_seq).order_by(journal.c.seq)
+            if max_messages is not None:
+                sizes = conn.execute(
+                    sa.select(journal.c.seq, journal.c.n_items)
+                    .where(journal.c.seq > after_seq)
+                    .order_by(journal.c.seq)
+                    .limit(limit)
+                ).all()
+                if not sizes:
+                    return []
+                total, last = 0, sizes[-1][0]
+                for seq, n_items in sizes:
+                    total += n_items
+                    if total >= max_messages:
+                        last = seq
+                        break
+                query = query.where(journal.c.seq <= last)
+            rows = conn.execute(query.limit(limit))
             return [
                 JournalEntry(
                     int(r.seq),
@@ -192,11 +263,6 @@ class Journal:
         """Number of messages acknowledged (client retries included)."""
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(journal.c.n_items), 0))).scalar_one())
-
-    def count_loaded_ids(self) -> int:
-        """Number of distinct message ids claimed for loading."""
-        with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(message_ids)).scalar_one())
 
     def record_rejects(self, rejects: Sequence[tuple[str | None, str, str, str, str | None]]) -> None:
         """Keep rejected messages (source, way in, code, reason, payload) so that nothing vanishes."""

@@ -25,11 +25,19 @@ log = logging.getLogger(__name__)
 class Processor:
     """Reads the journal after the event store's cursor, resolves identities, loads events."""
 
-    def __init__(self, journal: Journal, graph: IdentityGraph, events: EventStore, batch_size: int = 50) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        graph: IdentityGraph,
+        events: EventStore,
+        batch_size: int = 5000,
+        batch_messages: int = 20_000,
+    ) -> None:
         self.journal = journal
         self.graph = graph
         self.events = events
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # journal entries per slice, at most
+        self.batch_messages = batch_messages  # messages per slice, about (one request of a batch may exceed it)
         self.resolver = Resolver(journal, graph)
         self._pool: ProcessPoolExecutor | None = None
         self._wake = threading.Event()
@@ -59,9 +67,9 @@ class Processor:
         with self._lock:
             journal_seq, change_seq = self.events.cursors()
             if self._pool is None:
-                result = self.resolver.resolve_after(journal_seq, self.batch_size)
+                result = self.resolver.resolve_after(journal_seq, self.batch_size, self.batch_messages)
             else:
-                shipped = self._pool.submit(worker_resolve, journal_seq, self.batch_size).result()
+                shipped = self._pool.submit(worker_resolve, journal_seq, self.batch_size, self.batch_messages).result()
                 result = None if shipped is None else (read_ipc(shipped[0]), shipped[1])
             if result is None:
                 changes = self.graph.changes_since(change_seq)

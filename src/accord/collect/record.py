@@ -1,4 +1,4 @@
-"""The normalised event record: what the journal holds and the event store loads."""
+"""The normalised event record: what the processor builds from a journalled message and the event store loads."""
 
 from __future__ import annotations
 
@@ -33,18 +33,3 @@ class EventRecord(msgspec.Struct, array_like=True, omit_defaults=True):
     campaign_source: str | None = None
     campaign_medium: str | None = None
     campaign_name: str | None = None
-
-
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(EventRecord)
-_list_decoder = msgspec.msgpack.Decoder(list[EventRecord])
-
-
-def encode_record(record: EventRecord) -> bytes:
-    """Journal payload of a record."""
-    return _encoder.encode(record)
-
-
-def decode_record(payload: bytes) -> EventRecord:
-    """Record from its journal payload."""
-    return _decoder.decode(payload)

@@ -18,7 +18,7 @@ from accord.collect.segment import SourceInfo, build_record, merge_batch_level
 from accord.collect.sources import source_by_id
 from accord.identity.graph import IdentityGraph, Resolution, Touch
 from accord.identity.rules import IdentityRules
-from accord.storage import create_state_engine
+from accord.storage import create_state_engine, sync_state
 from accord.storage.events import EVENT_COLUMNS
 
 _json = msgspec.json.Decoder()
@@ -59,27 +59,43 @@ def records_to_table(
 
 
 class Resolver:
-    """Reads journal entries after a sequence number and returns them as one Arrow batch of resolved events."""
+    """Reads journal entries after a sequence number and returns them as one Arrow batch of resolved events.
 
-    def __init__(self, journal: Journal, graph: IdentityGraph) -> None:
+    With WRITE_CHUNK, its state-store writes (message-id claims, identity resolution) commit in transactions of
+    about that many messages: each holds the state store's write lock only briefly, so the durable intake, which
+    needs the same lock for every acknowledgement, waits milliseconds rather than a whole slice. Replaying a
+    slice (a crash between its transactions and the event-store load) is safe: claims recognise their own entry,
+    and resolving a touch again finds what the first pass wrote.
+    """
+
+    def __init__(self, journal: Journal, graph: IdentityGraph, write_chunk: int | None = None) -> None:
         self.journal = journal
         self.graph = graph
+        self.write_chunk = write_chunk
         self._sources: dict[str, SourceInfo] = {}
 
-    def resolve_after(self, journal_seq: int, limit: int) -> tuple[pa.Table, int] | None:
-        """(events, last journal seq covered) for up to LIMIT entries after JOURNAL_SEQ; None when caught up."""
-        entries = self.journal.read(journal_seq, limit)
+    def resolve_after(
+        self, journal_seq: int, limit: int, max_messages: int | None = None
+    ) -> tuple[pa.Table, int] | None:
+        """(events, last journal seq covered) for up to LIMIT entries (about MAX_MESSAGES messages) after
+        JOURNAL_SEQ; None when caught up."""
+        entries = self.journal.read(journal_seq, limit, max_messages)
         if not entries:
             return None
         seqs: list[int] = []
         records: list[EventRecord] = []
-        duplicates = self.journal.claim(entries)
+        duplicates = self.journal.claim(entries, self.write_chunk)
         for entry in entries:
             for record in self._records(entry, duplicates[entry.seq]):
                 seqs.append(entry.seq)
                 records.append(record)
         touches = [Touch(r.identifiers, r.timestamp, r.message_id, r.source_id, r.previous_id) for r in records]
-        resolutions = self.graph.resolve(touches)
+        step = self.write_chunk or len(touches) or 1
+        resolutions: list[Resolution] = []
+        for i in range(0, len(touches), step):
+            with self.journal.turn():
+                resolutions.extend(self.graph.resolve(touches[i : i + step]))
+        sync_state(self.journal.engine)  # durable before the event store loads what it wrote
         return records_to_table(seqs, records, resolutions), entries[-1].seq
 
     def _records(self, entry: JournalEntry, duplicates: set[str]) -> list[EventRecord]:
@@ -94,9 +110,12 @@ class Resolver:
                     continue
                 duplicates.add(message_id)  # a repeat inside one request loads once
                 message = merge_batch_level(items[index], payload)
+                if entry.kind == "import":  # a file replays history: its timestamps stand, no clock correction
+                    message.pop("sentAt", None)
+                batch_sent = None if entry.kind == "import" else sent_at
                 out.append(
                     build_record(
-                        message, source, entry.received_at, self.graph.rules, message_id, batch_sent_at=sent_at
+                        message, source, entry.received_at, self.graph.rules, message_id, batch_sent_at=batch_sent
                     )
                 )
         else:
@@ -119,6 +138,7 @@ class Resolver:
 
 # ---------------------------------------------------------------- running the resolver in a worker process
 _worker: Resolver | None = None
+WORKER_WRITE_CHUNK = 100  # messages per state-store transaction of the worker (see Resolver)
 
 
 def worker_init(state_url: str, rules: IdentityRules) -> None:
@@ -127,8 +147,8 @@ def worker_init(state_url: str, rules: IdentityRules) -> None:
     _exit_with_parent()
     with contextlib.suppress(OSError):
         os.nice(19)  # acknowledging clients comes first; processing catches up in the gaps
-    engine = create_state_engine(state_url)
-    _worker = Resolver(Journal(engine), IdentityGraph(engine, rules))
+    engine = create_state_engine(state_url, deferred_sync=True)
+    _worker = Resolver(Journal(engine), IdentityGraph(engine, rules), write_chunk=WORKER_WRITE_CHUNK)
 
 
 def _exit_with_parent() -> None:
@@ -143,10 +163,10 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def worker_resolve(journal_seq: int, limit: int) -> tuple[bytes, int] | None:
+def worker_resolve(journal_seq: int, limit: int, max_messages: int | None = None) -> tuple[bytes, int] | None:
     """resolve_after in the worker; the batch travels back as Arrow IPC bytes."""
     assert _worker is not None, "worker_init was not run"
-    result = _worker.resolve_after(journal_seq, limit)
+    result = _worker.resolve_after(journal_seq, limit, max_messages)
     if result is None:
         return None
     table, last_seq = result

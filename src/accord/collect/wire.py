@@ -40,6 +40,12 @@ class MessageHead(msgspec.Struct):
     integrations: _AnyObject | None = None
 
 
+class SingleMessage(MessageHead):
+    """A single-message request: the message's own fields and the body-level write key, decoded in one pass."""
+
+    writeKey: str | None = None
+
+
 class BatchBody(msgspec.Struct):
     """A batch request: the items stay raw until each is validated on its own."""
 
@@ -95,6 +101,20 @@ def validate_message(
         raise InvalidMessage("invalid_field", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise InvalidMessage("invalid_message", f"a message must be a JSON object: {exc}") from None
+    return check_message(head, raw, received_at, forced_type, batch_sent_at, allow_no_identity)
+
+
+def check_message(
+    head: MessageHead,
+    raw: bytes,
+    received_at: datetime,
+    forced_type: str | None = None,
+    batch_sent_at: str | None = None,
+    allow_no_identity: bool = False,
+) -> str:
+    """validate_message for a message already decoded into HEAD (RAW is its text)."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise InvalidMessage("message_too_large", f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}")
     msg_type = forced_type or head.type
     if msg_type not in MESSAGE_TYPES:
         raise InvalidMessage(

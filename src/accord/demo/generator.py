@@ -55,6 +55,8 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from faker import Faker
 
+from accord.demo.legacy import LEGACY_HEADER, LegacyRegistry
+
 __all__ = ["DemoResult", "DemoSpec", "generate"]
 
 FORMAT_VERSION = 1
@@ -137,12 +139,14 @@ class DemoResult:
     counts: dict[str, int]
 
 
-FILES = ("stores.json", "catalog.csv", "customers.csv", "orders.csv", "events.jsonl", "truth.csv")
+FILES = (
+    "stores.json", "catalog.csv", "customers.csv", "orders.csv", "events.jsonl", "truth.csv", "legacy_customers.csv",
+)  # fmt: skip
 
 CATALOG_HEADER = ("sku", "name", "category", "price", "currency", "seasonal")
 CUSTOMERS_HEADER = (
     "customer_id", "email", "phone", "first_name", "last_name", "loyalty_card",
-    "country", "city", "locale", "birth_date", "created_at",
+    "country", "city", "locale", "birth_date", "created_at", "address", "postcode",
 )  # fmt: skip
 ORDERS_HEADER = (
     "order_id", "store_id", "ordered_at", "loyalty_card", "email", "phone",
@@ -573,6 +577,7 @@ class _Generator:
             fk = Faker(loc)
             fk.seed_instance(spec.seed * 1000 + i)
             self.fakers[loc] = fk
+        self.legacy = LegacyRegistry(spec.seed, list(self.fakers))  # noisy duplicates, own random stream
         self._day_str: dict[int, str] = {}
         self._offsets: dict[tuple[str, int], int] = {}
         self._zones: dict[str, ZoneInfo] = {}
@@ -584,9 +589,17 @@ class _Generator:
         self.counts: dict[str, int] = {
             "stores": 0, "products": 0, "customers": 0, "crm_rows": 0, "events": 0,
             "orders": 0, "order_lines": 0, "online_orders": 0, "identifiers": 0,
-            "households": 0, "story2_customers": 0, "churners": 0, "spring_buyers": 0,
+            "households": 0, "story2_customers": 0, "churners": 0, "spring_buyers": 0, "legacy_rows": 0,
         }  # fmt: skip
         self._random = self.rng.random
+
+    def count_cause(self, campaign: dict[str, str] | None, organic: str) -> None:
+        """Ground truth for attribution: the channel whose click started the session that ended in an order
+        (``orders_caused_by_<channel>`` in the counts; organic sessions count as web/app, receipts as store)."""
+        medium = (campaign or {}).get("medium")
+        cause = organic if campaign is None else medium if medium in ("email", "sms", "push") else "ads"
+        key = f"orders_caused_by_{cause}"
+        self.counts[key] = self.counts.get(key, 0) + 1
 
     # ---- small helpers --------------------------------------------------------------------------
 
@@ -789,8 +802,8 @@ class _Generator:
 
     # ---- people -----------------------------------------------------------------------------------
 
-    def make_phone(self, c: _Country) -> tuple[str, str, str]:
-        rng = self.rng
+    def make_phone(self, c: _Country, rng: Random | None = None) -> tuple[str, str, str]:
+        rng = rng or self.rng
         while True:
             pref = rng.choice(c.mobile_prefixes)
             nsn = pref + "".join(str(rng.randrange(10)) for _ in range(c.nsn_len - len(pref)))
@@ -809,8 +822,8 @@ class _Generator:
                 phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.INTERNATIONAL),
             )
 
-    def make_email(self, c: _Country, first: str, last: str) -> str:
-        rng = self.rng
+    def make_email(self, c: _Country, first: str, last: str, rng: Random | None = None) -> str:
+        rng = rng or self.rng
         f, la = _ascii_slug(first) or "user", _ascii_slug(last) or "shopper"
         r = rng.random()
         if r < 0.35:
@@ -953,7 +966,10 @@ class _Generator:
         with (
             open(self.out_dir / "customers.csv", "w", encoding="utf-8", newline="") as crm_fh,
             open(self.out_dir / "truth.csv", "w", encoding="utf-8", newline="") as truth_fh,
+            open(self.out_dir / "legacy_customers.csv", "w", encoding="utf-8", newline="") as legacy_fh,
         ):
+            legacy_w = csv.writer(legacy_fh, lineterminator="\n")
+            legacy_w.writerow(LEGACY_HEADER)
             crm_w = csv.writer(crm_fh, lineterminator="\n")
             crm_w.writerow(CUSTOMERS_HEADER)
             truth_w = csv.writer(truth_fh, lineterminator="\n")
@@ -987,7 +1003,7 @@ class _Generator:
                     ev, orders = self.simulate(p)
                     event_spill.add_all(ev)
                     order_spill.add_all(orders)
-                    self.write_crm(p, crm_w)
+                    self.write_crm(p, crm_w, legacy_w)
                 if len(people) == 2:
                     self._resolve_shared(people)
                 for p in people:
@@ -1043,7 +1059,7 @@ class _Generator:
             out = out + " "
         return out
 
-    def write_crm(self, p: _Person, w: Any) -> None:
+    def write_crm(self, p: _Person, w: Any, legacy_w: Any = None) -> None:
         if not p.in_crm:
             return
         rng = self.rng
@@ -1066,9 +1082,10 @@ class _Generator:
             age_days = rng.randrange(18 * 365, 80 * 365)
             birth = self.day_str(self.end_ms // DAY_MS - age_days)
         first_name = p.first_name if rng.random() < 0.98 else ""
+        address, postcode = self.legacy.home(p.country.faker)
         w.writerow(
             (cid, email, phone, first_name, p.last_name, p.card or "", p.country.code, p.store.city,
-             p.country.locale, birth, self.fmt_ms(created_ms)[:19] + "Z")
+             p.country.locale, birth, self.fmt_ms(created_ms)[:19] + "Z", address, postcode)
         )  # fmt: skip
         self.counts["crm_rows"] += 1
         self._use(p, "customer_id", cid, created_ms)
@@ -1078,6 +1095,31 @@ class _Generator:
             self._use(p, "phone", p.phone_e164, created_ms)
         if p.card:
             self._use(p, "loyalty_card", p.card, created_ms)
+        if legacy_w is not None:
+            self.write_legacy(p, legacy_w, (address, postcode, p.store.city), birth, created_ms)
+
+    def write_legacy(self, p: _Person, w: Any, home: tuple[str, str, str], birth: str, before_ms: int) -> None:
+        """Maybe one more record of P in the old store registry (see accord.demo.legacy)."""
+        c = p.country
+        found = self.legacy.record(
+            p,
+            locale=c.faker,
+            country=c.code,
+            home=home,
+            other_cities=sorted({s.city for s in self.stores_by_country[c.code]} - {home[2]}),
+            birth=birth,
+            before_ms=before_ms,
+            fmt_ms=self.fmt_ms,
+            new_phone=lambda rng: self.make_phone(c, rng),
+            new_email=lambda rng: self.make_email(c, p.first_name, p.last_name + "old", rng),
+        )
+        if found is None:
+            return
+        row, ids, ms = found
+        w.writerow(row)
+        self.counts["legacy_rows"] += 1
+        for typ, value in ids:
+            self._use(p, typ, value, ms)
 
     @staticmethod
     def _use(p: _Person, typ: str, value: str, ms: int) -> None:
@@ -1426,6 +1468,7 @@ class _PersonSim:
             return
         track("Order Completed", props, f"/{lang}/checkout/complete")
         g.counts["online_orders"] += 1
+        g.count_cause(campaign, "web")
 
     def emit_web(self, t: int, msg: dict[str, Any], uid: str | None, anon: str) -> None:
         self.emit(t, msg, self.id_pairs(uid, anon))
@@ -1593,6 +1636,7 @@ class _PersonSim:
             return
         send({"type": "track", "event": "Order Completed", "properties": props, "context": ctx()})
         g.counts["online_orders"] += 1
+        g.count_cause(campaign, "app")
 
     # ---- outbound channels ------------------------------------------------------------------------
 

@@ -41,6 +41,17 @@ class Touch:
 
 
 @dataclass(frozen=True)
+class ProfileMerge:
+    """A merge decided outside the events (probabilistic matching, a reviewer): join the profiles holding
+    two identifiers, as if they had been seen together, with the reason (score, fields that agreed) for the audit."""
+
+    identifier_a: str
+    identifier_b: str
+    reason: str
+    message_id: str
+
+
+@dataclass(frozen=True)
 class Resolution:
     """Which identifier anchors the message on a profile, and that profile (None without identifiers)."""
 
@@ -294,7 +305,15 @@ class IdentityGraph:
             return
         self.regroup(batch.conn, keys, reason="rule conflict", message_id=touch.message_id, batch=batch)
 
-    def _merge(self, batch: _Batch, pids: list[str], keys: list[str], touch: Touch) -> None:
+    def _merge(
+        self,
+        batch: _Batch,
+        pids: list[str],
+        keys: list[str],
+        touch: Touch,
+        kind: str = "merge",
+        reason: str | None = None,
+    ) -> None:
         batch.flush()
         survivor, others = pids[0], pids[1:]
         for other in others:
@@ -310,13 +329,13 @@ class IdentityGraph:
                 t.identity_merges.insert().values(
                     id=new_id(),
                     at=batch.now,
-                    kind="merge",
+                    kind=kind,
                     from_profile=other,
                     into_profile=survivor,
                     identifiers=json.dumps(sorted(moved)),
                     message_id=touch.message_id,
                     source_id=touch.source_id,
-                    reason="identifiers seen together: " + ", ".join(keys),
+                    reason=reason or "identifiers seen together: " + ", ".join(keys),
                 )
             )
 
@@ -335,6 +354,173 @@ class IdentityGraph:
             batch.counts.pop(batch.owner.get(k, ""), None)
             batch.owner[k] = pid
         batch.counts.pop(pid, None)
+
+    def merge_profiles(self, merges: Sequence[ProfileMerge], kind: str = "match") -> list[str | None]:
+        """Join, in one transaction, the profiles holding each pair of identifiers; per merge, the surviving
+        profile, or None when refused: an identifier is unknown, the rules forbid it (two user ids, limits, a
+        conflicted profile), or the same pair was unmerged before. The pair is stored as a link, so regrouping
+        keeps it and an unmerge severs it; the merge is audited with KIND and the merge's reason."""
+        results: list[str | None] = []
+        try:
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(434343)")
+                batch = _Batch(conn, self.rules, utcnow())
+                self._load_owners(batch, {k for m in merges for k in (m.identifier_a, m.identifier_b)})
+                results, slow = self._merge_many(batch, merges, kind)
+                for i in slow:  # pairs touching a conflicted profile: one by one, regrouping as the rules say
+                    results[i] = self._merge_pair(batch, merges[i], kind)
+                batch.flush()
+        except BaseException:
+            self._known_links.clear()
+            raise
+        return results
+
+    def _merge_many(
+        self, batch: _Batch, merges: Sequence[ProfileMerge], kind: str
+    ) -> tuple[list[str | None], list[int]]:
+        """The common case in bulk: plan the unions of unconflicted profiles within the limits in memory, then
+        write them with a few statements. Returns the results and the indexes left for the one-by-one path."""
+        conn, now = batch.conn, batch.now
+        rank = self.rules.rank
+        prepared = [sorted({m.identifier_a, m.identifier_b}, key=lambda k: (rank(split_key(k)[0]), k)) for m in merges]
+        self._load_links(batch, {link_key(keys) for keys in prepared if len(keys) == 2})
+        parent: dict[str, str] = {}
+        members: dict[str, list[str]] = {}
+        counts: dict[str, Counter[str]] = {}
+
+        def find(pid: str) -> str:
+            parent.setdefault(pid, pid)
+            while parent[pid] != pid:
+                parent[pid] = parent[parent[pid]]
+                pid = parent[pid]
+            return pid
+
+        results: list[str | None] = [None] * len(merges)
+        slow: list[int] = []
+        steps: list[tuple[int, str, str, list[str]]] = []  # (merge index, into root, from root, pids moved)
+        for i, keys in enumerate(prepared):
+            if len(keys) != 2 or any(k not in batch.owner for k in keys):
+                continue
+            pa, pb = batch.owner[keys[0]], batch.owner[keys[1]]
+            if batch.conflicted.get(pa) or batch.conflicted.get(pb):
+                slow.append(i)
+                continue
+            ra, rb = find(pa), find(pb)
+            if ra == rb:
+                results[i] = ra
+                continue
+            lk = link_key(keys)
+            if lk in batch.links and batch.links[lk][2]:
+                continue  # severed by an unmerge
+            for root in (ra, rb):
+                if root not in counts:
+                    counts[root] = Counter(batch.counts.get(root, Counter()))
+                    members[root] = [root]
+            if not self._fits(counts[ra] + counts[rb]):
+                continue  # e.g. two user ids: never merged automatically
+            into, other = sorted((ra, rb))
+            parent[other] = into
+            counts[into] = counts[into] + counts.pop(other)
+            moved = members.pop(other)
+            members[into].extend(moved)
+            steps.append((i, into, other, moved))
+            if lk not in batch.links:
+                batch.new_links[lk] = {
+                    "link_key": lk,
+                    "identifiers": json.dumps(keys),
+                    "first_at": now,
+                    "first_message_id": merges[i].message_id,
+                    "severed": False,
+                    "rejected": False,
+                }
+                batch.new_members.extend({"identifier_key": k, "link_key": lk} for k in keys)
+                batch.links[lk] = (now, merges[i].message_id, False)
+                self._known_links[lk] = now
+        if not steps:
+            return results, slow
+        batch.flush()
+        moved_pids = sorted({pid for _i, _into, _other, pids in steps for pid in pids})
+        keys_of: dict[str, list[str]] = defaultdict(list)
+        for j in range(0, len(moved_pids), _CHUNK):
+            rows = conn.execute(
+                sa.select(t.identifiers.c.key, t.identifiers.c.profile_id).where(
+                    t.identifiers.c.profile_id.in_(moved_pids[j : j + _CHUNK])
+                )
+            )
+            for key, pid in rows:
+                keys_of[pid].append(key)
+        final = {pid: find(pid) for pid in moved_pids}
+        moves = [{"k": key, "p": final[pid]} for pid in moved_pids for key in keys_of[pid]]
+        if moves:
+            conn.execute(  # one statement per merged profile (by the profile_id index), not one per identifier
+                t.identifiers.update()
+                .where(t.identifiers.c.profile_id == sa.bindparam("old"))
+                .values(profile_id=sa.bindparam("new")),
+                [{"old": pid, "new": final[pid]} for pid in moved_pids],
+            )
+            conn.execute(
+                t.identity_changes.insert(),
+                [{"identifier_key": m["k"], "profile_id": m["p"], "at": now} for m in moves],
+            )
+        conn.execute(
+            t.profiles.update().where(t.profiles.c.id == sa.bindparam("pid")).values(merged_into=sa.bindparam("into")),
+            [{"pid": pid, "into": final[pid]} for pid in moved_pids],
+        )
+        conn.execute(
+            t.identity_merges.insert(),
+            [
+                {
+                    "id": new_id(),
+                    "at": now,
+                    "kind": kind,
+                    "from_profile": other,
+                    "into_profile": into,
+                    "identifiers": json.dumps(sorted(k for pid in pids for k in keys_of[pid])),
+                    "message_id": merges[i].message_id,
+                    "source_id": None,
+                    "reason": merges[i].reason,
+                }
+                for i, into, other, pids in steps
+            ],
+        )
+        for m in moves:
+            batch.owner[m["k"]] = m["p"]
+        for pid in moved_pids:
+            batch.counts.pop(pid, None)
+        for root in {final[pid] for pid in moved_pids}:
+            batch.counts[root] = counts[root]
+        skipped = set(slow)
+        for i, keys in enumerate(prepared):
+            owners = {batch.owner.get(k) for k in keys}
+            if i not in skipped and len(keys) == 2 and len(owners) == 1 and None not in owners:
+                results[i] = owners.pop()
+        return results, slow
+
+    def _merge_pair(self, batch: _Batch, merge: ProfileMerge, kind: str) -> str | None:
+        keys = sorted({merge.identifier_a, merge.identifier_b}, key=lambda k: (self.rules.rank(split_key(k)[0]), k))
+        if any(k not in batch.owner for k in keys):
+            self._load_owners(batch, keys)
+            if any(k not in batch.owner for k in keys):
+                return None
+        pids = sorted({batch.owner[k] for k in keys})
+        if len(pids) == 1:
+            return pids[0]
+        conflicted = self._is_conflicted(batch, pids)
+        if not conflicted and not self._fits(self._type_counts(batch, pids)):
+            return None  # e.g. two user ids: never merged automatically
+        lk = link_key(keys)
+        self._load_links_now(batch, lk)
+        if lk in batch.links and batch.links[lk][2]:
+            return None  # severed by an unmerge: the same evidence does not merge them again
+        touch = Touch(keys, batch.now, merge.message_id)
+        self._store_link(batch, keys, lk, touch)
+        if conflicted:  # as for any evidence on a conflicted profile: regroup the component within the limits
+            self.regroup(batch.conn, keys, reason=merge.reason, message_id=merge.message_id, batch=batch)
+            owners = {batch.owner[k] for k in keys}
+            return owners.pop() if len(owners) == 1 else None
+        self._merge(batch, pids, keys, touch, kind=kind, reason=merge.reason)
+        return pids[0]
 
     # ------------------------------------------------------------------ regrouping
     def _component(self, conn: Connection, seed: Iterable[str]) -> tuple[set[str], dict[str, tuple]]:
@@ -543,7 +729,6 @@ class IdentityGraph:
         not merge them again; new evidence seen later can.
         """
         with self.engine.begin() as conn:
-            batch = _Batch(conn, self.rules, utcnow())
             owner = conn.execute(
                 sa.select(t.identifiers.c.profile_id).where(t.identifiers.c.key == identifier)
             ).scalar_one_or_none()
@@ -551,51 +736,74 @@ class IdentityGraph:
                 raise UnknownIdentifier(f"no identifier {identifier!r} is known")
             if owner != profile_id:
                 raise UnknownIdentifier(f"identifier {identifier!r} belongs to profile {owner}, not {profile_id}")
-            staying = [
-                k
-                for (k,) in conn.execute(sa.select(t.identifiers.c.key).where(t.identifiers.c.profile_id == profile_id))
-                if k != identifier
-            ]
-            if not staying:
-                raise IdentityRuleError(f"{identifier!r} is the only identifier of profile {profile_id}")
-            links = conn.execute(
-                sa.select(t.identity_links.c.link_key, t.identity_links.c.identifiers)
-                .join(t.identity_link_members, t.identity_link_members.c.link_key == t.identity_links.c.link_key)
-                .where(t.identity_link_members.c.identifier_key == identifier)
-            ).all()
-            stay = set(staying)
-            severed = [lk for lk, ids in links if stay.intersection(json.loads(ids))]
-            if severed:
+            return self._detach(conn, profile_id, [identifier], reason)
+
+    def undo_merge(self, merge_id: str, reason: str = "merge undone") -> str:
+        """Detach the identifiers that merge MERGE_ID brought in (those still together) into a new profile."""
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(t.identity_merges).where(t.identity_merges.c.id == merge_id)).first()
+            if row is None or row.kind not in ("merge", "match"):
+                raise UnknownIdentifier(f"no merge {merge_id!r} to undo")
+            moved = json.loads(row.identifiers)
+            owners = dict(
                 conn.execute(
-                    t.identity_links.update().where(t.identity_links.c.link_key.in_(severed)).values(severed=True)
-                )
-            for lk in severed:
-                self._known_links.pop(lk, None)
-            new_pid = new_id()
-            conn.execute(t.profiles.insert().values(id=new_pid, created_at=batch.now, conflicted=False))
-            batch.owner[identifier] = profile_id
-            self._move(batch, [identifier], new_pid)
-            conn.execute(
-                t.identity_merges.insert().values(
-                    id=new_id(),
-                    at=batch.now,
-                    kind="unmerge",
-                    from_profile=profile_id,
-                    into_profile=new_pid,
-                    identifiers=json.dumps([identifier]),
-                    message_id=None,
-                    source_id=None,
-                    reason=reason,
-                )
+                    sa.select(t.identifiers.c.key, t.identifiers.c.profile_id).where(t.identifiers.c.key.in_(moved))
+                ).all()
             )
-            conn.execute(
-                t.identity_conflicts.update()
-                .where(
-                    t.identity_conflicts.c.profile_ids.contains(profile_id),
-                    t.identity_conflicts.c.status == "open",
-                )
-                .values(status="resolved")
+            if not owners:
+                raise UnknownIdentifier(f"the identifiers of merge {merge_id} are no longer known")
+            profile_id = Counter(owners.values()).most_common(1)[0][0]
+            keys = sorted(k for k, p in owners.items() if p == profile_id)
+            return self._detach(conn, profile_id, keys, reason)
+
+    def _detach(self, conn: Connection, profile_id: str, keys: list[str], reason: str) -> str:
+        """Move KEYS off PROFILE_ID into a new profile and sever their links to the identifiers that stay."""
+        batch = _Batch(conn, self.rules, utcnow())
+        moving = set(keys)
+        staying = [
+            k
+            for (k,) in conn.execute(sa.select(t.identifiers.c.key).where(t.identifiers.c.profile_id == profile_id))
+            if k not in moving
+        ]
+        if not staying:
+            raise IdentityRuleError(f"{', '.join(keys)} would leave profile {profile_id} without identifiers")
+        links = conn.execute(
+            sa.select(t.identity_links.c.link_key, t.identity_links.c.identifiers)
+            .join(t.identity_link_members, t.identity_link_members.c.link_key == t.identity_links.c.link_key)
+            .where(t.identity_link_members.c.identifier_key.in_(keys))
+        ).all()
+        stay = set(staying)
+        severed = sorted({lk for lk, ids in links if stay.intersection(json.loads(ids))})
+        if severed:
+            conn.execute(t.identity_links.update().where(t.identity_links.c.link_key.in_(severed)).values(severed=True))
+        for lk in severed:
+            self._known_links.pop(lk, None)
+        new_pid = new_id()
+        conn.execute(t.profiles.insert().values(id=new_pid, created_at=batch.now, conflicted=False))
+        for key in keys:
+            batch.owner[key] = profile_id
+        self._move(batch, keys, new_pid)
+        conn.execute(
+            t.identity_merges.insert().values(
+                id=new_id(),
+                at=batch.now,
+                kind="unmerge",
+                from_profile=profile_id,
+                into_profile=new_pid,
+                identifiers=json.dumps(sorted(keys)),
+                message_id=None,
+                source_id=None,
+                reason=reason,
             )
+        )
+        conn.execute(
+            t.identity_conflicts.update()
+            .where(
+                t.identity_conflicts.c.profile_ids.contains(profile_id),
+                t.identity_conflicts.c.status == "open",
+            )
+            .values(status="resolved")
+        )
         return new_pid
 
 

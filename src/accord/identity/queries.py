@@ -26,6 +26,25 @@ def current_profile(engine: sa.Engine, profile_id: str) -> str | None:
     return pid
 
 
+def retired_into(conn: sa.Connection, profile_ids: list[str]) -> dict[str, str]:
+    """{retired profile: the live one among PROFILE_IDS it was merged into (directly or through others)}."""
+    found: dict[str, str] = {}
+    frontier = {pid: pid for pid in profile_ids}
+    for _ in range(20):  # merge chains are short; bounded in case of a cycle
+        if not frontier:
+            break
+        rows = conn.execute(
+            sa.select(t.profiles.c.id, t.profiles.c.merged_into).where(t.profiles.c.merged_into.in_(list(frontier)))
+        ).all()
+        nxt = {}
+        for old, into in rows:
+            if old not in found and old not in profile_ids:
+                found[old] = frontier[into]
+                nxt[old] = frontier[into]
+        frontier = nxt
+    return found
+
+
 def profile_for_identifier(engine: sa.Engine, key: str) -> str | None:
     """The profile holding identifier KEY ('type:value', normalised)."""
     with engine.connect() as conn:

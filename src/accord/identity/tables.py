@@ -80,3 +80,43 @@ identity_changes = sa.Table(
     sa.Column("profile_id", sa.String(26), nullable=False),
     sa.Column("at", UTCDateTime(), nullable=False),
 )
+
+# Probabilistic matching (see accord.identity.matching): each run, its trained model and how far it read.
+identity_match_runs = sa.Table(
+    "identity_match_runs",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("event_seq", sa.BigInteger(), nullable=False),
+    sa.Column("records", sa.Integer(), nullable=False),
+    sa.Column("pairs", sa.Integer(), nullable=False),
+    sa.Column("merged", sa.Integer(), nullable=False),
+    sa.Column("queued", sa.Integer(), nullable=False),
+    sa.Column("refused", sa.Integer(), nullable=False),
+    sa.Column("merge_above", sa.Float(), nullable=False),
+    sa.Column("review_above", sa.Float(), nullable=False),
+    sa.Column("seconds", sa.Float(), nullable=False),
+    sa.Column("model", sa.Text(), nullable=False),
+)
+
+# Pairs of profiles that may be one person, waiting for a person to accept (merge) or reject (keep apart).
+# pair_key is the two anchor identifiers, sorted: a decided pair is never queued or merged automatically again.
+identity_reviews = sa.Table(
+    "identity_reviews",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.String(26), nullable=False),
+    sa.Column("pair_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("identifier_a", sa.String(400), nullable=False),
+    sa.Column("identifier_b", sa.String(400), nullable=False),
+    sa.Column("profile_a", sa.String(26), nullable=False),
+    sa.Column("profile_b", sa.String(26), nullable=False),
+    sa.Column("score", sa.Float(), nullable=False),
+    sa.Column("agreeing", sa.Text(), nullable=False),
+    sa.Column("records", sa.Text(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="open", index=True),
+    sa.Column("decided_at", UTCDateTime(), nullable=True),
+    sa.Column("note", sa.Text(), nullable=True),
+)

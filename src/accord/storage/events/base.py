@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -82,9 +81,6 @@ class EventStore(Protocol):
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a read-only query (dialect of the backend)."""
-
-    def last_event_at(self) -> datetime | None:
-        """Time of the newest event."""
 
     def close(self) -> None:
         """Release the store."""

@@ -265,9 +265,5 @@ class DuckDBEventStore:
         finally:
             cur.close()
 
-    def last_event_at(self) -> datetime | None:
-        value = self.query("SELECT max(timestamp) FROM events")[0][0]
-        return value if isinstance(value, datetime) else None
-
     def close(self) -> None:
         self._con.close()

@@ -1,0 +1,1 @@
+"""Analytics: attribution, channel scorecard, lift, CLV, RFM and cohorts over the event store and files."""

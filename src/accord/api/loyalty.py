@@ -1,0 +1,220 @@
+"""Loyalty over HTTP: balance and tier, earn, burn, adjust, ledger, program, rewards and their claims, expiry."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post, put
+
+from accord.api.collect import error_body
+from accord.loyalty.service import EarnRequest, LoyaltyError
+from accord.platform import Platform
+
+
+class LineIn(msgspec.Struct):
+    """One purchase line: amount in minor units and its category (for category multipliers)."""
+
+    amount_minor: int
+    category: str | None = None
+
+
+class EarnIn(msgspec.Struct):
+    """Points to earn: `points` directly, or a purchase (`amount_minor` or `lines`, with `currency`)."""
+
+    idempotency_key: str
+    channel: str
+    points: int | None = None
+    amount_minor: int | None = None
+    currency: str | None = None
+    lines: list[LineIn] | None = None
+    order_id: str | None = None
+    store_id: str | None = None
+    reason: str | None = None
+
+
+class BurnIn(msgspec.Struct):
+    """Points to spend."""
+
+    idempotency_key: str
+    points: int
+    channel: str
+    store_id: str | None = None
+    reason: str | None = None
+
+
+class AdjustIn(msgspec.Struct):
+    """A manual correction (positive or negative), with its reason."""
+
+    idempotency_key: str
+    points: int
+    reason: str
+
+
+class RewardIn(msgspec.Struct):
+    """A catalogue reward; stock None = unlimited."""
+
+    name: str
+    cost_points: int
+    stock: int | None = None
+
+
+class ClaimIn(msgspec.Struct):
+    """Spend points on a reward."""
+
+    idempotency_key: str
+    channel: str
+    store_id: str | None = None
+
+
+class UseIn(msgspec.Struct):
+    """Hand a claimed reward over."""
+
+    channel: str
+    store_id: str | None = None
+
+
+class ExpireIn(msgspec.Struct):
+    """Expire lots due at AT (default now)."""
+
+    at: datetime | None = None
+
+
+def _platform(request: Request[Any, Any, Any]) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+def _error(exc: LoyaltyError) -> Response[bytes]:
+    body = error_body(exc.code, exc.message, **({"detail": exc.detail} if exc.detail else {}))
+    return Response(body, status_code=exc.status, media_type="application/json")
+
+
+def _json(data: Any, status: int = 200) -> Response[bytes]:
+    return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
+
+
+class LoyaltyController(Controller):
+    """Everything under /api/v1/loyalty (bearer token)."""
+
+    path = "/api/v1/loyalty"
+    tags = ["loyalty"]
+
+    @get("/program", summary="The program: earn rules, tiers, expiry")
+    async def program(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        return _json((await asyncio.to_thread(_platform(request).loyalty.program)).as_config())
+
+    @put("/program", summary="Replace the program", status_code=200)
+    async def configure(self, request: Request[Any, Any, Any], data: dict[str, Any]) -> Response[bytes]:
+        try:
+            program = await asyncio.to_thread(_platform(request).loyalty.configure, data)
+        except LoyaltyError as exc:
+            return _error(exc)
+        return _json(program.as_config())
+
+    @get("/rewards", summary="The rewards catalogue")
+    async def rewards(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        return _json(await asyncio.to_thread(_platform(request).loyalty.rewards))
+
+    @post("/rewards", summary="Add a reward to the catalogue", status_code=201)
+    async def add_reward(self, request: Request[Any, Any, Any], data: RewardIn) -> Response[bytes]:
+        try:
+            reward = await asyncio.to_thread(
+                _platform(request).loyalty.add_reward, data.name, data.cost_points, data.stock
+            )
+        except LoyaltyError as exc:
+            return _error(exc)
+        return _json(reward, 201)
+
+    @post("/claims/{claim_id:str}/use", summary="Hand over a claimed reward (once)", status_code=200)
+    async def use_claim(self, request: Request[Any, Any, Any], claim_id: str, data: UseIn) -> Response[bytes]:
+        try:
+            used = await asyncio.to_thread(_platform(request).loyalty.use_claim, claim_id, data.channel, data.store_id)
+        except LoyaltyError as exc:
+            return _error(exc)
+        return _json(used)
+
+    @post("/expire", summary="Expire points whose lots are due", status_code=200)
+    async def expire(self, request: Request[Any, Any, Any], data: ExpireIn) -> Response[bytes]:
+        return _json({"expired_lots": await asyncio.to_thread(_platform(request).loyalty.expire, data.at)})
+
+    @get("/{profile_id:str}", summary="Balance, tier, next tier, next expiry, latest entries")
+    async def account(self, request: Request[Any, Any, Any], profile_id: str) -> Response[bytes]:
+        try:
+            return _json(await asyncio.to_thread(_platform(request).loyalty.account, profile_id))
+        except LoyaltyError as exc:
+            return _error(exc)
+
+    @get("/{profile_id:str}/ledger", summary="Ledger entries, newest first")
+    async def ledger(
+        self, request: Request[Any, Any, Any], profile_id: str, limit: int = 100, before: str | None = None
+    ) -> Response[bytes]:
+        if not 1 <= limit <= 1000:
+            body = error_body("invalid_limit", "limit must be between 1 and 1000")
+            return Response(body, status_code=400, media_type="application/json")
+        return _json(await asyncio.to_thread(_platform(request).loyalty.ledger, profile_id, limit, before))
+
+    @post(
+        "/{profile_id:str}/earn",
+        summary="Earn points (directly or for a purchase); same idempotency key -> same entry",
+        status_code=201,
+    )
+    async def earn(self, request: Request[Any, Any, Any], profile_id: str, data: EarnIn) -> Response[bytes]:
+        platform = _platform(request)
+        earn = EarnRequest(
+            idempotency_key=data.idempotency_key,
+            channel=data.channel,
+            points=data.points,
+            amount_minor=data.amount_minor,
+            currency=data.currency,
+            lines=[(line.amount_minor, line.category) for line in data.lines] if data.lines else None,
+            order_id=data.order_id,
+            store_id=data.store_id,
+            reason=data.reason,
+        )
+        try:
+            op = platform.loyalty.earn_op(profile_id, earn)
+            entry = await asyncio.wrap_future(platform.committer.submit(op))
+        except LoyaltyError as exc:
+            return _error(exc)
+        return _json(entry, 200 if entry.get("replayed") else 201)
+
+    @post(
+        "/{profile_id:str}/burn",
+        summary="Spend points; 409 insufficient_points when the balance is lower",
+        status_code=201,
+    )
+    async def burn(self, request: Request[Any, Any, Any], profile_id: str, data: BurnIn) -> Response[bytes]:
+        platform = _platform(request)
+        try:
+            op = platform.loyalty.burn_op(
+                profile_id, data.points, data.idempotency_key, data.channel, data.store_id, data.reason
+            )
+            entry = await asyncio.wrap_future(platform.committer.submit(op))
+        except LoyaltyError as exc:
+            return _error(exc)
+        return _json(entry, 200 if entry.get("replayed") else 201)
+
+    @post("/{profile_id:str}/adjust", summary="A manual correction with a reason", status_code=201)
+    async def adjust(self, request: Request[Any, Any, Any], profile_id: str, data: AdjustIn) -> Response[bytes]:
+        loyalty = _platform(request).loyalty
+        try:
+            entry = await asyncio.to_thread(loyalty.adjust, profile_id, data.points, data.idempotency_key, data.reason)
+        except LoyaltyError as exc:
+            return _error(exc)
+        return _json(entry, 200 if entry.get("replayed") else 201)
+
+    @post("/{profile_id:str}/rewards/{reward_id:str}/claim", summary="Spend points on a reward", status_code=201)
+    async def claim(
+        self, request: Request[Any, Any, Any], profile_id: str, reward_id: str, data: ClaimIn
+    ) -> Response[bytes]:
+        loyalty = _platform(request).loyalty
+        try:
+            claim = await asyncio.to_thread(
+                loyalty.claim_reward, profile_id, reward_id, data.idempotency_key, data.channel, data.store_id
+            )
+        except LoyaltyError as exc:
+            return _error(exc)
+        return _json(claim, 200 if claim.get("replayed") else 201)

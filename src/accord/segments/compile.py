@@ -1,0 +1,567 @@
+"""Rules to SQL, one definition for every engine: built once, generated per dialect by SQLGlot, values bound.
+
+The query groups the event log by profile: every leaf condition becomes one aggregate column (or a per-profile
+sub-query for modes and medians), and the rule becomes a boolean expression over those columns. Rule values never
+reach the SQL text: they are named placeholders (`$p1` in DuckDB, `{p1:Type}` in ClickHouse) with typed values.
+Dialect-specific functions are written once as `acc_*` pseudo-functions and rewritten per dialect on the SQLGlot
+tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from accord.segments.rules import (
+    Condition,
+    EventCondition,
+    EventFilter,
+    Group,
+    PropertyFilter,
+    ReachableCondition,
+    RuleError,
+    SegmentCondition,
+    SegmentDefinition,
+    TraitCondition,
+    TraitDefinition,
+    window_bounds,
+)
+
+DIALECTS = ("duckdb", "clickhouse")
+ORDER = "event = 'Order Completed'"
+ENGAGED_EVENTS = (
+    "Product Viewed",
+    "Product Added",
+    "Checkout Started",
+    "Email Link Clicked",
+    "SMS Link Clicked",
+    "Push Notification Tapped",
+    "Application Opened",
+)
+
+
+@dataclass(frozen=True)
+class RfmThresholds:
+    """Quintile cut points (four each) of days since last purchase, orders and lifetime revenue."""
+
+    recency: tuple[float, ...]
+    frequency: tuple[float, ...]
+    monetary: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """SQL for one engine and its bound values."""
+
+    sql: str
+    params: dict[str, Any]
+    dialect: str
+    columns: tuple[str, ...] = ()
+
+
+@dataclass
+class Builtin:
+    """A built-in computed trait: kind (number | text | time) and how to build its expression."""
+
+    kind: str
+    build: Callable[[Compiler], str]
+    description: str
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class Compiler:
+    """Builds one query (members, or computed traits) for one dialect at one instant."""
+
+    def __init__(
+        self,
+        dialect: str,
+        now: datetime,
+        segments: Callable[[str], SegmentDefinition | None] = lambda _n: None,
+        traits: Callable[[str], TraitDefinition | None] = lambda _n: None,
+        rfm: RfmThresholds | None = None,
+    ) -> None:
+        if dialect not in DIALECTS:
+            raise ValueError(f"unknown dialect {dialect!r}; expected one of {DIALECTS}")
+        self.dialect = dialect
+        self.now = now.astimezone(UTC)
+        self.segments = segments
+        self.traits = traits
+        self.rfm = rfm
+        self.params: dict[str, Any] = {}
+        self._aggs: dict[str, str] = {}
+        self._ctes: dict[str, str] = {}
+        self._stack: list[str] = []
+        self._cache: dict[str, str] = {}
+
+    # ---- building blocks ----------------------------------------------------------------------------------
+
+    def param(self, value: Any) -> str:
+        """A placeholder bound to VALUE."""
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC)
+        for name, existing in self.params.items():
+            if type(existing) is type(value) and existing == value:
+                return f"${name}"
+        name = f"p{len(self.params) + 1}"
+        self.params[name] = value
+        return f"${name}"
+
+    def agg(self, expression: str) -> str:
+        """A per-profile aggregate column of the base query."""
+        if expression not in self._aggs:
+            self._aggs[expression] = f"a{len(self._aggs) + 1}"
+        return "agg." + self._aggs[expression]
+
+    def cte(self, select: str) -> str:
+        """A per-profile sub-query (profile_id, v) joined to the base; returns its value column."""
+        if select not in self._ctes:
+            self._ctes[select] = f"m{len(self._ctes) + 1}"
+        return self._ctes[select] + ".v"
+
+    def json_text(self, root: str, path: str) -> str:
+        """Text of a JSON value under raw.ROOT.PATH (NULL when absent)."""
+        keys = ", ".join(_q(k) for k in [root, *path.split(".")])
+        return f"acc_json_text(raw, {keys})"
+
+    def event_predicate(self, flt: EventFilter) -> str:
+        """SQL that selects the events of a filter (always a track-like event, never an identify)."""
+        parts = ["type <> 'identify'"]
+        if flt.event is not None:
+            parts.append(f"event = {self.param(flt.event)}")
+        if flt.channels:
+            parts.append("(" + " OR ".join(f"channel = {self.param(c)}" for c in flt.channels) + ")")
+        for where in flt.where:
+            parts.append(self.value_predicate(self.json_text("properties", where.path), where))
+        start, end = window_bounds(flt.window, self.now)
+        if start is not None:
+            parts.append(f"timestamp >= {self.param(start)}")
+        if end is not None:
+            parts.append(f"timestamp < {self.param(end)}")
+        return " AND ".join(parts)
+
+    def value_predicate(self, text_expr: str, cond: PropertyFilter | TraitCondition, kind: str = "text") -> str:
+        """Compare a text (or number/time, by KIND) expression with the condition's value."""
+        op, value = cond.op, cond.value
+        if op == "exists":
+            return f"({text_expr} IS {'NOT ' if value else ''}NULL)"
+        if op == "contains":
+            return f"coalesce(contains(CAST({text_expr} AS VARCHAR), {self.param(value)}), FALSE)"
+        values = value if op in ("in", "not_in") else (value,)
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if kind == "time":
+            left = text_expr
+            rendered = [self.param(self._instant(v, cond)) for v in values]
+        elif numeric:
+            left = text_expr if kind == "number" else f"acc_num({text_expr})"
+            rendered = [self.param(float(v)) for v in values]
+        else:
+            left = text_expr if kind == "text" else f"CAST({text_expr} AS VARCHAR)"
+            rendered = [self.param(_text(v)) for v in values]
+        if op in ("in", "not_in"):
+            inner = " OR ".join(f"{left} = {r}" for r in rendered)
+            test = f"({inner})" if op == "in" else f"NOT ({inner})"
+            return f"coalesce({test}, FALSE)"
+        sql_op = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+        return f"coalesce({left} {sql_op} {rendered[0]}, FALSE)"
+
+    @staticmethod
+    def _instant(value: Any, cond: Any) -> datetime:
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+            except ValueError:
+                pass
+        raise RuleError(f"computed.{cond.name}", f"{value!r} is not a date or date-time to compare a time with")
+
+    def days_since(self, time_expr: str) -> str:
+        """Whole days between a time and the evaluation instant."""
+        return f"floor((acc_epoch({self.param(self.now)}) - acc_epoch({time_expr})) / 86400)"
+
+    # ---- conditions ---------------------------------------------------------------------------------------
+
+    def condition(self, cond: Condition) -> str:
+        """A boolean SQL expression (never NULL) over the base query's columns."""
+        if isinstance(cond, Group):
+            if cond.kind == "not":
+                return f"NOT ({self.condition(cond.items[0])})"
+            joiner = " AND " if cond.kind == "all" else " OR "
+            return "(" + joiner.join(self.condition(c) for c in cond.items) + ")"
+        if isinstance(cond, TraitCondition):
+            if cond.computed:
+                kind, expr = self.computed(cond.name)
+                return self.value_predicate(expr, cond, kind)
+            text = self.agg(
+                f"arg_max({self.json_text('traits', cond.name)}, (timestamp, event_id)) FILTER "
+                f"(WHERE type = 'identify' AND {self.json_text('traits', cond.name)} IS NOT NULL)"
+            )
+            return self.value_predicate(text, cond)
+        if isinstance(cond, EventCondition):
+            return self.event_condition(cond)
+        if isinstance(cond, SegmentCondition):
+            return self.segment(cond.name)
+        if isinstance(cond, ReachableCondition):
+            raise RuleError(
+                "reachable",
+                f"reachability on {cond.channel!r} is not yet available: consent and messaging have not landed in "
+                "this release",
+            )
+        raise TypeError(f"unknown condition {cond!r}")
+
+    def event_condition(self, cond: EventCondition) -> str:
+        where = self.event_predicate(cond.filter)
+        if cond.measure == "count":
+            column = self.agg(f"count(*) FILTER (WHERE {where})")
+            return self._compare_number(column, cond.op, cond.value)
+        if cond.measure == "sum":
+            prop = self.json_text("properties", cond.property or "")
+            column = self.agg(f"coalesce(sum(acc_num({prop})) FILTER (WHERE {where}), 0)")
+            return self._compare_number(column, cond.op, cond.value)
+        fn = "min" if cond.measure == "first" else "max"
+        column = self.agg(f"{fn}(acc_nullable(timestamp)) FILTER (WHERE {where})")
+        if cond.op == "within":
+            return f"coalesce({column} >= {self.param(self._ago(cond.value))}, FALSE)"
+        if cond.op == "older_than":
+            return f"coalesce({column} < {self.param(self._ago(cond.value))}, FALSE)"
+        if cond.op == "after":
+            return f"coalesce({column} >= {self.param(cond.value)}, FALSE)"
+        return f"coalesce({column} < {self.param(cond.value)}, FALSE)"
+
+    def _ago(self, seconds: int) -> datetime:
+        from datetime import timedelta
+
+        return self.now - timedelta(seconds=seconds)
+
+    def _compare_number(self, column: str, op: str, value: Any) -> str:
+        sql_op = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+        return f"coalesce({column} {sql_op} {self.param(float(value))}, FALSE)"
+
+    def segment(self, name: str) -> str:
+        if name in self._stack:
+            raise RuleError("segment", f"segments refer to each other in a cycle: {' -> '.join([*self._stack, name])}")
+        definition = self.segments(name)
+        if definition is None:
+            raise RuleError("segment", f"there is no segment named {name!r}")
+        self._stack.append(name)
+        try:
+            return self.condition(definition.rule)
+        finally:
+            self._stack.pop()
+
+    # ---- computed traits ----------------------------------------------------------------------------------
+
+    def computed(self, name: str) -> tuple[str, str]:
+        """(kind, expression) of a computed trait, built-in or declared."""
+        builtin = BUILTINS.get(name)
+        if builtin is not None:
+            return builtin.kind, builtin.build(self)
+        if name in self._stack:
+            raise RuleError("computed", f"computed traits refer to each other in a cycle at {name!r}")
+        definition = self.traits(name)
+        if definition is None:
+            raise RuleError("computed", f"there is no computed trait named {name!r} (built-ins: {', '.join(BUILTINS)})")
+        return declared_kind(definition), self.declared(definition)
+
+    def declared(self, d: TraitDefinition) -> str:
+        where = self.event_predicate(d.filter)
+        value = self.json_text("properties", d.property) if d.property else "NULL"
+        if d.compute == "count":
+            return self.agg(f"count(*) FILTER (WHERE {where})")
+        if d.compute in ("sum", "avg", "min", "max"):
+            return self.agg(f"{d.compute}(acc_num({value})) FILTER (WHERE {where})")
+        if d.compute == "first":
+            return self.agg(f"arg_min({value}, (timestamp, event_id)) FILTER (WHERE {where} AND {value} IS NOT NULL)")
+        if d.compute == "last":
+            return self.agg(f"arg_max({value}, (timestamp, event_id)) FILTER (WHERE {where} AND {value} IS NOT NULL)")
+        if d.compute == "distinct_count":
+            return self.agg(f"count(DISTINCT {value}) FILTER (WHERE {where})")
+        if d.compute == "days_since":
+            return self.days_since(self.agg(f"max(acc_nullable(timestamp)) FILTER (WHERE {where})"))
+        return self.mode(value, where)
+
+    def mode(self, value: str, where: str) -> str:
+        """The most frequent value per profile (ties: the smallest value)."""
+        return self.cte(
+            "SELECT profile_id, v FROM (SELECT profile_id, v, row_number() OVER (PARTITION BY profile_id "
+            "ORDER BY n DESC, v) AS rn FROM (SELECT profile_id, " + value + " AS v, count(*) AS n FROM events "
+            "WHERE {scope} AND " + where + " AND " + value + " IS NOT NULL GROUP BY profile_id, v) AS counted) "
+            "AS ranked WHERE rn = 1"
+        )
+
+    # ---- whole queries ------------------------------------------------------------------------------------
+
+    def _from(self, restrict: bool) -> tuple[str, str]:
+        scope = "profile_id IS NOT NULL"
+        if restrict:
+            scope += " AND profile_id IN (SELECT unnest($ids))"
+        aggs = "".join(f", {expr} AS {name}" for expr, name in self._aggs.items())
+        ctes = [f"agg AS (SELECT profile_id{aggs} FROM events WHERE {scope} GROUP BY profile_id)"]
+        joins = ""
+        for select, name in self._ctes.items():
+            ctes.append(f"{name} AS ({select.replace('{scope}', scope)})")
+            joins += f" LEFT JOIN {name} ON {name}.profile_id = agg.profile_id"
+        return "WITH " + ", ".join(ctes), f"FROM agg{joins}"
+
+    def members_query(self, rule: Condition, restrict: bool = False) -> Compiled:
+        """profile_id of every member (of the profiles in $ids when RESTRICT)."""
+        predicate = self.condition(rule)
+        head, source = self._from(restrict)
+        return self.finish(f"{head} SELECT agg.profile_id {source} WHERE {predicate}", restrict)
+
+    def count_query(self, rule: Condition) -> Compiled:
+        """The number of members."""
+        predicate = self.condition(rule)
+        head, source = self._from(False)
+        return self.finish(f"{head} SELECT count(*) {source} WHERE {predicate}", False)
+
+    def traits_query(self, names: list[str], restrict: bool = True) -> Compiled:
+        """profile_id and the value of each computed trait in NAMES."""
+        exprs = [self.computed(n)[1] for n in names]
+        head, source = self._from(restrict)
+        cols = "".join(f", {e} AS {_ident(n)}" for n, e in zip(names, exprs, strict=True))
+        compiled = self.finish(f"{head} SELECT agg.profile_id{cols} {source} ORDER BY agg.profile_id", restrict)
+        return Compiled(compiled.sql, compiled.params, compiled.dialect, ("profile_id", *names))
+
+    def finish(self, sql: str, restrict: bool) -> Compiled:
+        """Parse the DuckDB-flavoured text with SQLGlot, rewrite pseudo-functions, generate for the dialect."""
+        params = dict(self.params)
+        if restrict:
+            params["ids"] = []
+        tree = sqlglot.parse_one(sql, dialect="duckdb")
+        for _ in range(8):  # pseudo-functions nest (acc_num(acc_json_text(...))): rewrite until none is left
+            before = tree.sql(dialect="duckdb")
+            tree = tree.transform(lambda node: _rewrite(node, self.dialect, params))
+            if tree.sql(dialect="duckdb") == before:
+                break
+        return Compiled(tree.sql(dialect=self.dialect), params, self.dialect)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', "") + '"'
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _ch_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "Bool"
+    if isinstance(value, int):
+        return "Int64"
+    if isinstance(value, float):
+        return "Float64"
+    if isinstance(value, datetime):
+        return "DateTime64(6, 'UTC')"
+    if isinstance(value, list):
+        return "Array(String)"
+    return "String"
+
+
+def _fn(name: str, *args: exp.Expression) -> exp.Expression:
+    return exp.Anonymous(this=name, expressions=list(args))
+
+
+def _rewrite(node: exp.Expression, dialect: str, params: dict[str, Any]) -> exp.Expression:
+    if isinstance(node, exp.Placeholder) and dialect == "clickhouse" and node.args.get("kind") is None:
+        kind = exp.DataType.build(_ch_type(params.get(node.name)), dialect="clickhouse")
+        return exp.Placeholder(this=node.name, kind=kind)
+    if not isinstance(node, exp.Anonymous) or not str(node.this).lower().startswith("acc_"):
+        return node
+    name = str(node.this).lower()
+    args = list(node.expressions)
+    if name == "acc_json_text":
+        root, keys = args[0], args[1:]
+        if dialect == "duckdb":
+            path = "$" + "".join('."' + k.name.replace('"', "") + '"' for k in keys)
+            return _fn("json_extract_string", root, exp.Literal.string(path))
+        extract = _fn("JSONExtractString", root, *keys)
+        is_null = exp.EQ(
+            this=_fn("JSONType", root.copy(), *[k.copy() for k in keys]), expression=exp.Literal.string("Null")
+        )
+        return exp.If(this=is_null, true=exp.Null(), false=extract)
+    if name == "acc_nullable":
+        return args[0] if dialect == "duckdb" else _fn("toNullable", args[0])
+    if name == "acc_num":
+        if dialect == "duckdb":
+            return exp.TryCast(this=args[0], to=exp.DataType.build("DOUBLE"))
+        return _fn("toFloat64OrNull", args[0])
+    if name == "acc_epoch":
+        if dialect == "duckdb":
+            return _fn("epoch", args[0])
+        return exp.Div(this=_fn("toUnixTimestamp64Micro", args[0]), expression=exp.Literal.number(1_000_000))
+    if name == "acc_median":
+        if dialect == "duckdb":
+            return _fn("quantile_cont", args[0], exp.Literal.number(0.5))
+        low = exp.Anonymous(this="quantileExactLow(0.5)", expressions=[args[0]])
+        high = exp.Anonymous(this="quantileExactHigh(0.5)", expressions=[args[0].copy()])
+        return exp.Div(this=exp.Paren(this=exp.Add(this=low, expression=high)), expression=exp.Literal.number(2))
+    if name == "acc_categories":
+        if dialect == "duckdb":
+            return _fn("json_extract_string", args[0], exp.Literal.string("$.properties.products[*].category"))
+        raw = _fn(
+            "JSONExtractArrayRaw",
+            _fn("assumeNotNull", args[0]),
+            exp.Literal.string("properties"),
+            exp.Literal.string("products"),
+        )
+        return sqlglot.parse_one(  # type: ignore[return-value]
+            "arrayMap(x -> JSONExtractString(x, 'category'), " + raw.sql("clickhouse") + ")", dialect="clickhouse"
+        )
+    raise ValueError(f"unknown pseudo-function {name}")
+
+
+# ---- built-in computed traits ----------------------------------------------------------------------------------
+
+
+def _orders(c: Compiler) -> str:
+    return c.agg(f"count(*) FILTER (WHERE {ORDER})")
+
+
+def _revenue(c: Compiler) -> str:
+    return c.agg(f"coalesce(sum(revenue_minor) FILTER (WHERE {ORDER}), 0)")
+
+
+def _last_purchase(c: Compiler) -> str:
+    return c.agg(f"max(acc_nullable(timestamp)) FILTER (WHERE {ORDER})")
+
+
+def _first_purchase(c: Compiler) -> str:
+    return c.agg(f"min(acc_nullable(timestamp)) FILTER (WHERE {ORDER})")
+
+
+def _aov(c: Compiler) -> str:
+    return f"CASE WHEN {_orders(c)} > 0 THEN floor({_revenue(c)} / {_orders(c)}) END"
+
+
+def _days_since_purchase(c: Compiler) -> str:
+    return c.days_since(_last_purchase(c))
+
+
+def _favourite_channel(c: Compiler) -> str:
+    return c.mode("channel", f"type <> 'identify' AND {ORDER}")
+
+
+def _favourite_store(c: Compiler) -> str:
+    return c.mode("store_id", f"{ORDER} AND channel = 'store'")
+
+
+def _favourite_category(c: Compiler) -> str:
+    return c.cte(
+        "SELECT profile_id, v FROM (SELECT profile_id, v, row_number() OVER (PARTITION BY profile_id "
+        "ORDER BY n DESC, v) AS rn FROM (SELECT profile_id, v, count(*) AS n FROM (SELECT profile_id, "
+        f"unnest(acc_categories(raw)) AS v FROM events WHERE {{scope}} AND {ORDER}) AS items WHERE v IS NOT NULL "
+        "GROUP BY profile_id, v) AS counted) AS ranked WHERE rn = 1"
+    )
+
+
+def _median_gap(c: Compiler) -> str:
+    return c.cte(
+        "SELECT profile_id, acc_median(gap) AS v FROM (SELECT profile_id, (acc_epoch(timestamp) - "
+        "acc_epoch(lag(acc_nullable(timestamp)) OVER (PARTITION BY profile_id ORDER BY timestamp, event_id))) "
+        "/ 86400 AS gap "
+        f"FROM events WHERE {{scope}} AND {ORDER}) AS gaps WHERE gap IS NOT NULL GROUP BY profile_id"
+    )
+
+
+def _score(c: Compiler, value: str, cuts: tuple[float, ...], descending: bool) -> str:
+    if not cuts:
+        return "NULL"
+    above = " + ".join(f"CASE WHEN {value} > {c.param(float(cut))} THEN 1 ELSE 0 END" for cut in cuts)
+    score = f"({len(cuts) + 1} - ({above}))" if descending else f"(1 + {above})"
+    return f"CASE WHEN {_orders(c)} > 0 THEN {score} END"
+
+
+def _rfm_r(c: Compiler) -> str:
+    return _score(c, _days_since_purchase(c), c.rfm.recency if c.rfm else (), descending=True)
+
+
+def _rfm_f(c: Compiler) -> str:
+    return _score(c, _orders(c), c.rfm.frequency if c.rfm else (), descending=False)
+
+
+def _rfm_m(c: Compiler) -> str:
+    return _score(c, _revenue(c), c.rfm.monetary if c.rfm else (), descending=False)
+
+
+def _rfm_group(c: Compiler) -> str:
+    r, f = _rfm_r(c), _rfm_f(c)
+    return (
+        f"CASE WHEN {r} IS NULL THEN NULL WHEN {r} >= 4 AND {f} >= 4 THEN 'champions' "
+        f"WHEN {r} >= 3 AND {f} >= 3 THEN 'loyal' WHEN {r} >= 4 AND {f} <= 1 THEN 'new' "
+        f"WHEN {r} >= 3 THEN 'promising' WHEN {f} >= 4 THEN 'cannot_lose' WHEN {f} >= 2 THEN 'at_risk' "
+        f"WHEN {r} = 2 THEN 'about_to_sleep' ELSE 'hibernating' END"
+    )
+
+
+def _lifecycle(c: Compiler) -> str:
+    days, orders = _days_since_purchase(c), _orders(c)
+    first = c.days_since(_first_purchase(c))
+    return (
+        f"CASE WHEN {orders} = 0 THEN NULL WHEN {orders} = 1 AND {first} <= 30 THEN 'new' "
+        f"WHEN {days} <= 90 THEN 'active' WHEN {days} <= 180 THEN 'at_risk' WHEN {days} <= 365 THEN 'lapsed' "
+        "ELSE 'churned' END"
+    )
+
+
+def _funnel(c: Compiler) -> str:
+    orders = _orders(c)
+    engaged = c.agg("count(*) FILTER (WHERE " + " OR ".join(f"event = {_q(e)}" for e in ENGAGED_EVENTS) + ")")
+    return (
+        f"CASE WHEN {orders} >= 5 THEN 'loyal' WHEN {orders} >= 2 THEN 'repeat' WHEN {orders} = 1 THEN 'purchased' "
+        f"WHEN {engaged} > 0 THEN 'engaged' ELSE 'aware' END"
+    )
+
+
+BUILTINS: dict[str, Builtin] = {
+    "lifetime_revenue": Builtin("number", _revenue, "Sum of order revenue, minor units of the order currency"),
+    "orders": Builtin("number", _orders, "Number of completed orders (any channel)"),
+    "average_order_value": Builtin("number", _aov, "Lifetime revenue / orders, minor units"),
+    "first_purchase_at": Builtin("time", _first_purchase, "Time of the first order"),
+    "last_purchase_at": Builtin("time", _last_purchase, "Time of the latest order"),
+    "days_since_last_purchase": Builtin("number", _days_since_purchase, "Whole days since the latest order"),
+    "favourite_channel": Builtin("text", _favourite_channel, "Channel of most orders"),
+    "favourite_store": Builtin("text", _favourite_store, "Store of most in-store orders"),
+    "favourite_category": Builtin("text", _favourite_category, "Most bought product category"),
+    "median_days_between_orders": Builtin("number", _median_gap, "Median gap between consecutive orders, days"),
+    "rfm_recency": Builtin("number", _rfm_r, "Recency quintile score 1-5 (5 = most recent)"),
+    "rfm_frequency": Builtin("number", _rfm_f, "Frequency quintile score 1-5"),
+    "rfm_monetary": Builtin("number", _rfm_m, "Monetary quintile score 1-5"),
+    "rfm_group": Builtin("text", _rfm_group, "Named RFM group (champions, loyal, at_risk, hibernating, ...)"),
+    "lifecycle_stage": Builtin("text", _lifecycle, "new, active, at_risk, lapsed, churned (none before an order)"),
+    "funnel_stage": Builtin("text", _funnel, "aware, engaged, purchased, repeat, loyal"),
+}
+
+
+def declared_kind(d: TraitDefinition) -> str:
+    """number, text or time."""
+    if d.compute in ("count", "sum", "avg", "min", "max", "distinct_count", "days_since"):
+        return "number"
+    return "text"
+
+
+@dataclass
+class Vocabulary:
+    """What a rule may refer to: saved segments and declared traits."""
+
+    segments: dict[str, SegmentDefinition] = field(default_factory=dict)
+    traits: dict[str, TraitDefinition] = field(default_factory=dict)
+
+    def compiler(self, dialect: str, now: datetime, rfm: RfmThresholds | None = None) -> Compiler:
+        """A compiler that resolves names in this vocabulary."""
+        return Compiler(dialect, now, self.segments.get, self.traits.get, rfm)
+
+
+def check(rule: Condition, vocabulary: Vocabulary, now: datetime) -> None:
+    """Raise RuleError if the rule refers to unknown or cyclic names (compiles it for DuckDB)."""
+    vocabulary.compiler("duckdb", now).members_query(rule)

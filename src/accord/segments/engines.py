@@ -1,0 +1,91 @@
+"""Where compiled segment SQL runs: the DuckDB event store, or ClickHouse (chdb in-process, for tests and scale)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
+
+from accord.segments.compile import Compiled
+from accord.storage.events import EventStore
+
+
+class QueryEngine(Protocol):
+    """Runs compiled queries of one dialect."""
+
+    dialect: str
+
+    def rows(self, compiled: Compiled) -> list[tuple[Any, ...]]:
+        """The result rows."""
+
+
+class DuckDBEngine:
+    """The embedded event store (named `$p` parameters)."""
+
+    dialect = "duckdb"
+
+    def __init__(self, events: EventStore) -> None:
+        self.events = events
+
+    def rows(self, compiled: Compiled) -> list[tuple[Any, ...]]:
+        return self.events.query(compiled.sql, cast(Any, compiled.params))
+
+
+def _ch_value(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, list):
+        return "[" + ",".join("'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'" for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class ChdbEngine:
+    """ClickHouse in-process (chdb): an `events` table with the event store's columns in DATABASE."""
+
+    dialect = "clickhouse"
+
+    def __init__(self, session: Any, database: str = "accord") -> None:
+        self.session = session
+        self.database = database
+
+    def rows(self, compiled: Compiled) -> list[tuple[Any, ...]]:
+        params = {k: _ch_value(v) for k, v in compiled.params.items()}
+        sql = f"USE {self.database}; " if self.database else ""
+        result = self.session.query(sql + compiled.sql + " SETTINGS join_use_nulls = 1", "JSONCompact", params=params)
+        data = json.loads(result.bytes() or b'{"data": []}')
+        types = [m["type"] for m in data.get("meta", [])]
+        return [tuple(_ch_cell(v, t) for v, t in zip(row, types, strict=True)) for row in data["data"]]
+
+
+def _ch_cell(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    if "DateTime" in kind:
+        return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+    if "Int" in kind and isinstance(value, str):
+        return int(value)
+    return value
+
+
+CH_EVENTS_DDL = """
+CREATE TABLE IF NOT EXISTS {db}.events (
+    event_id String, journal_seq Nullable(Int64), source_id Nullable(String), message_id Nullable(String),
+    type String, event Nullable(String), name Nullable(String), channel String,
+    timestamp DateTime64(6, 'UTC'), received_at DateTime64(6, 'UTC'), sent_at Nullable(DateTime64(6, 'UTC')),
+    original_timestamp Nullable(DateTime64(6, 'UTC')), user_id Nullable(String), anonymous_id Nullable(String),
+    identifiers Array(String), anchor Nullable(String), profile_id Nullable(String), revenue_minor Nullable(Int64),
+    currency Nullable(String), store_id Nullable(String), library Nullable(String),
+    campaign_source Nullable(String), campaign_medium Nullable(String), campaign_name Nullable(String),
+    raw Nullable(String)
+) ENGINE = MergeTree ORDER BY (timestamp, event_id)
+"""
+
+
+def load_chdb_from_parquet(session: Any, parquet_path: str, database: str = "accord") -> None:
+    """Create DATABASE.events in chdb and fill it from a Parquet export of the DuckDB events table."""
+    session.query(f"CREATE DATABASE IF NOT EXISTS {database}")
+    session.query(CH_EVENTS_DDL.format(db=database))
+    session.query(f"TRUNCATE TABLE {database}.events")
+    session.query(f"INSERT INTO {database}.events SELECT * FROM file('{parquet_path}', Parquet)")

@@ -1,0 +1,131 @@
+"""Processing slices by message count, and the worker's short write transactions (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from accord.collect.intake import parse_request
+from accord.collect.resolver import Resolver
+from accord.collect.sources import add_source
+from accord.identity import queries
+from accord.platform import Platform
+from accord.storage import WriteTurn, create_state_engine, sync_state
+
+
+def accept(platform: Platform, key: str, messages: list[dict], kind: str = "batch") -> None:
+    body = json.dumps({"batch": messages} if kind == "batch" else messages[0]).encode()
+    auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+    intake = parse_request(body, None, auth, kind, platform.lookup_source, datetime.now(UTC))
+    assert not intake.rejects, intake.rejects
+    platform.journal.append(intake.journal_batch())
+
+
+def _traffic(platform: Platform) -> None:
+    """Single messages and batches, client retries across entries, and merges (anonymous visitors logging in)."""
+    key = add_source(platform.state, "web", "web").write_key
+    for i in range(12):
+        accept(
+            platform, key, [{"type": "track", "event": "Viewed", "anonymousId": f"a{i}", "messageId": f"t{i}"}], "track"
+        )
+    batch = [
+        {"type": "identify", "userId": f"u{i % 4}", "anonymousId": f"a{i}", "messageId": f"b{i}"} for i in range(12)
+    ]
+    accept(platform, key, batch)
+    accept(platform, key, batch[:5])  # a retry: nothing new
+    accept(platform, key, [{"type": "track", "event": "Bought", "userId": "u1", "messageId": "t3"}], "track")  # dup id
+
+
+def test_read_limits_a_slice_by_messages(platform: Platform) -> None:
+    _traffic(platform)
+    entries = platform.journal.read(0, 1000, max_messages=5)
+    assert [len(e.items) for e in entries] == [1, 1, 1, 1, 1]
+    first_batch = platform.journal.read(12, 1000, max_messages=5)
+    assert [len(e.items) for e in first_batch] == [12]  # one request is never split
+    assert len(platform.journal.read(0, 3, max_messages=100)) == 3  # the entry limit still holds
+    assert platform.journal.read(platform.journal.last_seq(), 10, max_messages=5) == []
+
+
+def test_small_slices_and_short_transactions_give_the_same_result(platform: Platform) -> None:
+    _traffic(platform)
+    platform.processor.resolver = Resolver(platform.journal, platform.graph, write_chunk=2)
+    platform.processor.batch_messages = 4
+    assert platform.processor.drain()
+    assert platform.events.count_events() == 12 + 12  # 12 single visits, 12 identifies; retries deduplicated
+    assert queries.count_profiles(platform.state) == 4  # every visitor logged in as one of four users
+    rows = platform.events.query("SELECT count(DISTINCT profile_id) FROM events")
+    assert rows[0][0] == 4
+
+
+def test_a_crash_between_short_transactions_replays_without_loss(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _traffic(platform)
+    resolver = Resolver(platform.journal, platform.graph, write_chunk=3)
+    platform.processor.resolver = resolver
+    real_resolve = platform.graph.resolve
+    calls = 0
+
+    def crash_on_third(touches: list) -> list:  # type: ignore[type-arg]
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("power cut")  # two chunks committed, the slice not loaded
+        return real_resolve(touches)
+
+    monkeypatch.setattr(platform.graph, "resolve", crash_on_third)
+    with pytest.raises(RuntimeError):
+        platform.processor.run_once()
+    assert platform.events.count_events() == 0
+    monkeypatch.setattr(platform.graph, "resolve", real_resolve)
+    assert platform.processor.drain()
+    assert platform.events.count_events() == 24
+    assert queries.count_profiles(platform.state) == 4
+
+
+def test_a_deferred_sync_engine_commits_without_fsync_and_syncs_on_request(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/state.sqlite"
+    deferred, normal = create_state_engine(url, deferred_sync=True), create_state_engine(url)
+    with deferred.begin() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        conn.exec_driver_sql("CREATE TABLE t (a INTEGER)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    sync_state(deferred)
+    with normal.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL: the intake's acknowledgements
+        assert conn.execute(sa.text("SELECT a FROM t")).scalar() == 1
+    deferred.dispose()
+    normal.dispose()
+
+
+def test_write_turns_exclude_each_other_and_a_waiter_goes_before_the_holder_comes_back(tmp_path: object) -> None:
+    engine = create_state_engine(f"sqlite:///{tmp_path}/state.sqlite")
+    mine, theirs = WriteTurn(engine), WriteTurn(engine)  # own open files each, like the intake and the worker
+    order: list[str] = []
+    waiting = threading.Event()
+
+    def other() -> None:
+        waiting.set()
+        with theirs():
+            order.append("theirs")
+
+    with mine():
+        order.append("mine 1")
+        thread = threading.Thread(target=other)
+        thread.start()
+        waiting.wait()
+        time.sleep(0.3)  # let it block on the turn while holding the turnstile
+        assert order == ["mine 1"]  # excluded while the turn is held
+    with mine():  # coming straight back: waits behind the one that was waiting
+        order.append("mine 2")
+    thread.join()
+    assert order == ["mine 1", "theirs", "mine 2"]
+    mine.close()
+    theirs.close()
+    engine.dispose()
