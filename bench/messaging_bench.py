@@ -108,7 +108,7 @@ def grant(platform: Platform, people: list[Recipient]) -> None:
         conn.execute(consents.insert(), rows)
 
 
-def bench_plan(n: int, runs: int) -> dict[str, Any]:
+def bench_plan(n: int, runs: int, queued_events: bool = True) -> dict[str, Any]:
     """Policy decision + render (5 locales, Babel money, tracked links, unsubscribe links) + outbox rows +
     'Message Queued' timeline events, committed in chunks of 1,000 on SQLite (the embedded default)."""
     rates, cpu_rates = [], []
@@ -119,6 +119,7 @@ def bench_plan(n: int, runs: int) -> dict[str, Any]:
             grant(platform, people)
             messaging = platform.messaging
             messaging.loader = static_loader(people)
+            messaging.emit_queued = queued_events
             start = time.perf_counter()
             cpu = time.process_time()
             for offset in range(0, n, 1000):
@@ -284,9 +285,10 @@ def main() -> None:
     parser.add_argument("what", choices=["plan", "smtp", "broadcast"])
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-queued-events", action="store_true", help="plan: no 'Message Queued' timeline events")
     args = parser.parse_args()
     if args.what == "plan":
-        out = bench_plan(args.n, args.runs)
+        out = bench_plan(args.n, args.runs, queued_events=not args.no_queued_events)
     elif args.what == "smtp":
         out = bench_smtp(args.n, args.runs)
     else:

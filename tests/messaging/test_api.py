@@ -39,7 +39,7 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     )
     live.port, live.url = port, f"http://127.0.0.1:{port}"
     live.env["ACCORD_PORT"] = str(port)
-    yield live.start()
+    yield live.start(timeout=180)  # a busy machine can take long to start a server
     live.stop()
 
 
@@ -182,6 +182,19 @@ def test_server_round_trip(server: LiveServer, tmp_path: Path) -> None:
             [accord, "providers", "list", "--format", "json"], env=env, capture_output=True, text=True, timeout=60
         )
         assert [p["name"] for p in json.loads(listed.stdout)] == ["mail", "inbox"]
+        exported = subprocess.run(
+            [accord, "privacy", "export", "email:ida@example.com", "--out", str(tmp_path / "ida.json")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert exported.returncode == 0, exported.stderr
+        dump = json.loads((tmp_path / "ida.json").read_text())
+        assert dump["profile"]["traits"]["first_name"]["value"] == "Ida"
+        assert {m["channel"] for m in dump["messages"]} == {"email", "in_app"}
+        assert {c["status"] for c in dump["consents"]} >= {"opted_out"}
+        assert any(e["event"] == "Consent Changed" for e in dump["timeline"])
         html = next(p for p in mail.walk() if p.get_content_type() == "text/html").get_payload(decode=True).decode()
         assert "/t/o/" in html  # open pixel
         link = re.search(r'href="([^"]+)"', html)

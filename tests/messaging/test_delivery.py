@@ -217,3 +217,23 @@ def test_large_batches_emit_their_events_in_slices_the_journal_accepts(
     assert counts == {"queued": 1300}
     assert Sender(messaging, batch_size=1300).drain(timeout=60) == 1300  # 2,600 events: sent + delivered
     assert {r.status for r in rows(platform)} == {"delivered"} and sum(r.cost_minor for r in rows(platform)) == 1300
+
+
+def test_a_push_not_delivered_in_time_falls_back_to_sms(platform: Platform, messaging: Messaging) -> None:
+    import time
+
+    with ScriptedProvider() as push, ScriptedProvider() as sms:
+        messaging.add_provider("fcm", "push", "fcm", {"url": push.url, "fallback_after_seconds": 0.3})
+        messaging.add_provider("sms-gw", "sms", "http", {"url": sms.url})
+        pid = person(platform, "kim", first_name="Kim", push_token="tok-k", phone="+48601000009")
+        opt_in(platform, "user_id:kim", "push")
+        opt_in(platform, "user_id:kim", "sms")
+        messaging.send(pid, "spring-offer", channels=["push", "sms"])
+        sender = Sender(messaging, backoff=0.01)
+        sender.drain(timeout=10)
+        assert len(push.requests) == 1 and sms.requests == []
+        time.sleep(0.4)  # no delivery report from the push provider
+        sender.drain(timeout=10)
+        row = rows(platform, profile_id=pid)[0]
+        assert (row.channel, row.status) == ("sms", "sent") and "not delivered by fcm" in row.reason
+        assert len(sms.requests) == 1

@@ -178,3 +178,27 @@ def test_story_6_hold_outs_follow_conversation_and_case_events_from_other_system
     event("Support Case Closed")
     free = messaging.send(pid, "promo", channels=["email"], at=datetime(2031, 2, 3, 12, tzinfo=UTC))
     assert free["status"] == "queued"
+
+
+def test_ab_variants_split_by_weight_and_stay_put() -> None:
+    from accord.messaging.broadcasts import variant_for
+
+    arms = [{"name": "A", "weight": 1}, {"name": "B", "weight": 3}]
+    picks = [variant_for("B1", f"P{i}", arms)["name"] for i in range(4000)]
+    assert 850 < picks.count("A") < 1150  # a quarter
+    assert picks == [variant_for("B1", f"P{i}", arms)["name"] for i in range(4000)]
+
+
+def test_a_broadcast_to_a_segment_reaches_its_members(platform: Platform, messaging: Messaging) -> None:
+    from accord.segments import service as segments
+    from accord.segments.engines import DuckDBEngine
+    from accord.segments.rules import parse_documents
+
+    messaging.policy = PolicyConfig(quiet_hours=None)
+    pole = reachable_person(platform, "ola", country="PL")
+    reachable_person(platform, "sven", country="DK")
+    definition = parse_documents("name: poles\nrule:\n  trait: country\n  in: [PL]\n", "segment")[0]
+    segments.apply_segment(platform.state, DuckDBEngine(platform.events), platform.journal, definition, None)
+    planned = create_broadcast(messaging, "pl", "promo", {"segment": "poles"}, channels=["email"])
+    assert (planned["audience"], planned["planned"]) == (1, {"queued": 1})
+    assert [d["profile_id"] for d in messaging.deliveries_of(pole)] == [pole]

@@ -265,6 +265,14 @@ class MessagingController(Controller):
 
         return dict(await asyncio.to_thread(_call, messaging.feedback, provider, payload))
 
+    @get("/privacy/export", summary="Everything held about the person holding an identifier", sync_to_thread=True)
+    def privacy_export(self, request: Request[Any, Any, Any], identifier: str) -> dict[str, Any]:
+        from accord.messaging.privacy import export_person
+
+        platform: Platform = request.app.state.platform
+        data = _call(export_person, platform.state, platform.events, platform.consents, platform.messaging, identifier)
+        return dict(msgspec.json.decode(msgspec.json.encode(data, enc_hook=str)))
+
     @get("/inbox/{profile_id:str}", summary="In-app inbox of a profile", sync_to_thread=True)
     def inbox(self, request: Request[Any, Any, Any], profile_id: str) -> list[dict[str, Any]]:
         return list(_call(_messaging(request).inbox, profile_id))

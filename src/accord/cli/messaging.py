@@ -29,6 +29,7 @@ broadcast_app = typer.Typer(
 )
 consent_app = typer.Typer(help="Consent per purpose and channel: set and show.", no_args_is_help=True)
 providers_app = typer.Typer(help="Channel providers (SMTP, HTTP SMS/push, webhook, in-app).", no_args_is_help=True)
+privacy_app = typer.Typer(help="Data-subject requests: export everything held about a person.", no_args_is_help=True)
 outbox_app = typer.Typer(
     help="The outbox sender (the server runs one; this runs one without a server).", no_args_is_help=True
 )
@@ -354,6 +355,28 @@ def providers_remove(name: str) -> None:
         with _local() as platform:
             platform.messaging.remove_provider(name)
     console.print(f"provider {name} removed")
+
+
+# -- privacy --------------------------------------------------------------------------------------------------------
+@privacy_app.command("export")
+def privacy_export(
+    identifier: str = typer.Argument(..., help="TYPE:VALUE of any identifier of the person."),
+    out: Path = typer.Option(..., "--out", help="File to write (JSON)."),
+) -> None:
+    """Write everything held about a person (profile, timeline, consents, messages, hold-outs) to a JSON file."""
+    from accord.messaging.privacy import export_person
+
+    s = settings()
+    if (client := running_server(s)) is not None:
+        with client:
+            data = api_result(client.get("/api/v1/privacy/export", params={"identifier": identifier}))
+    else:
+        with _local() as p:
+            data = json.loads(
+                json.dumps(export_person(p.state, p.events, p.consents, p.messaging, identifier), default=str)
+            )
+    out.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    console.print(f"{len(data['timeline'])} events, {len(data['messages'])} messages written to {out}")
 
 
 # -- outbox ----------------------------------------------------------------------------------------------------------

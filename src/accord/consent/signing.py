@@ -58,8 +58,8 @@ def verify(secret: bytes, purpose: str, token: str) -> dict[str, Any]:
 def sign_value(secret: bytes, purpose: str, value: str) -> str:
     """A short token for a plain VALUE (a delivery id, an identifier): 'b64(VALUE).MAC' (no JSON: hot paths)."""
     raw = value.encode()
-    mac = hmac.new(secret, purpose.encode() + b"." + raw, hashlib.sha256).digest()[:12]
-    return _b64(raw) + "." + _b64(mac)
+    mac = hmac.digest(secret, purpose.encode() + b"." + raw, "sha256")[:12]
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode() + "." + base64.urlsafe_b64encode(mac).decode()
 
 
 def verify_value(secret: bytes, purpose: str, token: str) -> str:
@@ -70,7 +70,7 @@ def verify_value(secret: bytes, purpose: str, token: str) -> str:
         value = raw.decode()
     except (ValueError, TypeError) as exc:
         raise InvalidToken("malformed link token") from exc
-    expected = hmac.new(secret, purpose.encode() + b"." + raw, hashlib.sha256).digest()[:12]
+    expected = hmac.digest(secret, purpose.encode() + b"." + raw, "sha256")[:12]
     if not value or not hmac.compare_digest(given, expected):
         raise InvalidToken("link token signature does not match")
     return value

@@ -49,7 +49,7 @@ def resolve_audience(messaging: Messaging, audience: Mapping[str, Any]) -> list[
     raise MessagingError("audience must name a segment, profile_ids or identifiers", "invalid_audience")
 
 
-def _variant(broadcast_id: str, profile_id: str, variants: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+def variant_for(broadcast_id: str, profile_id: str, variants: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     total = sum(float(v.get("weight", 1)) for v in variants)
     digest = hashlib.sha256(f"ab:{broadcast_id}:{profile_id}".encode()).digest()
     point = int.from_bytes(digest[:8], "big") / 2**64 * total
@@ -151,7 +151,7 @@ def create_broadcast(
             if recipient is None:
                 totals["unknown_profile"] += 1
                 continue
-            arm = _variant(bid, recipient.profile_id, arms) if len(arms) > 1 else arms[0]
+            arm = variant_for(bid, recipient.profile_id, arms) if len(arms) > 1 else arms[0]
             by_arm[str(arm.get("name", "A"))].append((recipient, f"b:{bid}:{recipient.profile_id}"))
         with messaging.engine.begin() as conn:
             for arm_name, batch in by_arm.items():

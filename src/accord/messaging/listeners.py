@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -24,10 +25,15 @@ def hold_out_listener(messaging: Messaging, events: EventStore) -> Callable[[int
     """A processor listener: after each loaded slice, open or close hold-outs for the events above, in time
     order, from its own cursor (kept in the state store), so a missed call is caught up on the next one."""
 
+    state: dict[str, float] = {}  # cursor kept in memory; written to the state store when it matters
+
     def listen(_after: int, upto: int) -> None:
         c = t.listener_cursors
-        with messaging.engine.connect() as conn:
-            done = conn.execute(sa.select(c.c.seq).where(c.c.name == CURSOR)).scalar() or 0
+        if "done" not in state:
+            with messaging.engine.connect() as conn:
+                state["done"] = float(conn.execute(sa.select(c.c.seq).where(c.c.name == CURSOR)).scalar() or 0)
+            state["saved_at"] = time.monotonic()
+        done = int(state["done"])
         if upto <= done:
             return
         names = list(HOLD_OUT_EVENTS)
@@ -37,6 +43,9 @@ def hold_out_listener(messaging: Messaging, events: EventStore) -> Callable[[int
             f"AND type = 'track' AND event IN ({marks}) AND profile_id IS NOT NULL ORDER BY timestamp, event_id",
             [done, upto, *names],
         )
+        if not rows and time.monotonic() - state["saved_at"] < 10:
+            state["done"] = upto
+            return  # nothing to do: spare the state store a write (a replay of this range would find nothing)
         with messaging.engine.begin() as conn:
             for profile_id, event, _at in rows:
                 reason, opens = HOLD_OUT_EVENTS[event]
@@ -49,5 +58,6 @@ def hold_out_listener(messaging: Messaging, events: EventStore) -> Callable[[int
                 conn.execute(c.insert().values(name=CURSOR, seq=upto))
             else:
                 conn.execute(c.update().where(c.c.name == CURSOR).values(seq=upto))
+        state["done"], state["saved_at"] = upto, time.monotonic()
 
     return listen

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,20 @@ def traits_sql(n: int) -> str:
 def store_loader(state: sa.Engine, events: EventStore) -> RecipientLoader:
     """Load recipients from the identity graph (state store) and traits (event store), in bulk."""
 
+    snapshot: dict[str, Any] = {"at": 0.0, "ids": {}}
+
+    def identifiers_by_profile() -> dict[str, list[tuple[str, str]]]:
+        """profile -> identifiers from one scan of the graph, reused for a few seconds (a broadcast loads its
+        audience chunk by chunk; one scan per chunk would cost the whole graph each time)."""
+        if time.monotonic() - snapshot["at"] > 10:
+            by_profile: dict[str, list[tuple[str, str]]] = {}
+            for key, pid in identity_queries.grouping(state).items():
+                id_type, _, value = key.partition(":")
+                by_profile.setdefault(pid, []).append((id_type, value))
+            snapshot["ids"], snapshot["at"] = by_profile, time.monotonic()
+        ids: dict[str, list[tuple[str, str]]] = snapshot["ids"]
+        return ids
+
     def load(profile_ids: Sequence[str]) -> dict[str, Recipient]:
         wanted = list(dict.fromkeys(profile_ids))
         out: dict[str, Recipient] = {}
@@ -68,10 +83,9 @@ def store_loader(state: sa.Engine, events: EventStore) -> RecipientLoader:
                     rec.identifiers.setdefault(item["type"], []).append(item["value"])
                 out[pid] = rec
         else:
-            wanted_set = set(wanted)
-            for key, pid in identity_queries.grouping(state).items():
-                if pid in wanted_set:
-                    id_type, _, value = key.partition(":")
+            graph = identifiers_by_profile()
+            for pid in wanted:
+                for id_type, value in graph.get(pid, ()):
                     out.setdefault(pid, Recipient(pid)).identifiers.setdefault(id_type, []).append(value)
         by_current = {rec.profile_id: rec for rec in out.values()}
         ids = list(by_current)

@@ -25,6 +25,8 @@ def fall_back_in(messaging: Messaging, conn: sa.Connection, row: Any, why: str) 
     content = json.loads(row.content or "[]")
     remaining = [c for c in content if c["channel"] != row.channel]
     d = t.deliveries
+    if not remaining and row.status == "sent":
+        return False  # accepted on the last channel: nothing to fall back to, and it is not a failure
     if not remaining:
         conn.execute(
             d.update()
@@ -114,9 +116,11 @@ class Sender:
     def run_once(self, now: datetime | None = None) -> int:
         """Claim one batch and send it; the number of deliveries handled."""
         now = now or utcnow()
+        self._load_providers()
+        fell_back = self.fall_back_undelivered(now)
         rows = self.claim(now)
         if not rows:
-            return 0
+            return fell_back
         self._load_providers()
         by_provider: dict[str | None, list[Any]] = defaultdict(list)
         for row in rows:
@@ -194,6 +198,37 @@ class Sender:
             params,
         )
         emit_events(conn, self.messaging.journal, events, now)
+
+    def fall_back_undelivered(self, now: datetime) -> int:
+        """Messages a provider accepted but did not report delivered within its `fallback_after_seconds` go to
+        the person's next channel (e.g. a push not delivered within an hour becomes an SMS)."""
+        waits = {
+            p.name: float(json.loads(p.config).get("fallback_after_seconds", 0))
+            for rows in self._providers.values()
+            for p in rows
+            if json.loads(p.config).get("fallback_after_seconds")
+        }
+        if not waits:
+            return 0
+        d = t.deliveries
+        moved = 0
+        with self.engine.begin() as conn:
+            for provider, wait in waits.items():
+                stale = conn.execute(
+                    sa.select(d)
+                    .where(
+                        d.c.status == "sent",
+                        d.c.provider == provider,
+                        d.c.delivered_at.is_(None),
+                        d.c.sent_at < now - timedelta(seconds=wait),
+                    )
+                    .limit(self.batch_size)
+                ).all()
+                for row in stale:
+                    if len(json.loads(row.content or "[]")) > 1:
+                        fall_back_in(self.messaging, conn, row, f"not delivered by {provider} within {wait:g} s")
+                        moved += 1
+        return moved
 
     def _provider_for(self, row: Any) -> str | None:
         candidates = self._providers.get(row.channel or "", [])
