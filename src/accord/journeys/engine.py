@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from accord.identity import queries as identity_queries
 from accord.journeys import tables as t
 from accord.journeys.conditions import event_matches, holds
-from accord.journeys.definition import WEEKDAYS, Journey, Step, parse_journey
+from accord.journeys.definition import WEEKDAYS, Condition, EventMatch, Journey, Step, parse_journey
 from accord.storage import new_id
 
 log = logging.getLogger(__name__)
@@ -627,9 +627,8 @@ def _sqlite_time(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _wait_match(step: Step) -> Any:
-    from accord.journeys.definition import Condition, EventMatch
-
+def _wait_match(step: Step) -> EventMatch:
+    """The event a wait_until step listens for, with its filters."""
     return EventMatch(step.spec["event"], tuple(Condition(**c) for c in step.spec["where"]))
 
 
