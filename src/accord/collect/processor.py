@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 from accord.collect.journal import Journal
-from accord.collect.resolver import Resolver, read_ipc, worker_init, worker_resolve
+from accord.collect.resolver import Resolver, read_ipc, worker_init, worker_ready, worker_resolve
 from accord.identity.graph import IdentityGraph
 from accord.storage.events import EventStore
 
@@ -32,7 +32,7 @@ class Processor:
         events: EventStore,
         batch_size: int = 5000,
         batch_messages: int = 20_000,
-        min_interval: float = 0.1,
+        min_interval: float = 0.05,
     ) -> None:
         self.journal = journal
         self.graph = graph
@@ -134,6 +134,7 @@ class Processor:
                 initializer=worker_init,
                 initargs=(state_url, self.graph.rules, lock_share),
             )
+            self._pool.submit(worker_ready)  # spawn it now: the first events should not wait for its start-up
         self._thread = threading.Thread(target=self._loop, name="accord-processor", daemon=True)
         self._thread.start()
 

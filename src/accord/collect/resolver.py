@@ -167,6 +167,11 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def worker_ready() -> bool:
+    """Nothing: submitted once at start so that the worker process is spawned (and imported) before work arrives."""
+    return _worker is not None
+
+
 def worker_resolve(journal_seq: int, limit: int, max_messages: int | None = None) -> tuple[bytes, int] | None:
     """resolve_after in the worker; the batch travels back as Arrow IPC bytes."""
     assert _worker is not None, "worker_init was not run"
