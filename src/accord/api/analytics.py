@@ -79,6 +79,7 @@ class ClvIn(msgspec.Struct):
     horizon_days: float = 365.0
     discount_rate: float = 0.0
     write: bool = True
+    top: int = 0  # also return this many customers' scores, highest value first
 
 
 def _platform(request: Request[Any, Any, Any]) -> Platform:
@@ -411,7 +412,7 @@ class AnalyticsController(Controller):
         from accord.analytics import service
 
         platform = _platform(request)
-        summary, _rows = await _run(
+        summary, rows = await _run(
             service.clv_from_store,
             platform.events,
             platform.state if data.write else None,
@@ -421,6 +422,8 @@ class AnalyticsController(Controller):
             data.horizon_days,
             data.discount_rate,
         )
+        if data.top > 0:
+            summary["top"] = sorted(rows, key=lambda r: -r["clv"])[: data.top]
         return summary
 
     @get("/scores/{profile_id:str}", summary="Computed scores of one profile (CLV, P(alive), churn, next purchase)")

@@ -114,7 +114,7 @@ def attribution(
     conversions_col: str = typer.Option(None, help="File: conversions per path (default 1 each)."),
     nulls_col: str = typer.Option(None, help="File: non-converting journeys per path."),
     value_col: str = typer.Option(None, help="File: conversion value per path."),
-    chart: Path = typer.Option(None, help="Also write a chart comparing the models (.png or .svg)."),
+    chart: Path = typer.Option(None, help="Also write a chart comparing the models (.png, .svg or .html)."),
     fmt: Format = FORMAT,
 ) -> None:
     """Which channels led to the conversions: rule-based, Markov and Shapley attribution side by side."""
@@ -475,7 +475,7 @@ def clv(
     conversion: str = CONVERSION,
     write: bool = typer.Option(True, help="Store: write the scores to profiles (computed traits)."),
     top: int = typer.Option(10, help="Customers to list (highest value first)."),
-    chart: Path = typer.Option(None, help="Also write the CLV and P(alive) distribution (.png or .svg)."),
+    chart: Path = typer.Option(None, help="Also write the CLV and P(alive) distribution (.png, .svg or .html)."),
     fmt: Format = FORMAT,
 ) -> None:
     """BG/NBD + Gamma-Gamma: P(alive), expected purchases, predicted value and next purchase date per customer."""
@@ -483,6 +483,7 @@ def clv(
 
     horizon_days = _guard(lambda: parse_window(horizon)).total_seconds() / 86400
     rows: list[dict[str, Any]] = []
+    drawn = False
     if transactions is not None:
         summary, rows = _guard(
             lambda: service.clv_from_file(
@@ -493,8 +494,18 @@ def clv(
         s = settings()
         if (client := running_server(s)) is not None:
             with client:
-                body = {"conversion": conversion, "time_unit": time_unit, "horizon_days": horizon_days, "write": write}
+                body = {"conversion": conversion, "time_unit": time_unit, "horizon_days": horizon_days, "write": write,
+                        "top": top}  # fmt: skip
                 summary = api_result(client.post("/api/v1/analytics/clv", json=body))
+                rows = summary.pop("top", [])
+                if chart is not None:  # the chart needs every customer: the server draws it
+                    fmt_ = _guard(lambda: charts.format_of(str(chart)))
+                    response = client.get(f"/api/v1/analytics/charts/clv.{fmt_}", params={"conversion": conversion})
+                    if response.status_code >= 400:
+                        api_result(response)
+                    chart.write_bytes(response.content)
+                    console.print(f"chart written to {chart}")
+                    drawn = True
         else:
             with local_platform(s) as p:
                 summary, rows = _guard(
@@ -502,7 +513,7 @@ def clv(
                         p.events, p.state if write else None, conversion, None, time_unit, horizon_days
                     )
                 )
-    if rows:
+    if rows and not drawn:
         _write_chart(chart, lambda f: charts.clv_chart(rows, f))
     if fmt is Format.json:
         _dump({**summary, "top": sorted(rows, key=lambda r: -r["clv"])[:top]} if rows else summary)
@@ -555,7 +566,7 @@ def cohorts(
     customer_col: str = typer.Option("customer", help="File: customer id column."),
     date_col: str = typer.Option("date", help="File: purchase date column."),
     conversion: str = CONVERSION,
-    chart: Path = typer.Option(None, help="Also write a heat map (.png or .svg)."),
+    chart: Path = typer.Option(None, help="Also write a heat map (.png, .svg or .html)."),
     fmt: Format = FORMAT,
 ) -> None:
     """Retention: share of each cohort buying again in each month after the first purchase."""
