@@ -232,7 +232,7 @@ def _costs(events: EventStore, state: sa.Engine | None, period: store.Period, cu
         totals: dict[str, int] = {}
         for _, _, cur, amount in items:
             totals[cur] = totals.get(cur, 0) + amount
-        currency = max(sorted(totals), key=lambda c: totals[c])
+        currency = max(sorted(totals, key=str), key=lambda c: totals[c])
     by_channel: dict[str, dict[str, int]] = {}
     other: dict[tuple[str, str, str], int] = {}
     for source, channel, cur, amount in items:

@@ -349,7 +349,7 @@ class AnalyticsController(Controller):
         self,
         request: Request[Any, Any, Any],
         name: str,
-        window: str = "30d",
+        window: str | None = None,
         conversion: str = DEFAULT_CONVERSION,
         by: str = "month",
         periods: int = 12,
@@ -363,10 +363,12 @@ class AnalyticsController(Controller):
         fmt = await _run(charts.format_of, name)
         platform = _platform(request)
         if kind == "attribution":
-            doc = await _run(service.attribution_from_store, platform.events, "all", _window(window), conversion)
+            doc = await _run(
+                service.attribution_from_store, platform.events, "all", _window(window or "30d"), conversion
+            )
             body = await _run(charts.attribution_chart, doc["models"], fmt)
         elif kind == "channels":
-            doc = await _scorecard(platform, window, conversion)
+            doc = await _scorecard(platform, window or "30d", conversion)
             body = await _run(charts.scorecard_chart, doc, fmt)
         elif kind == "cohorts":
             rows = await _run(service.cohorts_from_store, platform.events, by, periods, conversion)
@@ -376,7 +378,7 @@ class AnalyticsController(Controller):
             body = await _run(charts.clv_chart, scored, fmt)
         elif kind == "lift" and (broadcast or journey):
             if broadcast:
-                doc = await _broadcast_lift(platform, broadcast, "7d" if window == "30d" else window, conversion)
+                doc = await _broadcast_lift(platform, broadcast, window or "7d", conversion)
             else:
                 doc = await _journey_lift(platform, str(journey))
             if not doc["treatments"] or metric not in doc["treatments"][0]["metrics"]:
