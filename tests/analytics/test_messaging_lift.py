@@ -33,8 +33,9 @@ TEMPLATE = {
 
 
 def analyze(home: Path, *args: str) -> tuple[int, str]:
+    """Exit code and output (standard output only when it succeeds: JSON documents are on stdout, notes on stderr)."""
     result = CliRunner().invoke(cli, ["analyze", *args], env={"ACCORD_HOME": str(home)})
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
 
 def test_broadcast_holdout_lift_and_message_cost_end_to_end(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from accord.analytics.errors import AnalyticsError
 from accord.analytics.options import DEFAULT_CONVERSION, parse_window
-from accord.cli.context import api_result, console, fail, local_platform, running_server, settings
+from accord.cli.context import api_result, console, err_console, fail, local_platform, running_server, settings
 
 app = typer.Typer(
     help="Analyses: which channels work (attribution, scorecard, lift) and what customers are worth (CLV, RFM).",
@@ -78,7 +78,7 @@ def _write_chart(path: Path | None, make: Callable[[str], bytes]) -> None:
 
     fmt = _guard(lambda: charts.format_of(str(path)))
     path.write_bytes(make(fmt))
-    console.print(f"chart written to {path}")
+    err_console.print(f"chart written to {path}")
 
 
 def _attribution_table(docs: list[dict[str, Any]]) -> None:
@@ -361,7 +361,12 @@ def _broadcast_lift(name: str, window: str, conversion: str, control: str, confi
     s = settings()
     if (client := running_server(s)) is not None:
         with client:
-            params = {"window": window, "conversion": conversion, "control": control, "confidence": confidence}
+            params: dict[str, Any] = {
+                "window": window,
+                "conversion": conversion,
+                "control": control,
+                "confidence": confidence,
+            }
             return dict(api_result(client.get(f"/api/v1/analytics/lift/broadcast/{name}", params=params)))
     from accord.api.analytics_sources import broadcast_groups
 
@@ -504,7 +509,7 @@ def clv(
                     if response.status_code >= 400:
                         api_result(response)
                     chart.write_bytes(response.content)
-                    console.print(f"chart written to {chart}")
+                    err_console.print(f"chart written to {chart}")
                     drawn = True
         else:
             with local_platform(s) as p:
