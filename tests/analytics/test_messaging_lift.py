@@ -34,7 +34,7 @@ TEMPLATE = {
 
 def analyze(home: Path, *args: str) -> tuple[int, str]:
     """Exit code and output (standard output only when it succeeds: JSON documents are on stdout, notes on stderr)."""
-    result = CliRunner().invoke(cli, ["analyze", *args], env={"ACCORD_HOME": str(home)})
+    result = CliRunner().invoke(cli, ["analyze", *args], env={"ACCORD_HOME": str(home), "COLUMNS": "200"})
     return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
 
@@ -100,6 +100,11 @@ def test_broadcast_holdout_lift_and_message_cost_end_to_end(tmp_path: Path) -> N
     page = (tmp_path / "card.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "Channel scorecard" in page
 
+    code, out = analyze(home, "channels")  # the readable tables
+    assert code == 0 and "Holdout tests" in out and "broadcast spring" in out and "Purchase rate" in out, out
+    code, out = analyze(home, "lift", "--broadcast", "spring", "--chart", str(tmp_path / "lift.svg"))
+    assert code == 0 and "revenue" in out and f"control group holdout: {len(held)} members" in out, out
+    assert (tmp_path / "lift.svg").read_text().lstrip().startswith("<?xml")
     code, out = analyze(home, "lift", "--broadcast", "autumn")
     assert code == 1 and "no broadcast named 'autumn'" in out and "Traceback" not in out
     code, out = analyze(home, "lift", "--global-control")
