@@ -48,7 +48,8 @@ def test_lift_and_sample_size_on_the_command_line(tmp_path: Path) -> None:
                     "--metric", "bought", "--metric", "spent", "--format", "json")  # fmt: skip
     assert code == 0, out
     doc = json.loads(out)
-    assert doc["control"] == "holdout"
+    assert doc["control"] == "holdout" and {"control", "treatments"} <= set(doc)
+    assert [set(t) for t in doc["treatments"]] == [{"group", "n", "metrics"}]
     metrics = doc["treatments"][0]["metrics"]
     assert {"rate", "lift_abs", "lift_rel", "ci_low", "ci_high", "statistic", "p_value"} <= set(metrics["bought"])
     assert metrics["bought"]["rate"] == pytest.approx(84 / 500)
@@ -66,6 +67,10 @@ def test_clv_and_cohorts_on_a_transactions_file(tmp_path: Path) -> None:
     doc = json.loads(out)
     assert doc["customers"] == 2357
     assert doc["bg_nbd"]["r"] == pytest.approx(0.243, abs=2e-3) and doc["gamma_gamma"]["p"] > 0
+    # the keys issue 7 lists (the documents may carry more, e.g. the Gamma-Gamma log-likelihood)
+    assert {"customers", "bg_nbd", "gamma_gamma"} <= set(doc)
+    assert set(doc["bg_nbd"]) == {"r", "alpha", "a", "b", "log_likelihood"}
+    assert {"p", "q", "gamma"} <= set(doc["gamma_gamma"])
     code, out = run(tmp_path, "cohorts", "--transactions", str(f), "--customer-col", "cust", "--date-col", "day",
                     "--periods", "3", "--format", "json")  # fmt: skip
     assert code == 0, out
@@ -118,7 +123,19 @@ def test_api_and_cli_on_a_live_server(live_server: Any, tmp_path: Path) -> None:
         ).json()
         assert lift["treatments"][0]["metrics"]["bought"]["lift_abs"] == pytest.approx(0.5)
         assert client.get("/api/v1/analytics/scores/nobody").status_code == 404
-        assert "/api/v1/analytics/attribution" in client.get("/api/v1/openapi.json").json()["paths"]
+        described = client.get("/api/v1/openapi.json").json()["paths"]
+        assert {
+            "/api/v1/analytics/attribution",
+            "/api/v1/analytics/attribution/paths",
+            "/api/v1/analytics/channels",
+            "/api/v1/analytics/spend",
+            "/api/v1/analytics/spend.csv",
+            "/api/v1/analytics/lift/broadcast/{name}",
+            "/api/v1/analytics/lift/global-control",
+            "/api/v1/analytics/sample-size",
+            "/api/v1/analytics/clv/transactions",
+            "/api/v1/analytics/charts/{name}",
+        } <= set(described)
         no_products = client.get("/api/v1/analytics/recommendations/whoever")
         assert no_products.status_code == 400 and no_products.json()["error"]["code"] == "not_enough_data"
         # ad spend imported over HTTP (CSV body), re-import unchanged, bad rows named

@@ -19,7 +19,7 @@ from accord.cli.main import app as cli
 from accord.collect.emit import emit
 from accord.messaging import tables as t
 from accord.messaging.broadcasts import create_broadcast
-from accord.messaging.policy import PolicyConfig
+from accord.messaging.policy import PolicyConfig, in_control_group
 from accord.messaging.sender import Sender
 from accord.platform import open_platform
 
@@ -32,9 +32,10 @@ TEMPLATE = {
 }
 
 
-def analyze(home: Path, *args: str) -> tuple[int, str]:
+def analyze(home: Path, *args: str, policy: str = "") -> tuple[int, str]:
     """Exit code and output (standard output only when it succeeds: JSON documents are on stdout, notes on stderr)."""
-    result = CliRunner().invoke(cli, ["analyze", *args], env={"ACCORD_HOME": str(home), "COLUMNS": "200"})
+    env = {"ACCORD_HOME": str(home), "COLUMNS": "200", "ACCORD_MESSAGING_POLICY": policy}
+    result = CliRunner().invoke(cli, ["analyze", *args], env=env)
     return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
 
@@ -108,6 +109,15 @@ def test_broadcast_holdout_lift_and_message_cost_end_to_end(tmp_path: Path) -> N
     code, out = analyze(home, "lift", "--broadcast", "autumn")
     assert code == 1 and "no broadcast named 'autumn'" in out and "Traceback" not in out
     code, out = analyze(home, "lift", "--global-control")
-    assert code == 1 and "global control group" in out
+    assert code == 1 and "global control group" in out  # off by default
+    code, out = analyze(home, "lift", "--global-control", "--format", "json", policy='{"control_group_percent": 30}')
+    assert code == 0, out
+    doc = json.loads(out)
+    control = {p for p in people if in_control_group(p, PolicyConfig(control_group_percent=30))}
+    messaged = set(people) - control
+    m = doc["treatments"][0]["metrics"]["converted"]
+    assert (doc["control_n"], doc["treatments"][0]["n"]) == (len(control), len(messaged))
+    assert m["rate"] == pytest.approx(len(messaged & set(buyers)) / len(messaged))
+    assert m["control_rate"] == pytest.approx(len(control & set(buyers)) / len(control))
     code, out = analyze(home, "lift", "--broadcast", "spring", "--journey", "x")
     assert code == 1 and "give one of" in out
