@@ -103,3 +103,33 @@ def test_journey_lift_counts_real_goal_conversions(tmp_path: Path) -> None:
     m = doc["treatments"][0]["metrics"]["converted"]
     assert doc["control_n"] == len(in_holdout) and doc["treatments"][0]["n"] == len(in_journey)
     assert m["rate"] == pytest.approx(9 / len(in_journey)) and m["control_rate"] == pytest.approx(1 / len(in_holdout))
+    card = CliRunner().invoke(cli, ["analyze", "channels", "--format", "json"], env={"ACCORD_HOME": str(home)})
+    assert card.exit_code == 0, card.output
+    (test,) = json.loads(card.stdout)["holdout_tests"]
+    assert (test["kind"], test["name"], test["channel"]) == ("journey", "spring-wait", None)  # it sends nothing
+    assert (test["n"], test["converted"], test["control_n"], test["control_converted"]) == (
+        len(in_journey),
+        9,
+        len(in_holdout),
+        1,
+    )
+
+
+def test_the_scorecard_reads_a_journeys_channel_from_its_send_steps(tmp_path: Path) -> None:
+    from accord.api.analytics_sources import journey_channel
+
+    platform = open_platform(load_settings({"ACCORD_HOME": str(tmp_path / "home")}))
+    try:
+        base = "trigger: {api: true}\nholdout: 10\nsteps:\n"
+        sms = "  - id: s1\n    send: {template: t1, channels: [sms]}\n"
+        sms2 = "  - id: s2\n    send: {template: t2, channels: [sms]}\n"
+        mail = "  - id: s3\n    send: {template: t3, channels: [email]}\n"
+        best = "  - id: s4\n    send: t4\n"
+        fallback = "  - id: s5\n    send: {template: t5, channels: [push, sms]}\n"
+        found = {}
+        for name, steps in {"a": sms + sms2, "b": sms + mail, "c": best, "d": fallback}.items():
+            journeys.apply(platform.state, f"name: {name}\n{base}{steps}")
+            found[name] = journey_channel(journeys.get(platform.state, name)["definition"])
+    finally:
+        platform.close()
+    assert found == {"a": "sms", "b": None, "c": None, "d": None}
