@@ -162,8 +162,9 @@ def channels(
     chart: Path = typer.Option(None, help="Also write a chart (.png, .svg or .html)."),
     fmt: Format = FORMAT,
 ) -> None:
-    """Channel scorecard: reach, touches, conversions, attributed conversions and value, cost (messages delivered
-    plus imported ad spend), CPA, ROAS, and conversion lift against the channel's holdouts."""
+    """Channel scorecard: reach, conversions, attributed value, cost, CPA, ROAS, lift against holdouts.
+
+    Cost is the messages delivered in the period plus the imported ad spend (`accord analyze spend import`)."""
     from accord.analytics import charts, service
 
     w = _guard(lambda: parse_window(window))
