@@ -267,3 +267,54 @@ def sales_lines(events: EventStore, conversion: str = DEFAULT_CONVERSION) -> lis
             if sku and isinstance(qty, int | float) and qty > 0:
                 out.append((str(store_id), str(sku), _aware(ts), float(qty)))
     return out
+
+
+MESSAGE_COST_SQL = """
+    SELECT channel, json_extract_string(raw, '$.properties.currency') AS currency,
+           sum(CAST(json_extract_string(raw, '$.properties.cost_minor') AS BIGINT)) AS cost, count(*) AS messages
+    FROM events
+    WHERE type = 'track' AND event LIKE 'Message %' AND timestamp >= ? AND timestamp < ?
+      AND json_extract_string(raw, '$.properties.delivery_id') IS NOT NULL
+      AND json_extract_string(raw, '$.properties.cost_minor') IS NOT NULL
+    GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+
+def message_costs(events: EventStore, period: Period) -> list[dict[str, Any]]:
+    """Cost of the messages delivered in the period per channel and currency, from messaging's delivery events.
+
+    Messaging prices a message once, on the event that first proves delivery (delivered, or an open or click
+    before any delivery report), with properties cost_minor and currency; the event's channel is the timeline
+    channel (email, sms, push, app for in-app, ...).
+    """
+    return [
+        {"channel": ch, "currency": cur, "cost_minor": int(cost or 0), "messages": int(n)}
+        for ch, cur, cost, n in events.query(MESSAGE_COST_SQL, [period.start, period.end])
+    ]
+
+
+def outcomes(
+    events: EventStore,
+    since: datetime,
+    until: datetime,
+    conversion: str = DEFAULT_CONVERSION,
+    currency: str | None = None,
+) -> dict[str, tuple[int, float]]:
+    """Conversions and revenue (minor units of CURRENCY; other currencies count 0) per profile in [since, until)."""
+    rows = events.query(
+        "SELECT profile_id, count(*), sum(CASE WHEN currency = ? THEN coalesce(revenue_minor, 0) ELSE 0 END) "
+        "FROM events WHERE profile_id IS NOT NULL AND type = 'track' AND event = ? "
+        "AND timestamp >= ? AND timestamp < ? GROUP BY profile_id",
+        [currency or "", conversion, since, until],
+    )
+    return {str(p): (int(n), float(v or 0)) for p, n, v in rows}
+
+
+def main_currency(events: EventStore, conversion: str = DEFAULT_CONVERSION) -> str | None:
+    """The most common currency of the conversion events (None when they carry none)."""
+    rows = events.query(
+        "SELECT currency, count(*) AS n FROM events WHERE type = 'track' AND event = ? AND currency IS NOT NULL "
+        "GROUP BY currency ORDER BY n DESC, currency LIMIT 1",
+        [conversion],
+    )
+    return str(rows[0][0]) if rows else None
