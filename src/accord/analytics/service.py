@@ -170,8 +170,8 @@ def channel_scorecard(
     """Per channel: reach, touches, conversions in the channel and their revenue, attributed conversions and value
     per model, cost (messages delivered in the period, from messaging's delivery events, plus the ad spend imported
     for the days of the period when STATE is given), CPA and ROAS by the reference model, and the conversion lift
-    against the channel's holdout tests (HOLDOUT_TESTS(start, end) lists them; conversions within WINDOW of each send, pooled
-    per channel); and purchase rate by channels reached.
+    against the channel's holdout tests (HOLDOUT_TESTS(start, end) lists them; conversions within WINDOW of each
+    send, pooled per channel); and purchase rate by channels reached.
     """
     period = _period(events, window, start, end)
     built = store.build_paths(events, period, conversion)
