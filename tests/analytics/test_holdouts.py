@@ -141,6 +141,9 @@ def test_scorecard_cost_cpa_roas_and_lift(events: EventStore, tmp_path: Path) ->
     assert (rows["sms"]["cost_messages"], rows["sms"]["cost"]) == (14, 14)
     assert (rows["ads"]["cost_ads"], rows["ads"]["reach"], rows["ads"]["touches"]) == (13_000, 0, 0)
     assert rows["web"]["cost"] is None and rows["push"]["cost"] is None
+    # revenue of the conversions that happened in each channel (4 + 1 web orders of 10 PLN, 6 + 2 store orders of 20)
+    assert (rows["web"]["conversions"], rows["web"]["revenue"]) == (5, 5_000)
+    assert (rows["store"]["conversions"], rows["store"]["revenue"]) == (8, 16_000)
     other = doc["costs_in_other_currencies"]
     assert sorted((o["channel"], o["source"], o["currency"], o["cost_minor"]) for o in other) == [
         ("ads", "ads", "USD", 500),

@@ -167,11 +167,11 @@ def channel_scorecard(
     holdout_tests: Callable[[datetime, datetime], Sequence[HoldoutTest]] | None = None,
     confidence: float = 0.95,
 ) -> dict[str, Any]:
-    """Per channel: reach, touches, conversions in the channel, attributed conversions and value per model, cost
-    (messages delivered in the period, from messaging's delivery events, plus the ad spend imported for the days of
-    the period when STATE is given), CPA and ROAS by the reference model, and the conversion lift against the
-    channel's holdout tests (HOLDOUT_TESTS(start, end) lists them; conversions within WINDOW of each send, pooled
-    per channel); and purchase rate by channels reached.
+    """Per channel: reach, touches, conversions in the channel and their revenue, attributed conversions and value
+    per model, cost (messages delivered in the period, from messaging's delivery events, plus the ad spend imported
+    for the days of the period when STATE is given), CPA and ROAS by the reference model, and the conversion lift
+    against the channel's holdout tests (HOLDOUT_TESTS(start, end) lists them; conversions within WINDOW of each
+    send, pooled per channel); and purchase rate by channels reached.
     """
     period = _period(events, window, start, end)
     built = store.build_paths(events, period, conversion)
@@ -181,11 +181,11 @@ def channel_scorecard(
     costs = _costs(events, state, period, built.currency)
     found = holdout_tests(period.start, period.end) if holdout_tests else []
     lifts, tests = lift_by_channel(events, found, window, conversion, confidence)
-    reach = {entry["channel"]: entry for entry in store.channel_reach(events, period, conversion)}
+    reach = {e["channel"]: e for e in store.channel_reach(events, period, conversion, built.currency)}
     names = sorted({*reach, *costs["by_channel"], *lifts})
     rows = []
     for ch in names:
-        entry = reach.get(ch, {"channel": ch, "reach": 0, "touches": 0, "conversions": 0})
+        entry = reach.get(ch, {"channel": ch, "reach": 0, "touches": 0, "conversions": 0, "revenue": 0})
         attributed = {}
         for name, res in results.items():
             try:

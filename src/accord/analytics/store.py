@@ -169,24 +169,26 @@ def purchases(events: EventStore, conversion: str = DEFAULT_CONVERSION, currency
     return transactions([r[0] for r in rows], day, value, [r[4] for r in rows])
 
 
-def channel_reach(events: EventStore, period: Period, conversion: str = DEFAULT_CONVERSION) -> list[dict[str, Any]]:
-    """Per channel: profiles reached and touch events (conversions excluded), conversions and revenue that happened
-    in the channel, per currency."""
+def channel_reach(
+    events: EventStore, period: Period, conversion: str = DEFAULT_CONVERSION, currency: str | None = None
+) -> list[dict[str, Any]]:
+    """Per channel: profiles reached and touch events (conversions excluded), and the conversions that happened in
+    the channel with their revenue (minor units of CURRENCY; conversions in other currencies add no revenue)."""
     sql = """
         SELECT channel,
                count(DISTINCT CASE WHEN NOT conv THEN profile_id END) AS reach,
                count(*) FILTER (WHERE NOT conv) AS touches,
-               count(*) FILTER (WHERE conv) AS conversions
-        FROM (SELECT profile_id, channel, (type = 'track' AND event = ?) AS conv FROM events
+               count(*) FILTER (WHERE conv) AS conversions,
+               coalesce(sum(revenue_minor) FILTER (WHERE conv AND currency = ?), 0) AS revenue
+        FROM (SELECT profile_id, channel, (type = 'track' AND event = ?) AS conv, revenue_minor, currency FROM events
               WHERE profile_id IS NOT NULL AND type IN ('track', 'page', 'screen')
                 AND timestamp >= ? AND timestamp < ?)
         GROUP BY channel ORDER BY channel
     """
-    out = [
-        {"channel": ch, "reach": int(reach), "touches": int(t), "conversions": int(c)}
-        for ch, reach, t, c in events.query(sql, [conversion, period.start, period.end])
+    return [
+        {"channel": ch, "reach": int(reach), "touches": int(t), "conversions": int(c), "revenue": int(rev)}
+        for ch, reach, t, c, rev in events.query(sql, [currency or "", conversion, period.start, period.end])
     ]
-    return out
 
 
 def purchase_rate_by_channels(

@@ -188,7 +188,8 @@ def channels(
         return
     ref = doc["reference_model"]
     table = Table(
-        "channel", "reach", "touches", "conv. here", f"attributed ({ref})", "value", "cost", "CPA", "ROAS",
+        "channel", "reach", "touches", "conv. here", "revenue here", f"attributed ({ref})", "value", "cost", "CPA",
+        "ROAS",
         "lift vs holdout", title=f"Channel scorecard {doc['start'][:10]} .. {doc['end'][:10]}",
     )  # fmt: skip
     for r in doc["channels"]:
@@ -199,6 +200,7 @@ def channels(
             str(r["reach"]),
             str(r["touches"]),
             str(r["conversions"]),
+            str(r.get("revenue", "")),
             f"{a['conversions']:.1f}",
             f"{a['value']:.0f}",
             "" if r["cost"] is None else f"{r['cost']:.0f}",
