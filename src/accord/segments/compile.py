@@ -611,9 +611,9 @@ def _rewrite(node: exp.Expression, dialect: str, kinds: dict[str, str]) -> exp.E
         if dialect == "duckdb":
             local = _fn("timezone", args[1], args[0])
             return _fn("isodow" if name == "acc_local_dow" else "hour", local)
-        if name == "acc_local_dow":
-            return _fn("toDayOfWeek", args[0], exp.Literal.number(0), args[1])
-        return _fn("toHour", args[0], args[1])
+        # formatDateTime takes a per-row zone (allow_nonconst_timezone_arguments); toDayOfWeek/toHour do not
+        pattern = exp.Literal.string("%u" if name == "acc_local_dow" else "%H")
+        return _fn("toUInt8", _fn("formatDateTime", args[0], pattern, args[1]))
     if name == "acc_month":
         return _fn("month" if dialect == "duckdb" else "toMonth", args[0])
     if name == "acc_nullable":

@@ -58,7 +58,11 @@ class ChdbEngine:
     def rows(self, compiled: Compiled) -> list[tuple[Any, ...]]:
         params = {k: _ch_value(v) for k, v in compiled.params.items()}
         sql = f"USE {self.database}; " if self.database else ""
-        result = self.session.query(sql + compiled.sql + " SETTINGS join_use_nulls = 1, allow_nonconst_timezone_arguments = 1", "JSONCompact", params=params)
+        result = self.session.query(
+            sql + compiled.sql + " SETTINGS join_use_nulls = 1, allow_nonconst_timezone_arguments = 1",
+            "JSONCompact",
+            params=params,
+        )
         data = json.loads(result.bytes() or b'{"data": []}')
         types = [m["type"] for m in data.get("meta", [])]
         return [tuple(_ch_cell(v, t) for v, t in zip(row, types, strict=True)) for row in data["data"]]
