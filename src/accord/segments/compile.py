@@ -332,9 +332,10 @@ class Compiler:
         """The latest identify value of a trait, as text (NULL when never set)."""
         text = self.json_text("traits", name)
         if self.rollups:  # only identify events are read (the big per-profile scan stays out of it)
+            # the JSON test sits in the aggregate's filter: it runs after the profile restriction, not before
             return self.cte(
-                f"SELECT profile_id, arg_max({text}, (timestamp, event_id)) AS v FROM events "
-                f"WHERE {{scope}} AND type = 'identify' AND {text} IS NOT NULL GROUP BY profile_id"
+                f"SELECT profile_id, arg_max({text}, (timestamp, event_id)) FILTER (WHERE {text} IS NOT NULL) AS v "
+                "FROM events WHERE {scope} AND type = 'identify' GROUP BY profile_id"
             )
         return self.agg(
             f"arg_max({text}, (timestamp, event_id)) FILTER (WHERE type = 'identify' AND {text} IS NOT NULL)"
