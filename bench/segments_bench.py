@@ -149,7 +149,8 @@ def end_to_end(store: DuckDBEventStore, profiles: int, rate: int, batches: int, 
     seq = int(store.query("SELECT max(journal_seq) FROM events")[0][0])
     runtime._save_cursors(seq, 0)  # the full evaluation above covered everything so far
     rng = random.Random(11)
-    latencies = []
+    latencies: list[float] = []
+    loads: list[float] = []
     cpu_started = cpu()
     for b in range(batches):
         import pyarrow as pa
@@ -170,6 +171,7 @@ def end_to_end(store: DuckDBEventStore, profiles: int, rate: int, batches: int, 
         table = pa.table({c: pa.array([r[c] for r in rows], t) for c, t in EVENT_COLUMNS.items()})
         started = time.perf_counter()
         store.load(table, seq + 1, [])
+        loads.append(time.perf_counter() - started)
         runtime.on_events(seq, seq + 1)
         latencies.append(time.perf_counter() - started)
         seq += 1
@@ -177,6 +179,7 @@ def end_to_end(store: DuckDBEventStore, profiles: int, rate: int, batches: int, 
     latencies.sort()
     return {
         "e2e_cpu_s_per_batch": round(cpu_s / batches, 3),
+        "e2e_load_median_s": round(statistics.median(loads), 3),
         "apply_full_with_state_s": round(apply_s, 2),
         "e2e_batches": batches,
         "e2e_median_s": round(statistics.median(latencies), 3),
