@@ -1,10 +1,13 @@
 """Rules to SQL, one definition for every engine: built once, generated per dialect by SQLGlot, values bound.
 
-The query groups the event log by profile: every leaf condition becomes one aggregate column (or a per-profile
-sub-query for modes and medians), and the rule becomes a boolean expression over those columns. Rule values never
-reach the SQL text: they are named placeholders (`$p1` in DuckDB, `{p1:Type}` in ClickHouse) with typed values.
-Dialect-specific functions are written once as `acc_*` pseudo-functions and rewritten per dialect on the SQLGlot
-tree.
+From the log alone, the query groups the event log by profile: every leaf condition becomes one aggregate column
+(or a per-profile sub-query for modes and medians), and the rule becomes a boolean expression over those columns.
+With the daily tables (`rollups`), the profiles come from `event_anchors` and each condition that counts events,
+sums revenue or asks for a first/last time is a filtered per-profile sub-query over `event_days` (whole days) and
+the log (the partial days at a window's edges); traits and local-time filters are filtered sub-queries of the log.
+Rule values never reach the SQL text: they are named placeholders (`$p1` in DuckDB, `{p1:Type}` in ClickHouse)
+with typed values. Dialect-specific functions are written once as `acc_*` pseudo-functions and rewritten per
+dialect on the SQLGlot tree.
 """
 
 from __future__ import annotations
