@@ -107,7 +107,8 @@ class CampaignLedger:
         with open(out_dir / "holdouts.csv", "w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh, lineterminator="\n")
             w.writerow(HOLDOUTS_HEADER)
-            w.writerows(sorted(self.rows, key=_row_order))
+            rows = sorted(self.rows, key=_row_order)
+            w.writerows(rows)
         with open(out_dir / "channel_truth.json", "w", encoding="utf-8", newline="\n") as fh:
             json.dump(self.truth(), fh, indent=2)
             fh.write("\n")
