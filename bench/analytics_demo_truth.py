@@ -60,7 +60,7 @@ def main() -> None:
     try:
         doc = service.attribution_from_store(platform.events, "all", parse_window(args.window))
         card = service.channel_scorecard(
-            platform.events, platform.state, parse_window(f"{lift_truth['window_days']}d"), model="last",
+            platform.events, platform.state, parse_window(f"{lift_truth['window_days']}d"), model="markov",
             holdout_tests=holdout_tests(platform),
         )  # fmt: skip
         # receipts without a card, email or phone belong to nobody's path: the truth counts identified orders only
