@@ -275,7 +275,7 @@ MESSAGE_COST_SQL = """
     SELECT channel, json_extract_string(raw, '$.properties.currency') AS currency,
            sum(CAST(json_extract_string(raw, '$.properties.cost_minor') AS BIGINT)) AS cost, count(*) AS messages
     FROM events
-    WHERE type = 'track' AND event LIKE 'Message %' AND timestamp >= ? AND timestamp < ?
+    WHERE type = 'track' AND timestamp >= ? AND timestamp < ?
       AND json_extract_string(raw, '$.properties.delivery_id') IS NOT NULL
       AND json_extract_string(raw, '$.properties.cost_minor') IS NOT NULL
     GROUP BY 1, 2 ORDER BY 1, 2
@@ -287,7 +287,8 @@ def message_costs(events: EventStore, period: Period) -> list[dict[str, Any]]:
 
     Messaging prices a message once, on the event that first proves delivery (delivered, or an open or click
     before any delivery report), with properties cost_minor and currency; the event's channel is the timeline
-    channel (email, sms, push, app for in-app, ...).
+    channel (email, sms, push, app for in-app, ...). Any track event carrying delivery_id and cost_minor counts, so
+    delivery events imported from another sending tool (e.g. Segment's "Email Delivered") are priced the same way.
     """
     return [
         {"channel": ch, "currency": cur, "cost_minor": int(cost or 0), "messages": int(n)}

@@ -16,6 +16,8 @@ from accord.analytics.errors import AnalyticsError
 from accord.analytics.options import DEFAULT_CONVERSION, parse_window
 from accord.cli.context import api_result, console, err_console, fail, local_platform, running_server, settings
 
+SHOWN_TESTS = 20  # holdout tests listed in the scorecard's table
+
 app = typer.Typer(
     help="Analyses: which channels work (attribution, scorecard, lift) and what customers are worth (CLV, RFM).",
     no_args_is_help=True,
@@ -216,10 +218,13 @@ def channels(
         console.print(f"not counted: {other['channel']} {other['source']} {other['cost_minor']} {other['currency']}")
     if doc["holdout_tests"]:
         tests = Table("test", "channel", "n", "converted", "holdout n", "converted", title="Holdout tests")
-        for t in doc["holdout_tests"]:
+        shown = doc["holdout_tests"][-SHOWN_TESTS:]  # the newest; the demo has hundreds of campaigns
+        for t in shown:
             tests.add_row(f"{t['kind']} {t['name']}", t["channel"] or "(several)", str(t["n"]), str(t["converted"]),
                           str(t["control_n"]), str(t["control_converted"]))  # fmt: skip
         console.print(tests)
+        if len(doc["holdout_tests"]) > len(shown):
+            console.print(f"{len(doc['holdout_tests']) - len(shown)} older tests not shown (--format json lists all)")
     rate = Table("channels reached", "profiles", "buyers", "purchase rate", title="Purchase rate by channels reached")
     for r in doc["purchase_rate_by_channels"]:
         rate.add_row(str(r["channels"]), str(r["profiles"]), str(r["buyers"]), f"{r['purchase_rate']:.1%}")
