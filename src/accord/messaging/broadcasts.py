@@ -215,3 +215,22 @@ def broadcast_report(messaging: Messaging, broadcast_id: str) -> dict[str, Any]:
         "variants": variants,
         "currency": currency,
     }
+
+
+def list_broadcasts(messaging: Messaging, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest broadcasts: id, name, template, status, audience spec and planned counts."""
+    b = t.broadcasts
+    with messaging.engine.connect() as conn:
+        rows = conn.execute(sa.select(b).order_by(b.c.created_at.desc(), b.c.id.desc()).limit(limit)).all()
+    return [
+        {
+            "id": r.id,
+            "name": r.name,
+            "template": r.template,
+            "status": r.status,
+            "spec": json.loads(r.spec),
+            "planned": json.loads(r.counts),
+            "created_at": r.created_at,
+        }
+        for r in rows
+    ]

@@ -49,6 +49,9 @@ CREATE TABLE IF NOT EXISTS ingest_state (
 );
 INSERT INTO ingest_state SELECT 1, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM ingest_state);
 """
+# A profile's events are found through this ART index instead of a scan of the whole log (profile pages, the
+# timeline, the store screen). Built once when an older file is opened; see docs/benchmarks.md (web pages).
+PROFILE_INDEX = "CREATE INDEX IF NOT EXISTS events_profile_id ON events (profile_id)"
 
 _COLUMNS = (
     "event_id, journal_seq, source_id, message_id, type, event, name, channel, timestamp, received_at, sent_at, "
@@ -86,6 +89,7 @@ class DuckDBEventStore:
         self._write_lock = threading.Lock()
         if not read_only:
             self._con.execute(SCHEMA)
+            self._con.execute(PROFILE_INDEX)
 
     def _cur(self) -> duckdb.DuckDBPyConnection:
         cur = self._con.cursor()
@@ -197,10 +201,6 @@ class DuckDBEventStore:
     def profile_summary(self, profile_id: str) -> dict[str, Any]:
         cur = self._cur()
         try:
-            head = cur.execute(
-                "SELECT count(*), min(timestamp), max(timestamp) FROM events WHERE profile_id = ?",
-                [profile_id],
-            ).fetchone()
             channels = cur.execute(
                 "SELECT channel, count(*), min(timestamp), max(timestamp) FROM events WHERE profile_id = ? "
                 "GROUP BY channel ORDER BY count(*) DESC, channel",
@@ -222,7 +222,10 @@ class DuckDBEventStore:
             ).fetchall()
         finally:
             cur.close()
-        count, first, last = head if head else (0, None, None)
+        # the per-channel rows give the totals too: one scan fewer
+        count = sum(int(n) for _ch, n, _f, _l in channels)
+        first = min((f for _ch, _n, f, _l in channels), default=None)
+        last = max((la for _ch, _n, _f, la in channels), default=None)
         return {
             "event_count": int(count or 0),
             "first_seen": first,
