@@ -37,8 +37,8 @@ _TIMING = re.compile(r"app;dur=([0-9.]+)")
 PREVIEW_RULES = (
     "name: p1\nrule:\n  event: Order Completed\n  within: 30d\n",
     "name: p2\nrule:\n  event: Order Completed\n  channel: store\n  within: 365d\n  count: {gte: 2}\n",
-    "name: p3\nrule:\n  all:\n    - event: Product Added\n      within: 7d\n    - not:\n        event: Order Completed\n"
-    "        within: 7d\n",
+    "name: p3\nrule:\n  all:\n    - event: Product Added\n      within: 7d\n"
+    "    - not:\n        event: Order Completed\n        within: 7d\n",
 )
 
 
@@ -169,14 +169,18 @@ def run(home: Path, samples: int, seed: int) -> dict[str, Any]:
             text = timed(marketer, "/segments")[2]
             first = re.search(r'href="/segments/([a-z0-9_-]+)"', text)
             if first and first.group(1) != "new":
-                record("segment editor (saved segment, size history)", *timed(marketer, f"/segments/{first.group(1)}")[:2])
+                record(
+                    "segment editor (saved segment, size history)", *timed(marketer, f"/segments/{first.group(1)}")[:2]
+                )
             record("journeys list", *timed(marketer, "/journeys")[:2])
             record("journey flow (abandoned-cart)", *timed(marketer, "/journeys/abandoned-cart")[:2])
             record("messages (templates, broadcasts)", *timed(marketer, "/messages")[:2])
             record("analytics page (figures load by htmx)", *timed(marketer, "/analytics")[:2])
             record("commerce stores", *timed(marketer, "/commerce")[:2])
             record("commerce store (pickups, stock)", *timed(marketer, f"/commerce/stores/{store}")[:2])
-        record("analytics figures, first request (runs 7 models)", *timed(marketer, "/analytics/figures?window=30d")[:2])
+        record(
+            "analytics figures, first request (runs 7 models)", *timed(marketer, "/analytics/figures?window=30d")[:2]
+        )
         for _ in range(3):
             record("analytics figures, later requests (cached)", *timed(marketer, "/analytics/figures?window=30d")[:2])
         page = marketer.get("/segments/new")

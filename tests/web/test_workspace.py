@@ -14,7 +14,11 @@ TEMPLATE = {
     "default_locale": "en",
     "locales": {
         "en": {
-            "email": {"subject": "Spring offer for {{ first_name | default('you') }}", "html": "<p>Hi</p>", "text": "Hi"},
+            "email": {
+                "subject": "Spring offer for {{ first_name | default('you') }}",
+                "html": "<p>Hi</p>",
+                "text": "Hi",
+            },
             "sms": {"text": "Spring offer, {{ first_name | default('friend') }}"},
         },
         "pl": {"email": {"subject": "Wiosenna oferta dla {{ first_name | default('Ciebie') }}", "text": "Cześć"}},
@@ -92,7 +96,9 @@ def test_messages_preview_per_locale_and_a_broadcast_with_its_funnel(web: Web) -
     listing = web.client.get("/messages")
     assert 'href="/messages/templates/spring-offer"' in listing.text and 'id="broadcast-form"' not in listing.text
     english = web.client.get("/messages/templates/spring-offer")
-    assert english.status_code == 200 and "Spring offer for you" in english.text and 'data-channel="sms"' in english.text
+    assert (
+        english.status_code == 200 and "Spring offer for you" in english.text and 'data-channel="sms"' in english.text
+    )
     polish = web.client.get("/messages/templates/spring-offer?locale=pl")
     assert "Wiosenna oferta dla Ciebie" in polish.text
     assert 'data-channel="sms" data-locale="en"' in polish.text  # no Polish SMS: the default locale's
@@ -107,7 +113,9 @@ def test_messages_preview_per_locale_and_a_broadcast_with_its_funnel(web: Web) -
     listing = web.client.get("/messages")
     token = web.csrf(listing.text)
     assert 'id="broadcast-form"' in listing.text
-    missing = web.client.post("/messages/broadcasts", data={"name": "", "template": "spring-offer", "csrf_token": token})
+    missing = web.client.post(
+        "/messages/broadcasts", data={"name": "", "template": "spring-offer", "csrf_token": token}
+    )
     assert missing.status_code == 422 and 'id="broadcast-problem"' in missing.text
     sent = web.client.post(
         "/messages/broadcasts",
@@ -127,7 +135,9 @@ def test_commerce_lists_stores_with_pickups_and_stock(web: Web) -> None:
         [{"id": STORE, "name": "Warszawa Centrum", "lat": 52.23, "lon": 21.01, "timezone": "Europe/Warsaw",
           "opening_hours": hours, "pickup": True, "currency": "PLN", "city": "Warszawa", "country": "PL"}],
     )  # fmt: skip
-    commerce.catalog.upsert_products(web.platform.state, [{"sku": "SKU-1", "name": "Mug", "price": 10, "currency": "PLN"}])
+    commerce.catalog.upsert_products(
+        web.platform.state, [{"sku": "SKU-1", "name": "Mug", "price": 10, "currency": "PLN"}]
+    )
     commerce.inventory.adjust(web.platform.state, web.platform.journal, STORE, "SKU-1", 7)
     web.add_user("a@example.com", "analyst")
     web.login("a@example.com")

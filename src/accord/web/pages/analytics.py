@@ -85,9 +85,14 @@ class AnalyticsController(Controller):
             ]
             context |= {
                 "attribution_chart": charts.grouped_bars(
-                    data["comparison"], "channel", "conversions", "model",
-                    _("Channel"), _("Attributed conversions"), _("Model"),
-                ),  # fmt: skip
+                    data["comparison"],
+                    "channel",
+                    "conversions",
+                    "model",
+                    _("Channel"),
+                    _("Attributed conversions"),
+                    _("Model"),
+                ),
                 "markov_chart": charts.bars(reference, "channel", "conversions", _("Channel"), _("Conversions")),
                 "models": list(dict.fromkeys(c["model"] for c in data["comparison"])),
             }

@@ -83,9 +83,7 @@ class SegmentsController(Controller):
         rows = await asyncio.to_thread(segments.list_segments, platform.state)
         session = session_of(request)
         assert session is not None
-        return render(
-            request, "segments.html", segments=rows, can_change=allows(session.user.role, Permission.change)
-        )
+        return render(request, "segments.html", segments=rows, can_change=allows(session.user.role, Permission.change))
 
     @get("/new")
     async def new_page(self, request: Request[Any, Any, Any]) -> Response[str]:
