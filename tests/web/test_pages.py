@@ -204,6 +204,7 @@ def test_journeys_list_flow_with_counts_and_status_changes(web: Web) -> None:
     for step in ("wait-1h", "reminder", "wait-1d", "coupon", "done"):
         assert f'id="step-{step}"' in page.text
     assert "<em>then</em>" in page.text and "<em>else</em>" in page.text and 'class="passed"' in page.text
+    assert page.text.count('class="flow-step"') == 5 and 'class="edge-label">else<' in page.text  # the SVG diagram
     assert 'name="status"' not in page.text  # analysts see no start/pause/stop
     denied = web.client.post(
         "/journeys/abandoned-cart/status", data={"status": "paused", "csrf_token": web.csrf(page.text)}
