@@ -147,7 +147,13 @@ class SegmentsController(Controller):
         assert session is not None
         _ = gettext_for(request)
         chart = (
-            charts.line(history, x="at", y="size", x_title=_("Time (UTC)"), y_title=_("Members"))
+            charts.line(
+                [{"at": h["at"].isoformat(), "size": h["size"]} for h in history],
+                x="at",
+                y="size",
+                x_title=_("Time (UTC)"),
+                y_title=_("Members"),
+            )
             if len(history) > 1
             else None
         )
