@@ -226,7 +226,7 @@ def test_marketer_finds_a_customer_sees_channels_and_unmerges(browser: Any, demo
     page.click("a[href='/journeys/abandoned-cart']")
     page.wait_for_selector("#flow-diagram g.flow-step")  # the diagram, drawn on the server as SVG
     assert page.locator("#flow-diagram g.flow-step").count() == 5 and page.locator("#flow .passed").count() == 5
-    assert page.locator("#flow-diagram g.flow-step .step-counts").first.inner_text().endswith("passed")
+    assert page.locator("#flow-diagram g.flow-step .step-counts").first.text_content().endswith("passed")
     _shot(page, "journey")
     assert remote == []  # nothing loaded from outside the server (no CDN)
     page.context.close()

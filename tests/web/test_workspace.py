@@ -49,7 +49,7 @@ def test_segment_editor_counts_live_shows_precise_errors_and_saves(web: Web) -> 
     assert _count(_preview(web, ORDERS, token)) == 2  # Ann (till receipt) and Bob (web)
     assert _count(_preview(web, STORE_ORDERS, token)) == 1  # only Ann bought in a store
     wrong = _preview(web, STORE_ORDERS + "  within: 3x\n", token)
-    assert 'id="rule-error"' in wrong and 'data-line="7"' in wrong and "rule.within" in wrong
+    assert 'id="rule-error"' in wrong and 'data-line="6"' in wrong and "rule.within" in wrong
     assert "is not a duration" in wrong and "preview-count" not in wrong
     unknown = _preview(web, "name: x\nrule:\n  evnt: Order Completed\n", token)
     assert 'data-line="3"' in unknown and "unknown condition" in unknown

@@ -97,7 +97,7 @@ class MessagesController(Controller):
                 raise NotFoundException(detail=exc.message) from exc
             _ = gettext_for(request)
             return render(request, "error.html", status_code=exc.status, title=_("Preview failed"), detail=exc.message)
-        return render(request, "template.html", template=described, preview=preview)
+        return render(request, "template.html", tpl=described, preview=preview)
 
     @post("/broadcasts", status_code=303)
     async def launch(
