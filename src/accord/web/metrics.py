@@ -115,8 +115,8 @@ def channel_totals(per_day: list[dict[str, Any]]) -> list[tuple[str, int]]:
 def store_visits(events: EventStore, profile_id: str, store_id: str) -> dict[str, Any]:
     """How often and when the customer was last seen at STORE_ID (till receipts, check-ins)."""
     rows = events.query(
-        "SELECT count(*), max(timestamp), count(DISTINCT CAST(timestamp AS DATE)) FROM events "
-        "WHERE profile_id = ? AND store_id = ?",
+        "WITH mine AS MATERIALIZED (SELECT timestamp, store_id FROM events WHERE profile_id = ?) "
+        "SELECT count(*), max(timestamp), count(DISTINCT CAST(timestamp AS DATE)) FROM mine WHERE store_id = ?",
         [profile_id, store_id],
     )
     count, last, visit_days = rows[0] if rows else (0, None, 0)

@@ -169,7 +169,7 @@ class DuckDBEventStore:
         channel: str | None = None,
         descending: bool = False,
     ) -> TimelinePage:
-        where = ["profile_id = ?"]
+        where = ["TRUE"]
         params: list[Any] = [profile_id]
         if channel:
             where.append("channel = ?")
@@ -179,8 +179,11 @@ class DuckDBEventStore:
             where.append("(timestamp, event_id) < (?, ?)" if descending else "(timestamp, event_id) > (?, ?)")
             params.extend([ts, event_id])
         order = "DESC" if descending else "ASC"
+        # The profile's rows first (through the profile index), then the page: a plain top-N with the same filter
+        # adds a dynamic filter on the sort key to the scan, and DuckDB then scans the whole log instead.
         sql = (
-            f"SELECT {_TIMELINE_COLUMNS} FROM events WHERE {' AND '.join(where)} "
+            f"WITH mine AS MATERIALIZED (SELECT {_TIMELINE_COLUMNS} FROM events WHERE profile_id = ?) "
+            f"SELECT {_TIMELINE_COLUMNS} FROM mine WHERE {' AND '.join(where)} "
             f"ORDER BY timestamp {order}, event_id {order} LIMIT ?"
         )
         params.append(limit + 1)
