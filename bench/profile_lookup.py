@@ -131,9 +131,11 @@ def main() -> None:
         leftover.unlink(missing_ok=True)
     filled = fill(path, args.events, args.profiles)
     print(f"filled {args.events:,} events over {args.profiles:,} profiles in {filled:.1f} s", file=sys.stderr)
+    size_without = path.stat().st_size
     started = time.perf_counter()
     store = DuckDBEventStore(path)  # builds the index on the existing rows
     built = time.perf_counter() - started
+    store.query("CHECKPOINT")
     size_with = path.stat().st_size
     sample = [pid(i) for i in random.Random(7).sample(range(args.profiles), args.samples)]
     results = [measure(store, sample, args.profiles, "with the index", 10**9)]
@@ -146,6 +148,7 @@ def main() -> None:
                 "events": args.events,
                 "profiles": args.profiles,
                 "index_build_seconds": round(built, 1),
+                "file_mb_without_index": round(size_without / 1e6),
                 "file_mb_with_index": round(size_with / 1e6),
                 "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                 "results": results,
