@@ -20,7 +20,19 @@ from accord.users.roles import Permission, allows
 from accord.web import charts
 from accord.web.render import gettext_for, render, session_of
 
-SENT = ("sent", "delivered", "opened", "clicked")
+QUEUED = (
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "opened",
+    "clicked",
+    "bounced",
+    "failed",
+    "complained",
+    "unsubscribed",
+)
+SENT = ("sent", "delivered", "opened", "clicked", "bounced", "complained", "unsubscribed")
 DELIVERED = ("delivered", "opened", "clicked")
 
 
@@ -35,17 +47,17 @@ class BroadcastForm(msgspec.Struct):
 
 
 def funnel(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Planned, sent, delivered, opened, clicked over every variant of a broadcast."""
-    planned = sent = delivered = opened = clicked = 0
+    """Queued, sent, delivered, opened, clicked over every variant (held out and dropped decisions are not messages)."""
+    queued = sent = delivered = opened = clicked = 0
     for variant in report["variants"].values():
         by_status = variant["by_status"]
-        planned += sum(by_status.values())
+        queued += sum(n for s, n in by_status.items() if s in QUEUED)
         sent += sum(n for s, n in by_status.items() if s in SENT)
         delivered += sum(n for s, n in by_status.items() if s in DELIVERED)
         opened += variant["opened"]
         clicked += variant["clicked"]
     return [
-        {"stage": "planned", "messages": planned},
+        {"stage": "queued", "messages": queued},
         {"stage": "sent", "messages": sent},
         {"stage": "delivered", "messages": delivered},
         {"stage": "opened", "messages": opened},
