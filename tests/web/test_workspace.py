@@ -79,6 +79,16 @@ def test_analytics_compares_attribution_models_and_scores_channels(web: Web) -> 
     for model in ("first", "last", "linear", "markov", "shapley"):
         assert f'"model": "{model}"' in figures.text or f'"model":"{model}"' in figures.text, model
     assert 'id="scorecard-table"' in figures.text and 'data-channel="store"' in figures.text
+    assert 'id="cohorts-table"' in figures.text  # retention by first-purchase month
+    assert "accord analyze clv" in figures.text  # no churn scores yet: the page says how to get them
+    from accord.analytics import service as analytics
+    from accord.web.pages import analytics as page
+
+    pid = web.profile_id("email:ann@example.com")
+    analytics.write_scores(web.platform.state, [{"profile_id": pid, "churn_risk": 0.72, "p_alive": 0.28}])
+    page._cache.clear()
+    scored = web.client.get("/analytics/figures?window=30d", headers={"HX-Request": "true"})
+    assert 'id="churn-chart-spec"' in scored.text and '"risk": "70-80%", "profiles": 1' in scored.text
 
 
 def test_messages_preview_per_locale_and_a_broadcast_with_its_funnel(web: Web) -> None:
@@ -141,8 +151,13 @@ def test_commerce_lists_stores_with_pickups_and_stock(web: Web) -> None:
     commerce.inventory.adjust(web.platform.state, web.platform.journal, STORE, "SKU-1", 7)
     web.add_user("a@example.com", "analyst")
     web.login("a@example.com")
+    from accord.offers import service as offers
+
+    spec = offers.OfferSpec(name="Spring 15%", code_policy="unique", discount_kind="percent", discount_value=1500)
+    offers.create_offer(web.platform.state, spec)
     listing = web.client.get("/commerce")
     assert listing.status_code == 200 and f'href="/commerce/stores/{STORE}"' in listing.text
+    assert 'id="offers"' in listing.text and "Spring 15%" in listing.text and "15.0%" in listing.text
     store = web.client.get(f"/commerce/stores/{STORE}")
     assert store.status_code == 200 and "Warszawa Centrum" in store.text and 'id="stock"' in store.text
     assert ">SKU-1<" in store.text and 'id="hours"' in store.text

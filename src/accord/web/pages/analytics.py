@@ -29,23 +29,53 @@ _cache: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, tuple[int, int], d
 _cache_lock = threading.Lock()
 
 
-def scorecard(events: EventStore, window: str) -> dict[str, Any]:
+CHURN_BINS = 10
+COHORT_PERIODS = 6
+
+
+def churn_distribution(scores: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Profiles per tenth of churn risk, from the scores `accord analyze clv` wrote (empty when never run)."""
+    counts = [0] * CHURN_BINS
+    for row in scores.values():
+        risk = row.get("churn_risk")
+        if risk is not None:
+            counts[min(int(float(risk) * CHURN_BINS), CHURN_BINS - 1)] += 1
+    if not any(counts):
+        return []
+    return [{"risk": f"{10 * i}-{10 * (i + 1)}%", "profiles": n} for i, n in enumerate(counts)]
+
+
+def customers_figures(events: EventStore, state: Any) -> dict[str, Any]:
+    """Retention by first-purchase month and the churn-risk distribution (each may be missing, with the reason)."""
+    from accord.analytics import service as analytics
+
+    out: dict[str, Any] = {"cohorts": [], "cohorts_problem": None}
+    try:
+        out["cohorts"] = analytics.cohorts_from_store(events, "month", COHORT_PERIODS)[-12:]
+    except AnalyticsError as exc:
+        out["cohorts_problem"] = exc.message
+    out["churn"] = churn_distribution(analytics.read_scores(state))
+    return out
+
+
+def scorecard(events: EventStore, window: str, state: Any = None) -> dict[str, Any]:
     """Every attribution model and the channel scorecard over all conversions (one run of the models)."""
     from accord.analytics import service as analytics  # numpy, scipy: loaded on first use, not at startup
 
+    extra = customers_figures(events, state) if state is not None else {"cohorts": [], "churn": []}
     try:
         card = analytics.channel_scorecard(events, parse_window(window), model="all", reference_model="markov")
     except AnalyticsError as exc:
-        return {"problem": exc.message, "computed_at": datetime.now(UTC)}
+        return {"problem": exc.message, "computed_at": datetime.now(UTC), **extra}
     comparison = [
         {"channel": row["channel"], "model": model, "conversions": round(float(credit["conversions"]), 2)}
         for row in card["channels"]
         for model, credit in row["attributed"].items()
     ]
-    return {**card, "comparison": comparison, "problem": None, "computed_at": datetime.now(UTC)}
+    return {**card, **extra, "comparison": comparison, "problem": None, "computed_at": datetime.now(UTC)}
 
 
-def cached_scorecard(events: EventStore, window: str) -> dict[str, Any]:
+def cached_scorecard(events: EventStore, window: str, state: Any = None) -> dict[str, Any]:
     """The figures, recomputed when new events were loaded and the last ones are over a minute old."""
     cursors = events.cursors()
     now = time.monotonic()
@@ -53,7 +83,7 @@ def cached_scorecard(events: EventStore, window: str) -> dict[str, Any]:
         hit = _cache.get(events, {}).get(window)
     if hit is not None and (hit[1] == cursors or now - hit[0] < MAX_STALE_SECONDS):
         return hit[2]
-    data = scorecard(events, window)
+    data = scorecard(events, window, state)
     with _cache_lock:
         _cache.setdefault(events, {})[window] = (now, cursors, data)
     return data
@@ -75,9 +105,12 @@ class AnalyticsController(Controller):
     async def figures(self, request: Request[Any, Any, Any], window: str = "30d") -> Response[str]:
         platform: Platform = request.app.state.platform
         window = window if window in WINDOWS else "30d"
-        data = await asyncio.to_thread(cached_scorecard, platform.events, window)
+        data = await asyncio.to_thread(cached_scorecard, platform.events, window, platform.state)
         _ = gettext_for(request)
-        context: dict[str, Any] = {"data": data, "window": window}
+        context: dict[str, Any] = {"data": data, "window": window, "periods": list(range(COHORT_PERIODS))}
+        context["churn_chart"] = (
+            charts.bars(data["churn"], "risk", "profiles", _("Churn risk"), _("Customers")) if data["churn"] else None
+        )
         if not data["problem"]:
             reference = [
                 {"channel": r["channel"], "conversions": round(float(r["attributed"]["markov"]["conversions"]), 1)}

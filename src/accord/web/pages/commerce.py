@@ -1,4 +1,4 @@
-"""Commerce: stores in a table, and per store its opening hours, pickup orders waiting and stock with availability."""
+"""Commerce: stores and offers in tables, and per store its opening hours, pickup orders waiting and stock."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from litestar import Controller, Request, Response, get
 from litestar.exceptions import NotFoundException
 
 from accord.commerce import service as commerce
+from accord.offers import service as offers
 from accord.platform import Platform
 from accord.users.roles import Permission
 from accord.web.render import gettext_for, render
@@ -48,7 +49,8 @@ class CommerceController(Controller):
     async def list_page(self, request: Request[Any, Any, Any]) -> Response[str]:
         platform: Platform = request.app.state.platform
         rows = await asyncio.to_thread(stores, platform)
-        return render(request, "commerce.html", stores=rows)
+        offer_rows = await asyncio.to_thread(offers.list_offers, platform.state)
+        return render(request, "commerce.html", stores=rows, offers=offer_rows)
 
     @get("/stores/{store_id:str}")
     async def store_page(self, request: Request[Any, Any, Any], store_id: str, sku: str = "") -> Response[str]:
