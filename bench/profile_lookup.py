@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 
 from accord.storage.events.base import EVENT_COLUMNS
-from accord.storage.events.duckdb import SCHEMA, DuckDBEventStore
+from accord.storage.events.duckdb import PROFILE_INDEX, SCHEMA, DuckDBEventStore
 
 CHANNELS = ["web", "app", "email", "sms", "store", "push"]
 LOADS = 5  # 20,000-event loads and single identity changes timed per variant
@@ -40,7 +40,7 @@ def fill(path: Path, events: int, profiles: int) -> float:
     """The log without the index, by SQL (seconds taken)."""
     started = time.perf_counter()
     con = duckdb.connect(str(path))
-    con.execute(SCHEMA)
+    con.execute(SCHEMA.replace(PROFILE_INDEX, ""))
     con.execute(
         f"""
         INSERT INTO events (event_id, journal_seq, source_id, message_id, type, event, channel, timestamp,

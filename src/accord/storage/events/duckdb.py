@@ -48,10 +48,11 @@ CREATE TABLE IF NOT EXISTS ingest_state (
     change_seq BIGINT NOT NULL
 );
 INSERT INTO ingest_state SELECT 1, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM ingest_state);
+-- a profile's events through an ART index, not a scan of the whole log (profile pages, timeline, store screen);
+-- built once when an older file is opened: see docs/benchmarks.md (web pages)
+CREATE INDEX IF NOT EXISTS events_profile_id ON events (profile_id);
 """
-# A profile's events are found through this ART index instead of a scan of the whole log (profile pages, the
-# timeline, the store screen). Built once when an older file is opened; see docs/benchmarks.md (web pages).
-PROFILE_INDEX = "CREATE INDEX IF NOT EXISTS events_profile_id ON events (profile_id)"
+PROFILE_INDEX = "CREATE INDEX IF NOT EXISTS events_profile_id ON events (profile_id);"
 
 _COLUMNS = (
     "event_id, journal_seq, source_id, message_id, type, event, name, channel, timestamp, received_at, sent_at, "
@@ -89,7 +90,6 @@ class DuckDBEventStore:
         self._write_lock = threading.Lock()
         if not read_only:
             self._con.execute(SCHEMA)
-            self._con.execute(PROFILE_INDEX)
 
     def _cur(self) -> duckdb.DuckDBPyConnection:
         cur = self._con.cursor()
