@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from accord.storage.events import rollup
 from accord.storage.events.base import EVENT_COLUMNS
 from accord.storage.events.duckdb import PROFILE_INDEX, SCHEMA, DuckDBEventStore
 
@@ -57,6 +58,9 @@ def fill(path: Path, events: int, profiles: int) -> float:
         FROM range({events}) t(i)
         """
     )
+    con.execute(rollup.DUCKDB_SCHEMA)  # the derived tables too, so that opening the store builds only the index
+    con.execute(rollup.duckdb_append_days("events"))
+    con.execute("INSERT INTO event_anchors " + rollup.duckdb_anchor_rows("events"))
     con.close()
     return time.perf_counter() - started
 

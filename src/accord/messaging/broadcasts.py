@@ -234,3 +234,60 @@ def list_broadcasts(messaging: Messaging, limit: int = 100) -> list[dict[str, An
         }
         for r in rows
     ]
+
+
+def _send_time(row: Any) -> datetime:
+    at = json.loads(row.spec).get("at")
+    return datetime.fromisoformat(at) if at else row.created_at
+
+
+def broadcast_groups(engine: sa.Engine, name_or_id: str) -> dict[str, Any]:
+    """Who was in which group of a broadcast (its id, or the newest broadcast of that name): "holdout" (held out by
+    the broadcast's holdout or the global control group), and every other audience member by A/B variant
+    ("broadcast" without variants) whatever the policy then decided — the intention-to-treat groups to measure
+    lift on. With the send time and the channels its messages went out on."""
+    b, d = t.broadcasts, t.deliveries
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(b).where(b.c.id == name_or_id)).first()
+        if row is None:
+            row = conn.execute(
+                sa.select(b).where(b.c.name == name_or_id).order_by(b.c.created_at.desc(), b.c.id.desc()).limit(1)
+            ).first()
+        if row is None:
+            raise MessagingError(f"no broadcast named {name_or_id!r}", "unknown_broadcast", 404)
+        members = conn.execute(
+            sa.select(d.c.profile_id, d.c.status, d.c.variant, d.c.channel, d.c.reason).where(
+                d.c.broadcast_id == row.id
+            )
+        ).all()
+    groups: dict[str, list[str]] = defaultdict(list)
+    channels: dict[str, int] = defaultdict(int)
+    reasons: dict[str, int] = defaultdict(int)
+    for profile_id, status, variant, channel, reason in members:
+        if status == "held_out":
+            groups["holdout"].append(profile_id)
+            reasons[reason] += 1
+        else:
+            groups[variant or "broadcast"].append(profile_id)
+            if channel:
+                channels[channel] += 1
+    return {
+        "id": row.id,
+        "name": row.name,
+        "sent_at": _send_time(row).isoformat(),
+        "channels": dict(channels),
+        "holdout_reasons": dict(reasons),
+        "groups": dict(groups),
+    }
+
+
+def holdout_broadcasts(engine: sa.Engine, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """broadcast_groups of every broadcast sent in [START, END) that held someone out."""
+    b, d = t.broadcasts, t.deliveries
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(b)
+            .where(sa.exists().where(d.c.broadcast_id == b.c.id, d.c.status == "held_out"))
+            .order_by(b.c.created_at)
+        ).all()
+    return [broadcast_groups(engine, row.id) for row in rows if start <= _send_time(row) < end]
