@@ -64,7 +64,9 @@ def scorecard(events: EventStore, window: str, state: Any = None) -> dict[str, A
 
     extra = customers_figures(events, state) if state is not None else {"cohorts": [], "churn": []}
     try:
-        card = analytics.channel_scorecard(events, parse_window(window), model="all", reference_model="markov")
+        card = analytics.channel_scorecard(
+            events, state, window=parse_window(window), model="all", reference_model="markov"
+        )
     except AnalyticsError as exc:
         return {"problem": exc.message, "computed_at": datetime.now(UTC), **extra}
     comparison = [
