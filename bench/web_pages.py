@@ -34,6 +34,12 @@ BIN = Path(sys.executable).parent
 PASSWORD = "bench-password-1"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _TIMING = re.compile(r"app;dur=([0-9.]+)")
+PREVIEW_RULES = (
+    "name: p1\nrule:\n  event: Order Completed\n  within: 30d\n",
+    "name: p2\nrule:\n  event: Order Completed\n  channel: store\n  within: 365d\n  count: {gte: 2}\n",
+    "name: p3\nrule:\n  all:\n    - event: Product Added\n      within: 7d\n"
+    "    - not:\n        event: Order Completed\n        within: 7d\n",
+)
 
 
 def log(text: str) -> None:
@@ -89,6 +95,11 @@ class Server:
                 time.sleep(0.2)
         raise SystemExit("server did not start")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=60)
@@ -130,6 +141,8 @@ def run(home: Path, samples: int, seed: int) -> dict[str, Any]:
         entry["server"].append(server_ms)
         entry["client"].append(client_ms)
 
+    cpu_before = server.cpu_seconds()
+    wall_before = time.perf_counter()
     try:
         marketer = login(server.url, "bench-marketer@example.com")
         associate = login(server.url, "bench-clerk@example.com")
@@ -145,16 +158,51 @@ def run(home: Path, samples: int, seed: int) -> dict[str, Any]:
             pid = match.group(1)
             server_ms, client_ms, text = timed(marketer, f"/customers/{pid}")
             record("customer profile (50 newest events)", server_ms, client_ms)
+            record("customer profile, web channel only", *timed(marketer, f"/customers/{pid}?channel=web")[:2])
             more = re.search(r'hx-get="([^"]+)"', text)
             if more:
                 path = more.group(1).replace("&amp;", "&")
                 record("timeline next page (htmx)", *timed(marketer, path, {"HX-Request": "true"})[:2])
         record("associate screen", *timed(associate, f"/store/{store}")[:2])
+        for _ in range(3):
+            record("segments list", *timed(marketer, "/segments")[:2])
+            text = timed(marketer, "/segments")[2]
+            saved = [name for name in re.findall(r'href="/segments/([a-z0-9_-]+)"', text) if name != "new"]
+            if saved:
+                record("segment editor (saved segment, size history)", *timed(marketer, f"/segments/{saved[0]}")[:2])
+            record("journeys list", *timed(marketer, "/journeys")[:2])
+            record("journey flow (abandoned-cart)", *timed(marketer, "/journeys/abandoned-cart")[:2])
+            record("messages (templates, broadcasts)", *timed(marketer, "/messages")[:2])
+            record("analytics page (figures load by htmx)", *timed(marketer, "/analytics")[:2])
+            record("commerce stores", *timed(marketer, "/commerce")[:2])
+            record("commerce store (pickups, stock)", *timed(marketer, f"/commerce/stores/{store}")[:2])
+        record(
+            "analytics figures, first request (runs 7 models)", *timed(marketer, "/analytics/figures?window=30d")[:2]
+        )
+        for _ in range(3):
+            record("analytics figures, later requests (cached)", *timed(marketer, "/analytics/figures?window=30d")[:2])
+        page = marketer.get("/segments/new")
+        token = _CSRF.search(page.text)
+        assert token
+        for rule in PREVIEW_RULES:
+            started = time.perf_counter()
+            answer = marketer.post(
+                "/segments/preview",
+                data={"definition": rule},
+                headers={"HX-Request": "true", "X-CSRF-Token": token.group(1)},
+            )
+            client_ms = (time.perf_counter() - started) * 1000
+            assert answer.status_code == 200 and "preview-count" in answer.text, answer.text[:300]
+            timing = _TIMING.search(answer.headers.get("server-timing", ""))
+            assert timing
+            record("segment live count (htmx, full evaluation)", float(timing.group(1)), client_ms)
         for card in picked["cards"]:
             record(
                 "associate lookup by card (htmx)",
                 *timed(associate, f"/store/{store}/lookup?q={card}", {"HX-Request": "true"})[:2],
             )
+        server_cpu = round(server.cpu_seconds() - cpu_before, 1)
+        wall = round(time.perf_counter() - wall_before, 1)
     finally:
         server.stop()
     summary = {
@@ -167,7 +215,13 @@ def run(home: Path, samples: int, seed: int) -> dict[str, Any]:
         }
         for page, v in results.items()
     }
-    return {"profiles": picked["profiles"], "store": store, "pages": summary}
+    return {
+        "profiles": picked["profiles"],
+        "store": store,
+        "server_cpu_seconds": server_cpu,
+        "wall_seconds": wall,
+        "pages": summary,
+    }
 
 
 def main() -> None:
@@ -185,7 +239,10 @@ def main() -> None:
     out = BENCH / "results" / "web_pages.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    print(f"\n{result['profiles']:,} profiles; server time per page (ms), {args.samples} sampled customers\n")
+    print(
+        f"\n{result['profiles']:,} profiles; server time per page (ms), {args.samples} sampled customers; "
+        f"server CPU {result['server_cpu_seconds']} s over {result['wall_seconds']} s of requests\n"
+    )
     print("| page | n | server median | server p95 | server max | client median |")
     print("|---|---:|---:|---:|---:|---:|")
     for page, s in result["pages"].items():

@@ -6,6 +6,7 @@ Screenshots of the main pages go to docs/screenshots/ (shown in the README).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,30 @@ SHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 PASSWORD = "browser-test-pass"
 
 pytestmark = pytest.mark.slow
+
+TEMPLATE = {
+    "name": "spring-offer",
+    "purpose": "promotions",
+    "default_locale": "en",
+    "locales": {
+        "en": {
+            "email": {
+                "subject": "Spring offer for {{ first_name | default('you') }}",
+                "html": "<h2>Spring is here</h2><p>Hi {{ first_name | default('there') }}, 15% off in every store.</p>",
+                "text": "Hi {{ first_name | default('there') }}, 15% off in every store.",
+            },
+            "sms": {"text": "Spring: 15% off in every store, {{ first_name | default('friend') }}"},
+        },
+        "pl": {
+            "email": {
+                "subject": "Wiosenna oferta dla {{ first_name | default('Ciebie') }}",
+                "html": "<h2>Wiosna!</h2><p>Cześć {{ first_name | default('') }}, 15% taniej w każdym sklepie.</p>",
+                "text": "Cześć, 15% taniej w każdym sklepie.",
+            }
+        },
+    },
+}
+SEGMENT = "name: web-buyers\ndescription: ordered in the last year\nrule:\n  event: Order Completed\n  within: 365d\n"
 
 
 def _chromium_or_skip() -> None:
@@ -77,6 +102,7 @@ def _pick_customers(home: Path) -> dict[str, str]:
             if cards and pid != chosen.get("profile"):
                 chosen |= {"card": cards[0], "store": store_id, "card_profile": pid}
                 break
+        chosen["other_store"] = next((s for _p, s, _n in store_rows if s != chosen.get("store")), "st-none")
     finally:
         con.close()
         engine.dispose()
@@ -115,6 +141,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             stdin=PASSWORD + "\n")  # fmt: skip
     server = LiveServer(home).start()
     try:
+        with server.admin() as admin:  # a template as a marketer would have written it (templates come by API)
+            admin.post("/api/v1/templates", json=TEMPLATE).raise_for_status()
         yield {"url": server.url, **picked}
     finally:
         server.stop()
@@ -137,8 +165,15 @@ def _page(browser: Any, locale: str = "en-GB") -> Any:
 
 
 def _shot(page: Any, name: str) -> None:
+    """A screenshot of the page, kept small for the repository: at most 2,000 px tall, 128 colours."""
+    from io import BytesIO
+
+    from PIL import Image
+
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    image = Image.open(BytesIO(page.screenshot(full_page=True)))
+    image = image.crop((0, 0, image.width, min(image.height, 2000))).convert("RGB")
+    image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(SHOTS / f"{name}.png", optimize=True)
 
 
 def _login(page: Any, url: str, email: str) -> None:
@@ -187,11 +222,84 @@ def test_marketer_finds_a_customer_sees_channels_and_unmerges(browser: Any, demo
     assert not page.url.endswith(demo["profile"])
 
     page.click("nav >> text=Journeys")
+    _shot(page, "journeys")
     page.click("a[href='/journeys/abandoned-cart']")
-    page.wait_for_selector("#flow li.step")
-    assert page.locator("#flow li.step").count() == 5 and page.locator("#flow .passed").count() == 5
+    page.wait_for_selector("#flow-diagram g.flow-step")  # the diagram, drawn on the server as SVG
+    assert page.locator("#flow-diagram g.flow-step").count() == 5 and page.locator("#flow .passed").count() == 5
+    assert page.locator("#flow-diagram g.flow-step .step-counts").first.text_content().endswith("passed")
     _shot(page, "journey")
     assert remote == []  # nothing loaded from outside the server (no CDN)
+    page.context.close()
+
+
+def _count(page: Any) -> int:
+    return int(page.get_attribute("#preview-count", "data-count"))
+
+
+def _type_rule(page: Any, text: str, before: int | None) -> int:
+    """Replace the editor's text and wait for the live count to come back (and differ from BEFORE when given)."""
+    page.fill("#definition", text)
+    if before is None:
+        page.wait_for_selector("#rule-error")
+        return -1
+    page.wait_for_function(
+        "before => { const el = document.querySelector('#preview-count'); "
+        "return el !== null && Number(el.dataset.count) !== before; }",
+        arg=before,
+    )
+    return _count(page)
+
+
+def test_marketer_builds_a_segment_reads_attribution_and_launches_a_broadcast(
+    browser: Any, demo: dict[str, Any]
+) -> None:
+    page = _page(browser)
+    remote = _remote_requests(page, demo["url"])
+    _login(page, demo["url"], "marketer@example.com")
+    page.click("nav >> text=Segments")
+    page.wait_for_selector("#segments")
+    _shot(page, "segments")
+    page.click("#new-segment")
+    page.wait_for_selector("#preview-count")  # the starter rule, counted as the editor opens
+    starter = _count(page)
+    everywhere = _type_rule(page, SEGMENT, starter)
+    web_only = _type_rule(page, SEGMENT + "  channel: web\n", everywhere)
+    assert 0 < web_only < everywhere, (web_only, everywhere)  # the count follows the rule as it is typed
+    _type_rule(page, SEGMENT.replace("365d", "a year") + "  channel: web\n", None)
+    error = page.inner_text("#rule-error")
+    assert "Line 5" in error and "rule.within" in error and "not a duration" in error
+    assert page.locator("#preview-count").count() == 0
+    _type_rule(page, SEGMENT + "  channel: web\n", -1)
+    _shot(page, "segment-editor")
+    page.click("#save-segment")
+    page.wait_for_selector("#segment-saved")
+    assert page.url.endswith("/segments/web-buyers?saved=1")
+    assert re.sub(r"\D", "", page.inner_text("#saved-size")) == str(web_only)
+
+    page.click("nav >> text=Analytics")
+    page.wait_for_selector("#attribution-chart[data-ready='1'] svg")  # computed behind a progress note, then drawn
+    assert page.locator("#attribution-table tbody tr").count() >= 3
+    assert page.locator("#scorecard-table tbody tr").count() >= 3
+    _shot(page, "analytics")
+
+    page.click("nav >> text=Messages")
+    page.click("a[href='/messages/templates/spring-offer?locale=pl']")
+    page.wait_for_selector(".preview-channel[data-channel='email'][data-locale='pl']")
+    assert page.locator(".preview-channel[data-channel='sms'][data-locale='en']").count() == 1  # falls back
+    _shot(page, "template-preview")
+    page.click("nav >> text=Messages")
+    page.fill("#b-name", "Spring to web buyers")
+    page.select_option("#b-segment", "web-buyers")
+    page.click("#broadcast-form button[type=submit]")
+    page.wait_for_selector("#funnel[data-ready='1'] svg")
+    assert "Spring to web buyers" in page.inner_text("h1")
+    _shot(page, "broadcast")
+
+    page.click("nav >> text=Commerce")
+    page.click(f"a[href='/commerce/stores/{demo['store']}']")
+    page.wait_for_selector("#stock")
+    _shot(page, "commerce-store")
+    assert remote == []
     page.context.close()
 
 
@@ -213,8 +321,9 @@ def test_associate_looks_up_a_loyalty_card_at_their_store(browser: Any, demo: di
     assert demo["coupon"] in page.inner_text("#redeem-notice")
     assert page.locator(f"li.offer[data-code='{demo['coupon']}']").count() == 0  # used: no longer offered
     _shot(page, "store-redeemed")
-    other = page.goto(f"{demo['url']}/customers")
-    assert other is not None and other.status == 403
+    for path in ("/customers", "/segments", "/analytics", f"/store/{demo['other_store']}"):
+        other = page.goto(f"{demo['url']}{path}")
+        assert other is not None and other.status == 403, path
     page.context.close()
 
 

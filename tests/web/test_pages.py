@@ -187,7 +187,7 @@ def test_overview_shows_channels_revenue_and_active_customers(web: Web) -> None:
     assert page.headers["cache-control"] == "no-store"
     assert 'id="active-customers">2<' in page.text
     assert 'id="events-per-day-spec"' in page.text and '"channel"' in page.text
-    assert 'id="revenue"' in page.text and 'data-domain="messaging"' in page.text
+    assert 'id="revenue"' in page.text and "No messages sent in this period." in page.text  # deliveries: none yet
 
 
 def test_journeys_list_flow_with_counts_and_status_changes(web: Web) -> None:
@@ -204,6 +204,7 @@ def test_journeys_list_flow_with_counts_and_status_changes(web: Web) -> None:
     for step in ("wait-1h", "reminder", "wait-1d", "coupon", "done"):
         assert f'id="step-{step}"' in page.text
     assert "<em>then</em>" in page.text and "<em>else</em>" in page.text and 'class="passed"' in page.text
+    assert page.text.count('class="flow-step"') == 5 and 'class="edge-label">else<' in page.text  # the SVG diagram
     assert 'name="status"' not in page.text  # analysts see no start/pause/stop
     denied = web.client.post(
         "/journeys/abandoned-cart/status", data={"status": "paused", "csrf_token": web.csrf(page.text)}

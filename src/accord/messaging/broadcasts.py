@@ -217,6 +217,25 @@ def broadcast_report(messaging: Messaging, broadcast_id: str) -> dict[str, Any]:
     }
 
 
+def list_broadcasts(messaging: Messaging, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest broadcasts: id, name, template, status, audience spec and planned counts."""
+    b = t.broadcasts
+    with messaging.engine.connect() as conn:
+        rows = conn.execute(sa.select(b).order_by(b.c.created_at.desc(), b.c.id.desc()).limit(limit)).all()
+    return [
+        {
+            "id": r.id,
+            "name": r.name,
+            "template": r.template,
+            "status": r.status,
+            "spec": json.loads(r.spec),
+            "planned": json.loads(r.counts),
+            "created_at": r.created_at,
+        }
+        for r in rows
+    ]
+
+
 def _send_time(row: Any) -> datetime:
     at = json.loads(row.spec).get("at")
     return datetime.fromisoformat(at) if at else row.created_at

@@ -90,4 +90,8 @@ DATA_MESSAGES = (
     N_("Offers usable here"),
     N_("Pickup orders waiting"),
     N_("Journeys"),
+    N_("Segments"),
+    N_("Messages"),
+    N_("Analytics"),
+    N_("Commerce"),
 )

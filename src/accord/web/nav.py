@@ -33,4 +33,8 @@ def visible(role: Role) -> list[NavItem]:
 
 register(NavItem("overview", "/", "Overview", Permission.read_customers, 10))
 register(NavItem("customers", "/customers", "Customers", Permission.read_customers, 20))
+register(NavItem("segments", "/segments", "Segments", Permission.read_customers, 30))
 register(NavItem("journeys", "/journeys", "Journeys", Permission.read_customers, 40))
+register(NavItem("messages", "/messages", "Messages", Permission.read_customers, 50))
+register(NavItem("analytics", "/analytics", "Analytics", Permission.read_customers, 60))
+register(NavItem("commerce", "/commerce", "Commerce", Permission.read_customers, 70))

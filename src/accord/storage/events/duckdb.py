@@ -49,7 +49,11 @@ CREATE TABLE IF NOT EXISTS ingest_state (
     change_seq BIGINT NOT NULL
 );
 INSERT INTO ingest_state SELECT 1, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM ingest_state);
+-- a profile's events through an ART index, not a scan of the whole log (profile pages, timeline, store screen);
+-- built once when an older file is opened: see docs/benchmarks.md (web pages)
+CREATE INDEX IF NOT EXISTS events_profile_id ON events (profile_id);
 """
+PROFILE_INDEX = "CREATE INDEX IF NOT EXISTS events_profile_id ON events (profile_id);"
 
 _COLUMNS = (
     "event_id, journal_seq, source_id, message_id, type, event, name, channel, timestamp, received_at, sent_at, "
@@ -196,7 +200,7 @@ class DuckDBEventStore:
         channel: str | None = None,
         descending: bool = False,
     ) -> TimelinePage:
-        where = ["profile_id = ?"]
+        where = ["TRUE"]
         params: list[Any] = [profile_id]
         if channel:
             where.append("channel = ?")
@@ -206,8 +210,11 @@ class DuckDBEventStore:
             where.append("(timestamp, event_id) < (?, ?)" if descending else "(timestamp, event_id) > (?, ?)")
             params.extend([ts, event_id])
         order = "DESC" if descending else "ASC"
+        # The profile's rows first (through the profile index), then the page: a plain top-N with the same filter
+        # adds a dynamic filter on the sort key to the scan, and DuckDB then scans the whole log instead.
         sql = (
-            f"SELECT {_TIMELINE_COLUMNS} FROM events WHERE {' AND '.join(where)} "
+            f"WITH mine AS MATERIALIZED (SELECT {_TIMELINE_COLUMNS} FROM events WHERE profile_id = ?) "
+            f"SELECT {_TIMELINE_COLUMNS} FROM mine WHERE {' AND '.join(where)} "
             f"ORDER BY timestamp {order}, event_id {order} LIMIT ?"
         )
         params.append(limit + 1)
@@ -228,10 +235,6 @@ class DuckDBEventStore:
     def profile_summary(self, profile_id: str) -> dict[str, Any]:
         cur = self._cur()
         try:
-            head = cur.execute(
-                "SELECT count(*), min(timestamp), max(timestamp) FROM events WHERE profile_id = ?",
-                [profile_id],
-            ).fetchone()
             channels = cur.execute(
                 "SELECT channel, count(*), min(timestamp), max(timestamp) FROM events WHERE profile_id = ? "
                 "GROUP BY channel ORDER BY count(*) DESC, channel",
@@ -253,7 +256,10 @@ class DuckDBEventStore:
             ).fetchall()
         finally:
             cur.close()
-        count, first, last = head if head else (0, None, None)
+        # the per-channel rows give the totals too: one scan fewer
+        count = sum(int(n) for _ch, n, _f, _l in channels)
+        first = min((f for _ch, _n, f, _l in channels), default=None)
+        last = max((la for _ch, _n, _f, la in channels), default=None)
         return {
             "event_count": int(count or 0),
             "first_seen": first,

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
+from accord.web.pages.analytics import AnalyticsController
+from accord.web.pages.commerce import CommerceController
 from accord.web.pages.customers import CustomersController
 from accord.web.pages.journeys import JourneysController
+from accord.web.pages.messages import MessagesController
 from accord.web.pages.overview import OverviewController
+from accord.web.pages.segments import SegmentsController
 from accord.web.pages.session import SessionController
 from accord.web.pages.store import StoreController
 
@@ -14,6 +18,10 @@ CONTROLLERS: list[ControllerRouterHandler] = [
     SessionController,
     OverviewController,
     CustomersController,
+    SegmentsController,
     JourneysController,
+    MessagesController,
+    AnalyticsController,
+    CommerceController,
     StoreController,
 ]

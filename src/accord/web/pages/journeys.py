@@ -17,7 +17,8 @@ from accord.journeys import service as journeys
 from accord.journeys.errors import JourneyError
 from accord.platform import Platform
 from accord.users.roles import Permission, allows
-from accord.web.render import gettext_for, render, session_of
+from accord.web.flow_svg import flow_svg
+from accord.web.render import Formats, gettext_for, locale_of, render, session_of
 
 
 class StatusForm(msgspec.Struct):
@@ -110,12 +111,15 @@ class JourneysController(Controller):
         definition = journey["definition"]
         if isinstance(definition, str):
             definition = json.loads(definition)
+        steps = flow(definition, stats)
+        _ = gettext_for(request)
         return render(
             request,
             "journey.html",
             journey=journey,
             stats=stats,
-            steps=flow(definition, stats),
+            steps=steps,
+            diagram=flow_svg(steps, _("passed"), _("waiting"), Formats(locale_of(request)).number),
             description=definition.get("description", ""),
             can_change=allows(session.user.role, Permission.change),
         )
