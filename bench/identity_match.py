@@ -291,8 +291,8 @@ def _write(platform: Any, rows: list[dict[str, Any]], pids: list[str], keys: lis
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--merge-above", type=float, default=0.99)
-    parser.add_argument("--review-above", type=float, default=0.8)
+    parser.add_argument("--merge-above", type=float, default=MatchOptions.merge_above)
+    parser.add_argument("--review-above", type=float, default=MatchOptions.review_above)
     sub = parser.add_subparsers(dest="mode", required=True)
     d = sub.add_parser("demo")
     d.add_argument("--home", type=Path, required=True, help="ACCORD_HOME where `accord demo load` ran")
@@ -302,9 +302,7 @@ def main() -> int:
     c = sub.add_parser("tune", help="choose --merge-above on a held-out demo")
     c.add_argument("--home", type=Path, required=True, help="ACCORD_HOME where `accord demo load` ran")
     c.add_argument("--demo", type=Path, required=True, help="the demo directory (truth.csv)")
-    c.add_argument(
-        "--candidates", type=float, nargs="+", default=[0.8, 0.85, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999]
-    )
+    c.add_argument("--candidates", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99])
     s = sub.add_parser("scale")
     s.add_argument("--profiles", type=int, default=100_000)
     s.add_argument("--duplicates", type=float, default=0.2, help="noisy duplicates per person")

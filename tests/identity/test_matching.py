@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,9 +85,9 @@ def test_matching_joins_noisy_records_and_reaches_f1(loaded: Platform, demo_dir:
 
     after = pairwise_score(queries.grouping(loaded.state), records)
     after_all = pairwise_score(queries.grouping(loaded.state), everything)
-    # the pairs left are namesakes or movers with no birth date: they wait for review (see docs/benchmarks.md)
-    assert after.precision >= 0.98 and after.recall >= 0.9, after
-    assert after.f1 >= 0.95, after
+    # automatically, without the review queue (the target; docs/benchmarks.md for the 10k demo)
+    assert after.precision >= 0.98 and after.recall >= 0.95, after
+    assert after.f1 >= 0.98, after
     assert after_all.f1 > before_all.f1 and after_all.precision >= 0.99
 
 
@@ -94,7 +95,7 @@ def test_a_match_merge_is_audited_reversible_and_not_redone(loaded: Platform) ->
     matching.run_match(loaded.graph, loaded.events, matching.MatchOptions())
     with loaded.state.connect() as conn:
         merge = conn.execute(sa.select(t.identity_merges).where(t.identity_merges.c.kind == "match").limit(1)).one()
-    assert "probabilistic match 0.99" in merge.reason or "probabilistic match 1.0" in merge.reason
+    assert re.search(r"probabilistic match (0\.[5-9]|1\.0)\d* \(run ", merge.reason), merge.reason
     assert "fields that agreed: " in merge.reason and "last_name" in merge.reason
     moved = json.loads(merge.identifiers)
     survivor = queries.profile_for_identifier(loaded.state, moved[0])

@@ -34,7 +34,9 @@ _STREET_WORDS = (
 
 # SQL of a folded name: lower case, no accents (Polish ł too), letters and digits only.
 _NAME = r"nullif(regexp_replace(strip_accents(replace(lower(trim({c})), 'ł', 'l')), '[^\p{{L}}\p{{N}}]+', '', 'g'), '')"
-_TEXT = r"nullif(trim(regexp_replace(strip_accents(replace(lower({c}), 'ł', 'l')), '[^\p{{L}}\p{{N}}]+', ' ', 'g')), '')"
+_TEXT = (
+    r"nullif(trim(regexp_replace(strip_accents(replace(lower({c}), 'ł', 'l')), '[^\p{{L}}\p{{N}}]+', ' ', 'g')), '')"
+)
 
 # A sound key for Latin-script names (spelling variants and most one-letter slips agree): letters that sound alike
 # folded together, vowels and h dropped after the first letter, doubled letters made single. Other scripts keep

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from accord.identity import tables as t
 from accord.identity.graph import IdentityGraph, ProfileMerge
 from accord.identity.match_guard import contested
-from accord.identity.normalize import split_key
 from accord.identity.match_records import RECORD_COLUMNS, RECORD_FIELDS
+from accord.identity.normalize import split_key
 from accord.identity.splink_model import MatchModel, ScoredPair, is_current
 from accord.storage import new_id, utcnow
 from accord.storage.events import EventStore
@@ -45,8 +45,10 @@ class ReviewClosed(Exception):
 class MatchOptions:
     """Thresholds on Splink's match probability; FULL retrains and rescores everything."""
 
-    merge_above: float = 0.99
-    review_above: float = 0.8
+    # chosen on a held-out demo (bench/identity_match.py tune, docs/benchmarks.md): F1 is flat from 0.1 to 0.5
+    # there; 0.5 is the most cautious point of that plateau. Contested pairs go to review whatever their score.
+    merge_above: float = 0.5
+    review_above: float = 0.1
     full: bool = False
 
     def check(self) -> None:

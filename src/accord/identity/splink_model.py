@@ -311,7 +311,9 @@ class MatchModel:
             }
             lefts, rights = table.column("unique_id_l").to_pylist(), table.column("unique_id_r").to_pylist()
             for i, probability in enumerate(table.column("match_probability").to_pylist()):
-                agreeing = tuple(f for name, fields in COMPARED.items() if (weights[name][i] or 0.0) > 0.0 for f in fields)
+                agreeing = tuple(
+                    f for name, fields in COMPARED.items() if (weights[name][i] or 0.0) > 0.0 for f in fields
+                )
                 pairs.append(ScoredPair(lefts[i], rights[i], float(probability), agreeing))
             frame.drop_table_from_database_and_remove_from_cache()
         return pairs
