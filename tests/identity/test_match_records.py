@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from accord.identity.match_guard import contested
 from accord.identity.match_records import RECORD_COLUMNS, normalise
-from accord.identity.splink_model import MatchModel, ScoredPair
+from accord.identity.splink_model import COMPARED, MatchModel, ScoredPair, is_current
 
 
 def normalised(*rows: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -19,7 +19,7 @@ def normalised(*rows: dict[str, str]) -> dict[str, dict[str, Any]]:
     columns |= {name: [row.get(name) for row in rows] for name in RECORD_COLUMNS}
     con.register("raw", pa.table(columns, schema=pa.schema([(n, pa.string()) for n in columns])))
     normalise(con, "raw", "out")
-    result = {r["unique_id"]: r for r in con.execute("SELECT * FROM out").to_arrow_table().to_pylist()}
+    result = {r["unique_id"]: r for r in con.sql("SELECT * FROM out").to_arrow_table().to_pylist()}
     con.close()
     return result
 
@@ -79,3 +79,9 @@ def test_a_record_that_fits_two_people_contests_both_pairs() -> None:
     assert contested([pair("A", "B"), pair("B", "C"), pair("A", "C")]) == set()
     # a chain A-B-C without A-C: the record in the middle fits two that do not fit each other
     assert contested([pair("A", "B"), pair("B", "C")]) == {("A", "B"), ("B", "C")}
+
+
+def test_a_stored_model_of_another_version_is_not_reused() -> None:
+    current = {"comparisons": [{"output_column_name": name} for name in reversed(COMPARED)]}
+    older = {"comparisons": [{"output_column_name": name} for name in ("first_name", "last_name", "email")]}
+    assert is_current(current) and not is_current(older) and not is_current({})

@@ -111,7 +111,8 @@ def match(
     console.print(
         f"{report['mode']} run {report['run_id']}: {report['records']} records "
         f"({report['new_records']} new), {report['pairs']} candidate pairs above review threshold; "
-        f"merged {report['merged']}, queued {report['queued']} for review, refused {report['refused']} "
+        f"merged {report['merged']}, queued {report['queued']} for review "
+        f"({report.get('contested', 0)} of them contested: a record fits two others), refused {report['refused']} "
         f"(identity rules), {report['skipped_decided']} already decided; {report['seconds']:.1f} s"
     )
     if truth is not None:

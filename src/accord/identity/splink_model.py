@@ -192,7 +192,7 @@ def _settings() -> Any:
 
 def is_current(model: dict[str, Any]) -> bool:
     """Whether a stored model has this version's comparisons (an older one is retrained, not reused)."""
-    return [c.get("output_column_name") for c in model.get("comparisons", [])] == list(COMPARED)
+    return sorted(str(c.get("output_column_name")) for c in model.get("comparisons", [])) == sorted(COMPARED)
 
 
 class MatchModel:
