@@ -132,7 +132,10 @@ def _settings() -> Any:
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
         blocking_rules_to_generate_predictions=[
-            block_on("birth_date"),
+            # the same birth date and one initial (not the birth date alone: at a million records that is 20
+            # million pairs, nearly all strangers; a typo rarely hits a name's first letter)
+            block_on("birth_date", "substr(first_name, 1, 1)"),
+            block_on("birth_date", "substr(last_name, 1, 1)"),
             block_on("first_name", "last_name"),
             block_on("last_name", "city"),
             block_on("first_name", "city"),
