@@ -45,8 +45,8 @@ class ReviewClosed(Exception):
 class MatchOptions:
     """Thresholds on Splink's match probability; FULL retrains and rescores everything."""
 
-    # chosen on a held-out demo (bench/identity_match.py tune, docs/benchmarks.md): F1 is flat from 0.1 to 0.5
-    # there; 0.5 is the most cautious point of that plateau. Contested pairs go to review whatever their score.
+    # chosen on a held-out demo (bench/identity_match.py tune, docs/benchmarks.md): the highest threshold whose F1
+    # is within 0.005 of the best there. Contested pairs go to review whatever their score.
     merge_above: float = 0.5
     review_above: float = 0.1
     full: bool = False
