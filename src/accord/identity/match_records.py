@@ -75,6 +75,12 @@ WITH base AS (
         nullif(regexp_replace(phone, '[^0-9+]+', '', 'g'), '') AS phone_raw,
         CASE WHEN record_sources <> '' THEN string_split(record_sources, ',') END AS record_sources
     FROM {src}
+),
+-- sound keys of each distinct name once (names repeat: far fewer names than records)
+sounds AS (
+    SELECT name, accord_sound_key(name) AS sound
+    FROM (SELECT first_name AS name FROM base UNION SELECT last_name FROM base)
+    WHERE name IS NOT NULL
 )
 SELECT
     unique_id,
@@ -82,8 +88,8 @@ SELECT
     last_name,
     CASE WHEN first_name IS NOT NULL THEN coalesce(base.country, '') || '|' || first_name END AS first_name_cc,
     CASE WHEN last_name IS NOT NULL THEN coalesce(base.country, '') || '|' || last_name END AS last_name_cc,
-    accord_sound_key(first_name) AS first_sound,
-    accord_sound_key(last_name) AS last_sound,
+    first_sounds.sound AS first_sound,
+    last_sounds.sound AS last_sound,
     birth_date,
     address,
     nullif(array_to_string(list_filter(string_split(regexp_replace(address, '\d+', ' ', 'g'), ' '),
@@ -101,7 +107,10 @@ SELECT
         ELSE phone_raw
     END AS phone,
     record_sources
-FROM base LEFT JOIN accord_calling_codes AS cc ON cc.region = base.country
+FROM base
+    LEFT JOIN accord_calling_codes AS cc ON cc.region = base.country
+    LEFT JOIN sounds AS first_sounds ON first_sounds.name = base.first_name
+    LEFT JOIN sounds AS last_sounds ON last_sounds.name = base.last_name
 WHERE coalesce(first_name, last_name) IS NOT NULL
   -- a name alone never tells two people apart: a record needs something more to be matched
   AND coalesce(CAST(birth_date AS VARCHAR), address, postcode, city, email, phone_raw) IS NOT NULL
