@@ -26,6 +26,7 @@ from accord.storage.events import EventStore
 # Trait read for each record field (identify traits; the CRM importer maps birth_date to Segment's birthday).
 TRAITS: dict[str, str] = {field: field for field in RECORD_FIELDS} | {"birth_date": "birthday"}
 _CHUNK = 500
+_MERGE_CHUNK = 5000  # merges per graph transaction (fewer, larger transactions at scale)
 Progress = Callable[[str], None]
 
 
@@ -238,8 +239,8 @@ def run_match(
             contested_count += int(pair.probability >= options.merge_above)
             to_review.append((key, pair))
     say(f"merging {len(to_merge)} pairs, queueing {len(to_review)} for review")
-    for i in range(0, len(to_merge), _CHUNK):
-        chunk = to_merge[i : i + _CHUNK]
+    for i in range(0, len(to_merge), _MERGE_CHUNK):
+        chunk = to_merge[i : i + _MERGE_CHUNK]
         results = graph.merge_profiles(
             [
                 ProfileMerge(anchors[p.left], anchors[p.right], _reason(p, run_id), f"match:{run_id}:{i + n}")
