@@ -28,6 +28,9 @@ COMPARED: dict[str, tuple[str, ...]] = {
 # among all records would understate how often two Chinese shoppers share it). Cities by their overall frequency.
 COUNTRY_TF_COLUMNS: tuple[str, ...] = ("first_name", "last_name")
 TF_COLUMNS: tuple[str, ...] = ("city",)
+# The smallest m probability a trained level keeps: EM gives 0 to a level no match showed in the sample (e.g. a
+# customer who moved abroad), which would make that level veto a match outright.
+M_FLOOR = 1e-4
 
 
 @dataclass(frozen=True)
@@ -281,6 +284,13 @@ class MatchModel:
                     break
                 except (ValueError, ZeroDivisionError, SplinkException):
                     continue
+        for comparison in settings.comparisons:  # a level EM saw no match in is rare, not impossible
+            for level in comparison.comparison_levels:
+                if level.is_null_level:
+                    continue
+                m = level.m_probability
+                if isinstance(m, float) and m < M_FLOOR:
+                    level.m_probability = M_FLOOR
         self.trained = True
 
     def model(self) -> dict[str, Any]:
