@@ -200,3 +200,31 @@ def test_review_queue_over_http(client: TestClient[Any], loaded: Platform) -> No
     )
     statuses = {r["id"]: r["status"] for r in client.get("/api/v1/identity/reviews?status=all", headers=AUTH).json()}
     assert statuses[reject["id"]] == "rejected"
+
+
+def test_a_record_that_fits_two_namesakes_waits_for_review(loaded: Platform, tmp_path: Path) -> None:
+    # two CRM customers with one (rare) name in one city, born years apart, and an old registry record of that
+    # name and city with nothing else: it fits both equally, so neither pair may merge automatically
+    crm = tmp_path / "namesakes.csv"
+    crm.write_text(
+        "customer_id,first_name,last_name,birth_date,address,postcode,city,country\n"
+        "CTWIN1,Xawera,Qwertowska,1961-02-03,ul. Długa 5,00-001,Warsaw,PL\n"
+        "CTWIN2,Xawera,Qwertowska,1990-07-08,ul. Krótka 9,00-002,Warsaw,PL\n",
+        encoding="utf-8",
+    )
+    _import(loaded, "crm-2", "other", import_customers, crm)
+    old = tmp_path / "old.csv"
+    old.write_text("legacy_id,first_name,last_name,city,country\nLTWIN,Xawera,Qwertowska,Warsaw,PL\n", encoding="utf-8")
+    _import(loaded, "legacy-3", "store", import_customers, old, mapping=CustomerColumns(customer_id="legacy_id"))
+    process(loaded)
+
+    report = matching.run_match(loaded.graph, loaded.events, matching.MatchOptions())
+    profile = {
+        k: queries.profile_for_identifier(loaded.state, f"customer_id:{k}") for k in ("CTWIN1", "CTWIN2", "LTWIN")
+    }
+    assert len(set(profile.values())) == 3, profile  # nobody merged
+    queued = {
+        frozenset((r["identifier_a"], r["identifier_b"])) for r in matching.reviews(loaded.state, "open", limit=10_000)
+    }
+    assert {frozenset(("customer_id:LTWIN", f"customer_id:{k}")) for k in ("CTWIN1", "CTWIN2")} <= queued
+    assert report.contested >= 2, report
