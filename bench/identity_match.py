@@ -6,11 +6,17 @@ records (customer_id identifiers: CRM and legacy rows) and for every identifier,
 
     .venv/bin/python bench/identity_match.py demo --home HOME --demo DEMO_DIR --repeat 3
 
-Scale mode writes N synthetic profiles straight into a fresh state store and event store (identify events with
-name, birth date, address, city; a share of them noisy duplicates that share no identifier), then times one
-full run_match over them (setup not timed):
+Tune mode chooses --merge-above on a held-out demo (generated with another seed than the one reported): each
+candidate threshold is run on a fresh copy; the highest one whose automatic F1 on the records is within 0.005 of
+the best wins (F1 is flat over a wide range, and a higher threshold is the more cautious choice):
 
-    .venv/bin/python bench/identity_match.py scale --profiles 100000
+    .venv/bin/python bench/identity_match.py tune --home HOME_VALIDATION --demo DEMO_VALIDATION
+
+Scale mode writes N synthetic profiles straight into a fresh state store and event store in bulk (identify events
+with name, birth date, address, postcode, city; a share of them noisy duplicates that share no identifier), then
+times one full run_match over them plus the event store's identity sync (the setup is timed apart):
+
+    .venv/bin/python bench/identity_match.py scale --profiles 1000000
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -38,7 +44,6 @@ from accord.identity import tables as t
 from accord.identity.evaluate import pairwise_score
 from accord.identity.matching import MatchOptions, ReviewClosed, decide_review, reviews, run_match
 from accord.platform import open_platform
-from accord.storage import new_id
 from accord.storage.events.base import EVENT_COLUMNS
 
 
@@ -66,9 +71,9 @@ def demo(args: argparse.Namespace) -> dict[str, Any]:
             platform = open_platform(load_settings({"ACCORD_HOME": str(home), "ACCORD_ADMIN_TOKEN": "x"}))
             try:
                 before = queries.grouping(platform.state)
-                started = time.perf_counter()
+                cpu, started = time.process_time(), time.perf_counter()
                 report = run_match(platform.graph, platform.events, MatchOptions(args.merge_above, args.review_above))
-                seconds = time.perf_counter() - started
+                seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
                 platform.processor.sync_identity()
                 after = queries.grouping(platform.state)
                 reviewed = _work_the_queue(platform, everything) if args.review_oracle else None
@@ -77,6 +82,7 @@ def demo(args: argparse.Namespace) -> dict[str, Any]:
         runs.append(
             {
                 "seconds": round(seconds, 2),
+                "cpu_seconds": round(cpu, 2),
                 "report": report.as_dict(),
                 "records_before": _fmt(pairwise_score(before, records)),
                 "records_after": _fmt(pairwise_score(after, records)),
@@ -95,6 +101,31 @@ def demo(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def tune(args: argparse.Namespace) -> dict[str, Any]:
+    """Choose --merge-above on a held-out demo (another seed than the one reported): the highest threshold whose
+    automatic pairwise F1 on the records is within --tolerance of the best, each candidate run on a fresh copy."""
+    records = _truth(args.demo / "truth.csv", True)
+    table = []
+    for threshold in args.candidates:
+        with tempfile.TemporaryDirectory(prefix="accord-match-") as tmp:
+            home = Path(tmp)
+            for name in ("state.sqlite", "events.duckdb"):
+                shutil.copy(args.home / name, home / name)
+            platform = open_platform(load_settings({"ACCORD_HOME": str(home), "ACCORD_ADMIN_TOKEN": "x"}))
+            try:
+                report = run_match(platform.graph, platform.events, MatchOptions(threshold, args.review_above))
+                platform.processor.sync_identity()
+                score = _fmt(pairwise_score(queries.grouping(platform.state), records))
+            finally:
+                platform.close()
+        table.append({"merge_above": threshold, **score, "merged": report.merged, "queued": report.queued})
+        print(json.dumps(table[-1]), file=sys.stderr)
+    best = max(row["f1"] for row in table)
+    # the most cautious threshold whose F1 is within TOLERANCE of the best (F1 is flat over a wide range)
+    chosen = max(row["merge_above"] for row in table if row["f1"] >= best - args.tolerance)
+    return {"chosen_merge_above": chosen, "best_f1": best, "tolerance": args.tolerance, "candidates": table}
+
+
 def _work_the_queue(platform: Any, truth: dict[str, str]) -> dict[str, str]:
     """Decide every open review as an associate who knows the truth would (accept when the two anchor
     identifiers are one person), then return the grouping: what the run leads to once the queue is worked."""
@@ -110,6 +141,8 @@ _FIRST = [
     "anna", "maria", "katarzyna", "jan", "piotr", "tomasz", "paul", "sarah", "oliver", "emma", "mette", "lars",
     "olga", "ivan", "dmitri", "wei", "li", "fang", "aigerim", "nurlan", "george", "amelia", "jakub", "zofia",
 ]  # fmt: skip
+_STAMP = "2026-11-01 00:00:00.000000"  # how SQLAlchemy's DateTime stores a UTC time in SQLite
+_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def _names(rng: Random, n: int, parts: int) -> list[str]:
@@ -118,125 +151,170 @@ def _names(rng: Random, n: int, parts: int) -> list[str]:
     return ["".join(rng.choice(letters) + rng.choice(vowels) for _ in range(parts)).capitalize() for _ in range(n)]
 
 
-def scale(args: argparse.Namespace) -> dict[str, Any]:
-    rng = Random(7)
+def synthetic_people(profiles: int, duplicates: float, seed: int = 7) -> tuple[list[dict[str, Any]], list[int]]:
+    """PROFILES trait dicts and the person each belongs to: people drawn from name, street and city pools, and
+    DUPLICATES noisy copies per person (name typos 30 %/20 %, a new address in 35 %, no birth date in 10 %)."""
+    rng = Random(seed)
     firsts = _FIRST + _names(rng, 3000, 3)
     lasts = _names(rng, 40_000, 4)
     streets = _names(rng, 5000, 4)
     cities = _names(rng, 60, 3)
-    rows: list[dict[str, Any]] = []
-    entity: list[int] = []
-    people = int(args.profiles / (1 + args.duplicates))
-    for i in range(people):
-        person = {
-            "first_name": rng.choice(firsts),
-            "last_name": rng.choice(lasts),
-            "birthday": (date(2008, 1, 1) - timedelta(days=rng.randrange(62 * 365))).isoformat(),
-            "address": f"{rng.choice(streets)} {rng.randrange(1, 200)}",
-            "postcode": f"{rng.randrange(10, 99)}-{rng.randrange(100, 999)}",
-            "city": rng.choice(cities),
+    people = int(profiles / (1 + duplicates))
+    rand = rng.randrange
+    first_day = date(2008, 1, 1).toordinal() - 62 * 365
+    rows: list[dict[str, Any]] = [
+        {
+            "first_name": firsts[rand(len(firsts))],
+            "last_name": lasts[rand(len(lasts))],
+            "birthday": date.fromordinal(first_day + rand(62 * 365)).isoformat(),
+            "address": f"{streets[rand(len(streets))]} {rand(1, 200)}",
+            "postcode": f"{rand(10, 99)}-{rand(100, 999)}",
+            "city": cities[rand(len(cities))],
         }
-        rows.append(person)
-        entity.append(i)
-    while len(rows) < args.profiles:
-        i = rng.randrange(people)
+        for _ in range(people)
+    ]
+    entity = list(range(people))
+    while len(rows) < profiles:
+        i = rand(people)
         copy = dict(rows[i])
-        copy["first_name"] = typo(rng, copy["first_name"]) if rng.random() < 0.3 else copy["first_name"]
-        copy["last_name"] = typo(rng, copy["last_name"]) if rng.random() < 0.2 else copy["last_name"]
+        if rng.random() < 0.3:
+            copy["first_name"] = typo(rng, copy["first_name"])
+        if rng.random() < 0.2:
+            copy["last_name"] = typo(rng, copy["last_name"])
         if rng.random() < 0.35:
-            copy["address"] = f"{rng.choice(streets)} {rng.randrange(1, 200)}"
-            copy["postcode"] = f"{rng.randrange(10, 99)}-{rng.randrange(100, 999)}"
+            copy["address"] = f"{streets[rand(len(streets))]} {rand(1, 200)}"
+            copy["postcode"] = f"{rand(10, 99)}-{rand(100, 999)}"
         if rng.random() < 0.1:
             copy.pop("birthday")
         rows.append(copy)
         entity.append(i)
-    with tempfile.TemporaryDirectory(prefix="accord-match-scale-") as tmp:
+    return rows, entity
+
+
+def scale(args: argparse.Namespace) -> dict[str, Any]:
+    setup: dict[str, float] = {}
+    started = time.perf_counter()
+    rows, entity = synthetic_people(args.profiles, args.duplicates)
+    setup["generate"] = round(time.perf_counter() - started, 1)
+    with tempfile.TemporaryDirectory(prefix="accord-match-scale-", dir=args.tmp) as tmp:
         platform = open_platform(load_settings({"ACCORD_HOME": tmp, "ACCORD_ADMIN_TOKEN": "x"}))
         try:
-            started = time.perf_counter()
             fresh = rows[len(rows) - args.new :] if args.new else []
             rows = rows[: len(rows) - len(fresh)]
-            pids = [new_id() for _ in rows]
             keys = [f"customer_id:S{n}" for n in range(len(rows))]
-            _write(platform, rows, pids, keys, 0)
-            setup = time.perf_counter() - started
-            started = time.perf_counter()
-            report = run_match(platform.graph, platform.events, MatchOptions(args.merge_above, args.review_above))
-            seconds = time.perf_counter() - started
+            pids = _profile_ids(0, len(rows))
+            setup.update(_write(platform, rows, pids, keys, 0))
+            print(f"setup {json.dumps(setup)}", file=sys.stderr)
+            options = MatchOptions(args.merge_above, args.review_above)
+            cpu, started = time.process_time(), time.perf_counter()
+            report = run_match(platform.graph, platform.events, options)
+            match_seconds = time.perf_counter() - started
+            platform.processor.sync_identity()
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
             incremental: dict[str, Any] = {}
             if fresh:
-                new_pids = [new_id() for _ in fresh]
+                new_pids = _profile_ids(len(rows), len(fresh))
                 new_keys = [f"customer_id:S{n}" for n in range(len(rows), len(rows) + len(fresh))]
                 _write(platform, fresh, new_pids, new_keys, len(rows))
                 pids, keys, rows = pids + new_pids, keys + new_keys, rows + fresh
-                started = time.perf_counter()
-                again = run_match(platform.graph, platform.events, MatchOptions(args.merge_above, args.review_above))
-                incremental = {"seconds": round(time.perf_counter() - started, 1), "report": again.as_dict()}
+                again_started = time.perf_counter()
+                again = run_match(platform.graph, platform.events, options)
+                platform.processor.sync_identity()
+                incremental = {"seconds": round(time.perf_counter() - again_started, 1), "report": again.as_dict()}
             grouping = queries.grouping(platform.state)
         finally:
             platform.close()
     truth = {k: str(e) for k, e in zip(keys, entity, strict=True)}
     return {
         "profiles": len(rows),
-        "setup_seconds": round(setup, 1),
-        "match_seconds": round(seconds, 1),
+        "setup_seconds": setup,
+        "match_seconds": round(match_seconds, 1),
+        "end_to_end_seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu, 1),
         "report": report.as_dict(),
         "incremental": incremental,
         "score": _fmt(pairwise_score(grouping, truth)),
     }
 
 
-def _write(platform: Any, rows: list[dict[str, Any]], pids: list[str], keys: list[str], seq0: int) -> None:
-    """Profiles with one customer_id each in the state store, one identify event each in the event store."""
-    now = datetime(2026, 11, 1, tzinfo=UTC)
+def _profile_ids(start: int, n: int) -> list[str]:
+    """Sortable 26-character profile ids (the bench's own, cheaper than ULIDs)."""
+    return [f"0BENCH{i:020d}" for i in range(start, start + n)]
+
+
+def _write(platform: Any, rows: list[dict[str, Any]], pids: list[str], keys: list[str], seq0: int) -> dict[str, float]:
+    """Profiles with one customer_id each in the state store, one identify event each in the event store, in bulk
+    (the driver's executemany on SQLite, Arrow batches into DuckDB). Returns the seconds of each part."""
+    taken: dict[str, float] = {}
+    started = time.perf_counter()
     with platform.state.begin() as conn:
-        for lo in range(0, len(rows), 20_000):
-            hi = min(lo + 20_000, len(rows))
-            conn.execute(
-                t.profiles.insert(),
-                [{"id": p, "created_at": now, "conflicted": False} for p in pids[lo:hi]],
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "INSERT INTO profiles (id, created_at, conflicted) VALUES (?, ?, 0)", [(p, _STAMP) for p in pids]
             )
-            conn.execute(
-                t.identifiers.insert(),
-                [
-                    {"key": k, "type": "customer_id", "value": k[12:], "profile_id": p, "first_seen_at": now}
-                    for k, p in zip(keys[lo:hi], pids[lo:hi], strict=True)
-                ],
+            conn.exec_driver_sql(
+                "INSERT INTO identifiers (key, type, value, profile_id, first_seen_at) "
+                "VALUES (?, 'customer_id', ?, ?, ?)",
+                [(k, k[12:], p, _STAMP) for k, p in zip(keys, pids, strict=True)],
             )
-    for lo in range(0, len(rows), 100_000):
-        hi = min(lo + 100_000, len(rows))
-        columns: dict[str, list[Any]] = {name: [None] * (hi - lo) for name in EVENT_COLUMNS}
-        columns["event_id"] = [new_id() for _ in range(lo, hi)]
-        columns["journal_seq"] = list(range(seq0 + lo + 1, seq0 + hi + 1))
-        columns["source_id"] = ["bench"] * (hi - lo)
-        columns["message_id"] = [f"m{seq0 + n}" for n in range(lo, hi)]
-        columns["type"] = ["identify"] * (hi - lo)
-        columns["channel"] = ["other"] * (hi - lo)
-        columns["timestamp"] = columns["received_at"] = [now] * (hi - lo)
-        columns["identifiers"] = [[k] for k in keys[lo:hi]]
-        columns["anchor"] = keys[lo:hi]
-        columns["profile_id"] = pids[lo:hi]
-        columns["raw"] = [json.dumps({"type": "identify", "traits": r}) for r in rows[lo:hi]]
-        batch = pa.table({n: pa.array(v, EVENT_COLUMNS[n]) for n, v in columns.items()})
-        platform.events.load(batch, seq0 + hi, [])
+        else:
+            for lo in range(0, len(rows), 20_000):
+                conn.execute(
+                    t.profiles.insert(),
+                    [{"id": p, "created_at": _NOW, "conflicted": False} for p in pids[lo : lo + 20_000]],
+                )
+                conn.execute(
+                    t.identifiers.insert(),
+                    [
+                        {"key": k, "type": "customer_id", "value": k[12:], "profile_id": p, "first_seen_at": _NOW}
+                        for k, p in zip(keys[lo : lo + 20_000], pids[lo : lo + 20_000], strict=True)
+                    ],
+                )
+    taken["state_store"] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    step = 200_000
+    for lo in range(0, len(rows), step):
+        hi = min(lo + step, len(rows))
+        n = hi - lo
+        columns: dict[str, Any] = {name: pa.nulls(n, EVENT_COLUMNS[name]) for name in EVENT_COLUMNS}
+        columns["event_id"] = pa.array([f"0BENCHEVENT{seq0 + i:015d}" for i in range(lo, hi)], pa.string())
+        columns["journal_seq"] = pa.array(range(seq0 + lo + 1, seq0 + hi + 1), pa.int64())
+        columns["source_id"] = pa.array(["bench"] * n, pa.string())
+        columns["message_id"] = pa.array([f"m{seq0 + i}" for i in range(lo, hi)], pa.string())
+        columns["type"] = pa.array(["identify"] * n, pa.string())
+        columns["channel"] = pa.array(["other"] * n, pa.string())
+        columns["timestamp"] = columns["received_at"] = pa.array([_NOW] * n, EVENT_COLUMNS["timestamp"])
+        columns["identifiers"] = pa.array([[k] for k in keys[lo:hi]], EVENT_COLUMNS["identifiers"])
+        columns["anchor"] = pa.array(keys[lo:hi], pa.string())
+        columns["profile_id"] = pa.array(pids[lo:hi], pa.string())
+        columns["raw"] = pa.array([json.dumps({"type": "identify", "traits": r}) for r in rows[lo:hi]], pa.string())
+        platform.events.load(pa.table(columns), seq0 + hi, [])
+    taken["event_store"] = round(time.perf_counter() - started, 1)
+    return taken
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--merge-above", type=float, default=0.99)
-    parser.add_argument("--review-above", type=float, default=0.8)
+    parser.add_argument("--merge-above", type=float, default=MatchOptions.merge_above)
+    parser.add_argument("--review-above", type=float, default=MatchOptions.review_above)
     sub = parser.add_subparsers(dest="mode", required=True)
     d = sub.add_parser("demo")
     d.add_argument("--home", type=Path, required=True, help="ACCORD_HOME where `accord demo load` ran")
     d.add_argument("--demo", type=Path, required=True, help="the demo directory (truth.csv)")
     d.add_argument("--repeat", type=int, default=3)
     d.add_argument("--review-oracle", action="store_true", help="then decide the review queue from truth.csv")
+    c = sub.add_parser("tune", help="choose --merge-above on a held-out demo")
+    c.add_argument("--home", type=Path, required=True, help="ACCORD_HOME where `accord demo load` ran")
+    c.add_argument("--demo", type=Path, required=True, help="the demo directory (truth.csv)")
+    c.add_argument("--candidates", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99])
+    c.add_argument("--tolerance", type=float, default=0.005, help="F1 given up for a more cautious threshold")
     s = sub.add_parser("scale")
     s.add_argument("--profiles", type=int, default=100_000)
     s.add_argument("--duplicates", type=float, default=0.2, help="noisy duplicates per person")
     s.add_argument("--new", type=int, default=0, help="then add this many more and time an incremental run")
+    s.add_argument("--tmp", type=Path, default=None, help="directory for the temporary stores (default: $TMPDIR)")
     args = parser.parse_args()
-    result = demo(args) if args.mode == "demo" else scale(args)
+    result = {"demo": demo, "tune": tune, "scale": scale}[args.mode](args)
     print(json.dumps(result, indent=2))
     return 0
 

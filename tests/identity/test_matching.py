@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,9 +85,9 @@ def test_matching_joins_noisy_records_and_reaches_f1(loaded: Platform, demo_dir:
 
     after = pairwise_score(queries.grouping(loaded.state), records)
     after_all = pairwise_score(queries.grouping(loaded.state), everything)
-    # the pairs left are namesakes or movers with no birth date: they wait for review (see docs/benchmarks.md)
-    assert after.precision >= 0.98 and after.recall >= 0.9, after
-    assert after.f1 >= 0.95, after
+    # automatically, without the review queue (the target; docs/benchmarks.md for the 10k demo)
+    assert after.precision >= 0.98 and after.recall >= 0.95, after
+    assert after.f1 >= 0.98, after
     assert after_all.f1 > before_all.f1 and after_all.precision >= 0.99
 
 
@@ -94,7 +95,7 @@ def test_a_match_merge_is_audited_reversible_and_not_redone(loaded: Platform) ->
     matching.run_match(loaded.graph, loaded.events, matching.MatchOptions())
     with loaded.state.connect() as conn:
         merge = conn.execute(sa.select(t.identity_merges).where(t.identity_merges.c.kind == "match").limit(1)).one()
-    assert "probabilistic match 0.99" in merge.reason or "probabilistic match 1.0" in merge.reason
+    assert re.search(r"probabilistic match (0\.[5-9]|1\.0)\d* \(run ", merge.reason), merge.reason
     assert "fields that agreed: " in merge.reason and "last_name" in merge.reason
     moved = json.loads(merge.identifiers)
     survivor = queries.profile_for_identifier(loaded.state, moved[0])
@@ -199,3 +200,31 @@ def test_review_queue_over_http(client: TestClient[Any], loaded: Platform) -> No
     )
     statuses = {r["id"]: r["status"] for r in client.get("/api/v1/identity/reviews?status=all", headers=AUTH).json()}
     assert statuses[reject["id"]] == "rejected"
+
+
+def test_a_record_that_fits_two_namesakes_waits_for_review(loaded: Platform, tmp_path: Path) -> None:
+    # two CRM customers with one (rare) name in one city, born years apart, and an old registry record of that
+    # name and city with nothing else: it fits both equally, so neither pair may merge automatically
+    crm = tmp_path / "namesakes.csv"
+    crm.write_text(
+        "customer_id,first_name,last_name,birth_date,address,postcode,city,country\n"
+        "CTWIN1,Xawera,Qwertowska,1961-02-03,ul. Długa 5,00-001,Warsaw,PL\n"
+        "CTWIN2,Xawera,Qwertowska,1990-07-08,ul. Krótka 9,00-002,Warsaw,PL\n",
+        encoding="utf-8",
+    )
+    _import(loaded, "crm-2", "other", import_customers, crm)
+    old = tmp_path / "old.csv"
+    old.write_text("legacy_id,first_name,last_name,city,country\nLTWIN,Xawera,Qwertowska,Warsaw,PL\n", encoding="utf-8")
+    _import(loaded, "legacy-3", "store", import_customers, old, mapping=CustomerColumns(customer_id="legacy_id"))
+    process(loaded)
+
+    report = matching.run_match(loaded.graph, loaded.events, matching.MatchOptions())
+    profile = {
+        k: queries.profile_for_identifier(loaded.state, f"customer_id:{k}") for k in ("CTWIN1", "CTWIN2", "LTWIN")
+    }
+    assert len(set(profile.values())) == 3, profile  # nobody merged
+    queued = {
+        frozenset((r["identifier_a"], r["identifier_b"])) for r in matching.reviews(loaded.state, "open", limit=10_000)
+    }
+    assert {frozenset(("customer_id:LTWIN", f"customer_id:{k}")) for k in ("CTWIN1", "CTWIN2")} <= queued
+    assert report.contested >= 2, report

@@ -20,8 +20,8 @@ _running = threading.Lock()  # one match run at a time per server
 class MatchIn(msgspec.Struct):
     """Thresholds on the match probability; full retrains the model and rescores every pair."""
 
-    merge_above: float = 0.99
-    review_above: float = 0.8
+    merge_above: float = matching.MatchOptions.merge_above
+    review_above: float = matching.MatchOptions.review_above
     full: bool = False
 
 

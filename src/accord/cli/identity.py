@@ -66,8 +66,12 @@ def _score_line(result: dict[str, Any]) -> str:
 
 @app.command("match")
 def match(
-    merge_above: float = typer.Option(0.99, "--merge-above", help="Merge pairs at or above this match probability."),
-    review_above: float = typer.Option(0.8, "--review-above", help="Queue pairs at or above this for review."),
+    merge_above: float = typer.Option(
+        MatchOptions.merge_above, "--merge-above", help="Merge uncontested pairs at or above this match probability."
+    ),
+    review_above: float = typer.Option(
+        MatchOptions.review_above, "--review-above", help="Queue pairs at or above this for review."
+    ),
     full: bool = typer.Option(False, "--full", help="Retrain the model and rescore all pairs (else: new records)."),
     truth: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="Print precision/recall/F1 against this truth CSV afterwards."
@@ -107,7 +111,8 @@ def match(
     console.print(
         f"{report['mode']} run {report['run_id']}: {report['records']} records "
         f"({report['new_records']} new), {report['pairs']} candidate pairs above review threshold; "
-        f"merged {report['merged']}, queued {report['queued']} for review, refused {report['refused']} "
+        f"merged {report['merged']}, queued {report['queued']} for review "
+        f"({report.get('contested', 0)} of them contested: a record fits two others), refused {report['refused']} "
         f"(identity rules), {report['skipped_decided']} already decided; {report['seconds']:.1f} s"
     )
     if truth is not None:

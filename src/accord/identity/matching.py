@@ -16,14 +16,17 @@ import sqlalchemy as sa
 
 from accord.identity import tables as t
 from accord.identity.graph import IdentityGraph, ProfileMerge
+from accord.identity.match_guard import contested
+from accord.identity.match_records import RECORD_COLUMNS, RECORD_FIELDS
 from accord.identity.normalize import split_key
-from accord.identity.splink_model import RECORD_FIELDS, MatchModel, ScoredPair
+from accord.identity.splink_model import MatchModel, ScoredPair, is_current
 from accord.storage import new_id, utcnow
 from accord.storage.events import EventStore
 
 # Trait read for each record field (identify traits; the CRM importer maps birth_date to Segment's birthday).
 TRAITS: dict[str, str] = {field: field for field in RECORD_FIELDS} | {"birth_date": "birthday"}
 _CHUNK = 500
+_MERGE_CHUNK = 5000  # merges per graph transaction (fewer, larger transactions at scale)
 Progress = Callable[[str], None]
 
 
@@ -43,8 +46,10 @@ class ReviewClosed(Exception):
 class MatchOptions:
     """Thresholds on Splink's match probability; FULL retrains and rescores everything."""
 
-    merge_above: float = 0.99
-    review_above: float = 0.8
+    # chosen on a held-out demo (bench/identity_match.py tune, docs/benchmarks.md): the highest threshold whose F1
+    # is within 0.005 of the best there. Contested pairs go to review whatever their score.
+    merge_above: float = 0.5
+    review_above: float = 0.1
     full: bool = False
 
     def check(self) -> None:
@@ -71,6 +76,7 @@ class MatchReport:
     skipped_decided: int
     seconds: float
     phases: dict[str, float] = field(default_factory=dict)
+    contested: int = 0  # pairs above merge_above sent to review because a record fits two others
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -88,8 +94,14 @@ def records_sql() -> str:
         f"arg_max({_trait(trait)}, (timestamp, event_id)) FILTER (WHERE {_trait(trait)} IS NOT NULL) AS {field}"
         for field, trait in TRAITS.items()
     )
+    # the sources whose identify events carried a record id (customer_id): two records of one source system
+    # are rarely one person, which the model learns like any other comparison
+    sources = (
+        "string_agg(DISTINCT source_id, ',' ORDER BY source_id) FILTER "
+        "(WHERE len(list_filter(identifiers, lambda k: starts_with(k, 'customer_id:'))) > 0) AS record_sources"
+    )
     return (
-        f"SELECT profile_id AS unique_id,\n    {columns},\n    max(journal_seq) AS seq\n"
+        f"SELECT profile_id AS unique_id,\n    {columns},\n    {sources},\n    max(journal_seq) AS seq\n"
         "FROM events WHERE type = 'identify' AND profile_id IS NOT NULL GROUP BY profile_id"
     )
 
@@ -98,7 +110,7 @@ def load_records(events: EventStore, after_seq: int = 0) -> tuple[pa.Table, list
     """The match records of all profiles, the ids of those with identify events after AFTER_SEQ, the newest seq."""
     rows = events.query(records_sql())
     newest = int(events.query("SELECT coalesce(max(journal_seq), 0) FROM events")[0][0])
-    names = ("unique_id", *RECORD_FIELDS)
+    names = ("unique_id", *RECORD_COLUMNS)
     table = pa.table({name: pa.array([row[i] for row in rows], pa.string()) for i, name in enumerate(names)})
     new_ids = [row[0] for row in rows if after_seq and int(row[-1]) > after_seq]
     return table, new_ids, newest
@@ -165,6 +177,8 @@ def run_match(
     say = progress or (lambda _message: None)
     started = time.perf_counter()
     previous = None if options.full else last_run(graph.engine)
+    if previous is not None and not is_current(json.loads(previous["model"])):
+        previous = None  # a model of an older version: train anew
     mode = "incremental" if previous is not None else "full"
     run_id = new_id()
     phases: dict[str, float] = {}
@@ -205,7 +219,7 @@ def run_match(
             raise MatchError(f"the match model could not be trained or applied: {exc}") from exc
         finally:
             model.close()
-    merged = queued = refused = decided = 0
+    merged = queued = refused = decided = contested_count = 0
     pairs.sort(key=lambda p: (-p.probability, p.left, p.right))
     with graph.engine.connect() as conn:
         anchors = _anchors(conn, graph, (pid for p in pairs for pid in (p.left, p.right)))
@@ -215,16 +229,18 @@ def run_match(
         status = _decided(conn, [k for k, _ in keyed])
     to_merge: list[tuple[str, ScoredPair]] = []
     to_review: list[tuple[str, ScoredPair]] = []
+    disputed = contested(p for key, p in keyed if key not in status)
     for key, pair in keyed:
         if key in status:
             decided += 1
-        elif pair.probability >= options.merge_above:
+        elif pair.probability >= options.merge_above and (pair.left, pair.right) not in disputed:
             to_merge.append((key, pair))
         else:
+            contested_count += int(pair.probability >= options.merge_above)
             to_review.append((key, pair))
     say(f"merging {len(to_merge)} pairs, queueing {len(to_review)} for review")
-    for i in range(0, len(to_merge), _CHUNK):
-        chunk = to_merge[i : i + _CHUNK]
+    for i in range(0, len(to_merge), _MERGE_CHUNK):
+        chunk = to_merge[i : i + _MERGE_CHUNK]
         results = graph.merge_profiles(
             [
                 ProfileMerge(anchors[p.left], anchors[p.right], _reason(p, run_id), f"match:{run_id}:{i + n}")
@@ -293,6 +309,7 @@ def run_match(
         decided,
         round(time.perf_counter() - started, 3),
         phases,
+        contested_count,
     )
 
 

@@ -10,41 +10,27 @@ from typing import Any
 
 import pyarrow as pa
 
-# The fields a match record carries, as read from profiles' traits (see matching.records_from_events).
-RECORD_FIELDS: tuple[str, ...] = (
-    "first_name",
-    "last_name",
-    "birth_date",
-    "address",
-    "postcode",
-    "city",
-    "email",
-    "phone",
-)
-# Human names of the comparisons, in the order of the model's comparisons (for "fields that agreed").
-COMPARED: tuple[str, ...] = ("first_name", "last_name", "birth_date", "address", "city", "email", "phone")
+from accord.identity.match_records import normalise
 
-# Normalisation, in Splink's own DuckDB: lower case, no accents (Polish ł too), no punctuation; dates checked.
-_NORMALISE = r"""
-CREATE OR REPLACE TABLE {out} AS
-SELECT
-    unique_id,
-    nullif(regexp_replace(strip_accents(replace(lower(trim(first_name)), 'ł', 'l')), '[^\p{{L}}\p{{N}}]+', '', 'g'), '')
-        AS first_name,
-    nullif(regexp_replace(strip_accents(replace(lower(trim(last_name)), 'ł', 'l')), '[^\p{{L}}\p{{N}}]+', '', 'g'), '')
-        AS last_name,
-    CAST(try_strptime(left(trim(birth_date), 10), '%Y-%m-%d') AS DATE) AS birth_date,
-    nullif(regexp_replace(strip_accents(replace(lower(trim(address)), 'ł', 'l')), '[^\p{{L}}\p{{N}}]+', ' ', 'g'), '')
-        AS address,
-    nullif(regexp_replace(upper(trim(postcode)), '[^\p{{L}}\p{{N}}]+', '', 'g'), '') AS postcode,
-    nullif(strip_accents(lower(trim(city))), '') AS city,
-    nullif(lower(trim(email)), '') AS email,
-    nullif(right(regexp_replace(phone, '[^0-9]+', '', 'g'), 9), '') AS phone
-FROM {src}
-WHERE coalesce(first_name, last_name) IS NOT NULL
-  -- a name alone never tells two people apart: a record needs something more to be matched
-  AND coalesce(birth_date, address, postcode, city, email, phone) IS NOT NULL
-"""
+# Each comparison of the model (its output column) and the record fields it stands for ("fields that agreed").
+COMPARED: dict[str, tuple[str, ...]] = {
+    "first_name": ("first_name",),
+    "last_name": ("last_name",),
+    "birth_date": ("birth_date",),
+    "address": ("address", "postcode"),
+    "city": ("city",),
+    "email": ("email",),
+    "phone": ("phone",),
+    "record_source": (),  # not a field of the person
+}
+# Names are weighed by their frequency within the record's country (a common name agreeing says less than a rare
+# one, and names cluster by country: when the cities agree, so do the countries, and a Chinese name's frequency
+# among all records would understate how often two Chinese shoppers share it). Cities by their overall frequency.
+COUNTRY_TF_COLUMNS: tuple[str, ...] = ("first_name", "last_name")
+TF_COLUMNS: tuple[str, ...] = ("city",)
+# The smallest m probability a trained level keeps: EM gives 0 to a level no match showed in the sample (e.g. a
+# customer who moved abroad), which would make that level veto a match outright.
+M_FLOOR = 1e-4
 
 
 @dataclass(frozen=True)
@@ -57,6 +43,89 @@ class ScoredPair:
     agreeing: tuple[str, ...]
 
 
+def _name_comparison(column: str) -> Any:
+    """Exact (weighed by the name's frequency), Jaro-Winkler 0.92, sounding alike, Jaro-Winkler 0.8, else.
+
+    First and last name are separate comparisons, so an exact full name is weighed by the product of the two
+    names' frequencies: a full name's own frequency would count the pair itself (a rare name seen twice because
+    it is one person's would look common)."""
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+
+    sound = column.replace("_name", "_sound")
+    return cl.CustomComparison(
+        output_column_name=column,
+        comparison_levels=[
+            cll.NullLevel(column),
+            # exact within one country (the frequency of the name there weighs it); across countries: next level
+            cll.ExactMatchLevel(f"{column}_cc").configure(
+                tf_adjustment_column=f"{column}_cc", label_for_charts=f"{column} exact (same country)"
+            ),
+            cll.JaroWinklerLevel(column, 0.92),
+            cll.ExactMatchLevel(sound).configure(label_for_charts=f"{column} sounds alike"),
+            cll.JaroWinklerLevel(column, 0.8),
+            cll.ElseLevel(),
+        ],
+    )
+
+
+def _birth_comparison() -> Any:
+    """Exact, day and month swapped (a form filled in the other order), one digit off, within a year, else."""
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+
+    return cl.CustomComparison(
+        output_column_name="birth_date",
+        comparison_levels=[
+            cll.NullLevel("birth_date"),
+            cll.ExactMatchLevel("birth_date"),
+            cll.CustomLevel(
+                "year(birth_date_l) = year(birth_date_r) AND month(birth_date_l) = day(birth_date_r) "
+                "AND day(birth_date_l) = month(birth_date_r)",
+                "day and month swapped",
+            ),
+            cll.CustomLevel(
+                "levenshtein(CAST(birth_date_l AS VARCHAR), CAST(birth_date_r AS VARCHAR)) <= 1", "one digit off"
+            ),
+            cll.AbsoluteDateDifferenceLevel("birth_date", threshold=1, metric="year", input_is_string=False),
+            # two birth dates years apart that are no slip of the pen: EM learns this from blocks of same-named
+            # pairs, where namesakes pass for matches and inflate it; stated instead (1 in 200 true pairs)
+            cll.ElseLevel().configure(m_probability=0.005, fix_m_probability=True),
+        ],
+    )
+
+
+def _address_comparison() -> Any:
+    """The home as one piece of evidence: street, house numbers and postcode move together."""
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+
+    return cl.CustomComparison(
+        output_column_name="address",
+        comparison_levels=[
+            cll.And(cll.NullLevel("address"), cll.NullLevel("postcode")),
+            cll.And(
+                cll.ExactMatchLevel("street"), cll.ExactMatchLevel("house"), cll.ExactMatchLevel("postcode")
+            ).configure(label_for_charts="street, house and postcode"),
+            cll.And(
+                cll.ExactMatchLevel("house"),
+                cll.JaroWinklerLevel("street", 0.88),
+                cll.Or(cll.ExactMatchLevel("postcode"), cll.NullLevel("postcode")),
+            ).configure(label_for_charts="house, street alike, postcode not different"),
+            cll.And(cll.ExactMatchLevel("postcode"), cll.ExactMatchLevel("house")).configure(
+                label_for_charts="postcode and house"
+            ),
+            cll.ExactMatchLevel("postcode"),
+            cll.ElseLevel(),
+        ],
+    )
+
+
+def _stated(level: Any, m: float, u: float) -> Any:
+    """A comparison level with fixed m and u probabilities (not trained)."""
+    return level.configure(m_probability=m, u_probability=u, fix_m_probability=True, fix_u_probability=True)
+
+
 def _settings() -> Any:
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
@@ -66,42 +135,70 @@ def _settings() -> Any:
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
         blocking_rules_to_generate_predictions=[
-            block_on("birth_date"),
+            # the same birth date and one initial (not the birth date alone: at a million records that is 20
+            # million pairs, nearly all strangers; a typo rarely hits a name's first letter)
+            block_on("birth_date", "substr(first_name, 1, 1)"),
+            block_on("birth_date", "substr(last_name, 1, 1)"),
             block_on("first_name", "last_name"),
-            block_on("substr(first_name, 1, 1)", "last_name", "city"),
-            block_on("postcode", "substr(last_name, 1, 1)"),
+            block_on("last_name", "city"),
+            block_on("first_name", "city"),
+            block_on("first_sound", "last_sound"),
+            block_on("postcode", "house"),
         ],
         comparisons=[
-            cl.JaroWinklerAtThresholds("first_name", [0.92, 0.8]).configure(term_frequency_adjustments=True),
-            cl.LevenshteinAtThresholds("last_name", [1, 2]).configure(term_frequency_adjustments=True),
-            cl.DateOfBirthComparison(
-                "birth_date", input_is_string=False, datetime_thresholds=[1, 1], datetime_metrics=["month", "year"]
-            ),
-            # one comparison for the home: street and postcode move together, so they are not independent evidence
-            cl.CustomComparison(
-                output_column_name="address",
+            _name_comparison("first_name"),
+            _name_comparison("last_name"),
+            _birth_comparison(),
+            _address_comparison(),
+            cl.CustomComparison(  # city and country together: a city agreeing implies its country does
+                output_column_name="city",
                 comparison_levels=[
-                    cll.And(cll.NullLevel("address"), cll.NullLevel("postcode")),
-                    cll.And(cll.ExactMatchLevel("address"), cll.ExactMatchLevel("postcode")),
-                    cll.LevenshteinLevel("address", 3),
-                    cll.ExactMatchLevel("postcode"),
+                    cll.And(cll.NullLevel("city"), cll.NullLevel("country")),
+                    cll.ExactMatchLevel("city").configure(tf_adjustment_column="city"),
+                    cll.ExactMatchLevel("country"),
                     cll.ElseLevel(),
                 ],
             ),
-            cl.ExactMatch("city"),
-            # emails and phones rarely agree between profiles that are still apart (an equal one would have
-            # merged them): EM cannot learn these, so they start from stated values
-            # (and emails made of the same name are alike for namesakes too: a near miss is weak evidence)
-            cl.LevenshteinAtThresholds("email", [2]).configure(
-                m_probabilities=[0.85, 0.05, 0.1], u_probabilities=[1e-4, 0.01, 1 - 0.0101]
+            # emails and phones: two profiles still apart almost never share one (it would have merged them), so
+            # EM cannot learn these levels; they are stated and fixed. An old email or phone that differs is weak
+            # evidence against (people change them); one made of the same name is weak evidence for, since
+            # namesakes' emails look alike too.
+            cl.CustomComparison(
+                output_column_name="email",
+                comparison_levels=[
+                    cll.NullLevel("email"),
+                    _stated(cll.ExactMatchLevel("email"), 0.02, 1e-6),
+                    _stated(cll.ExactMatchLevel("email_user"), 0.02, 5e-4),
+                    _stated(cll.LevenshteinLevel("email_user", 1), 0.02, 2e-3),
+                    _stated(cll.ElseLevel(), 0.94, 1 - 2.501e-3),
+                ],
             ),
-            cl.LevenshteinAtThresholds("phone", [1]).configure(
-                m_probabilities=[0.85, 0.05, 0.1], u_probabilities=[1e-4, 1e-3, 1 - 0.0011]
+            cl.CustomComparison(  # two records of one source system (e.g. two CRM rows) vs records of two
+                output_column_name="record_source",
+                comparison_levels=[
+                    cll.NullLevel("record_sources"),
+                    cll.CustomLevel("list_has_any(record_sources_l, record_sources_r)", "records of one source"),
+                    cll.ElseLevel(),
+                ],
+            ),
+            cl.CustomComparison(
+                output_column_name="phone",
+                comparison_levels=[
+                    cll.NullLevel("phone"),
+                    _stated(cll.ExactMatchLevel("phone"), 0.02, 1e-6),
+                    _stated(cll.LevenshteinLevel("phone", 1), 0.01, 1e-5),
+                    _stated(cll.ElseLevel(), 0.97, 1 - 1.1e-5),
+                ],
             ),
         ],
         retain_intermediate_calculation_columns=True,
         retain_matching_columns=False,
     )
+
+
+def is_current(model: dict[str, Any]) -> bool:
+    """Whether a stored model has this version's comparisons (an older one is retrained, not reused)."""
+    return sorted(str(c.get("output_column_name")) for c in model.get("comparisons", [])) == sorted(COMPARED)
 
 
 class MatchModel:
@@ -112,9 +209,10 @@ class MatchModel:
         from splink import DuckDBAPI, Linker
 
         logging.getLogger("splink").setLevel(logging.WARNING)
-        self.con = duckdb.connect(":memory:")
+        # no extension may be fetched at run time: everything used here is built into DuckDB
+        self.con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
         self.con.register("accord_raw_records", records)
-        self._run(_NORMALISE.format(out="accord_records", src="accord_raw_records"))
+        normalise(self.con, "accord_raw_records", "accord_records")
         self.con.unregister("accord_raw_records")
         self.db_api = DuckDBAPI(self.con)
         self.new_ids = list(new_ids)
@@ -131,7 +229,19 @@ class MatchModel:
         self.records = self.db_api.register("accord_records", table_name="records")
         self.size = int(self._run("SELECT count(*) FROM accord_records")[0][0])
         self.linker = Linker(self.records, model if model is not None else _settings(), log_level=None)
+        self._register_country_frequencies()
         self.trained = model is not None
+
+    def _register_country_frequencies(self) -> None:
+        """Term-frequency lookups of the names within each country, over all records (old and new)."""
+        for column in COUNTRY_TF_COLUMNS:
+            self._run(
+                f"CREATE OR REPLACE TABLE accord_tf_{column} AS SELECT {column}_cc, "
+                f"count(*) / sum(count(*)) OVER (PARTITION BY country) AS tf_{column}_cc "
+                f"FROM accord_records WHERE {column}_cc IS NOT NULL GROUP BY country, {column}_cc"
+            )
+            frame = self.db_api.register(f"accord_tf_{column}", table_name=f"tf_{column}")
+            self.linker.table_management.register_term_frequency_lookup(frame, f"{column}_cc")
 
     def _run(self, sql: str) -> list[Any]:
         return self.con.execute(sql).fetchall()  # fetch to the end: DuckDB 2 keeps unfinished results open
@@ -174,6 +284,13 @@ class MatchModel:
                     break
                 except (ValueError, ZeroDivisionError, SplinkException):
                     continue
+        for comparison in settings.comparisons:  # a level EM saw no match in is rare, not impossible
+            for level in comparison.comparison_levels:
+                if level.is_null_level:
+                    continue
+                m = level.m_probability
+                if isinstance(m, float) and m < M_FLOOR:
+                    level.m_probability = M_FLOOR
         self.trained = True
 
     def model(self) -> dict[str, Any]:
@@ -189,7 +306,7 @@ class MatchModel:
         else:
             if not self._run("SELECT count(*) FROM accord_new")[0][0]:
                 return []  # the new profiles carry nothing to match on (e.g. a name alone)
-            for column in ("first_name", "last_name"):  # term frequencies over all records, old and new
+            for column in TF_COLUMNS:  # term frequencies over all records, old and new
                 self.linker.table_management.compute_tf_table(column)
             new = self.db_api.register("accord_new", table_name="new_records")
             old = self.db_api.register("accord_old", table_name="old_records")
@@ -207,7 +324,9 @@ class MatchModel:
             }
             lefts, rights = table.column("unique_id_l").to_pylist(), table.column("unique_id_r").to_pylist()
             for i, probability in enumerate(table.column("match_probability").to_pylist()):
-                agreeing = tuple(name for name in COMPARED if (weights[name][i] or 0.0) > 0.0)
+                agreeing = tuple(
+                    f for name, fields in COMPARED.items() if (weights[name][i] or 0.0) > 0.0 for f in fields
+                )
                 pairs.append(ScoredPair(lefts[i], rights[i], float(probability), agreeing))
             frame.drop_table_from_database_and_remove_from_cache()
         return pairs
