@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -78,6 +78,7 @@ EVENT_NAMES = {
     "unsubscribed": "Message Unsubscribed",
     "read": "Message Read",
 }
+ERASED_PROFILE = "erased"  # the profile id of deliveries whose person was erased
 _HREF = re.compile(r'href="(https?://[^"]+)"')
 
 
@@ -319,6 +320,29 @@ class Messaging:
         with self.engine.begin() as conn:
             return bool(conn.execute(s.delete().where(s.c.profile_id == profile_id, s.c.reason == reason)).rowcount)
 
+    def erase_in(self, conn: sa.Connection, profile_ids: Sequence[str]) -> dict[str, int]:
+        """Data-subject erasure of messaging's personal data, in CONN's transaction: deliveries keep their counts and
+        costs but lose their person, address and content (unsent ones are dropped); hold-outs are deleted."""
+        d, s = t.deliveries, t.suppressions
+        ids = list(dict.fromkeys(profile_ids))
+        out = {"deliveries_dropped": 0, "deliveries_anonymised": 0, "hold_outs": 0}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            unsent = conn.execute(
+                d.update()
+                .where(d.c.profile_id.in_(chunk), d.c.status.in_(("queued", "sending")))
+                .values(status="dropped", reason="person erased", claimed_by=None, claimed_until=None)
+            )
+            out["deliveries_dropped"] += int(unsent.rowcount or 0)
+            done = conn.execute(
+                d.update()
+                .where(d.c.profile_id.in_(chunk))
+                .values(profile_id=ERASED_PROFILE, content=None, provider_message_id=None, error=None)
+            )
+            out["deliveries_anonymised"] += int(done.rowcount or 0)
+            out["hold_outs"] += int(conn.execute(s.delete().where(s.c.profile_id.in_(chunk))).rowcount or 0)
+        return out
+
     # -- sending --------------------------------------------------------------------------------------------------
     def send(
         self,
@@ -371,7 +395,7 @@ class Messaging:
         consent = self._consent_map(conn, recipients)
         history = self._history(conn, [r.profile_id for r in recipients], due)
         suppressed = self._suppressed(conn, [r.profile_id for r in recipients], now)
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         events: list[dict[str, Any]] = []
         counts: dict[str, int] = defaultdict(int)
         for index, (recipient, key) in enumerate(batch):
@@ -395,25 +419,25 @@ class Messaging:
             content, locale, decision = self._render(delivery_id, recipient, compiled, purpose, request, decision)
             counts[decision.status] += 1
             rows.append(
-                {
-                    "id": delivery_id,
-                    "idempotency_key": key,
-                    "profile_id": pid,
-                    "broadcast_id": request.broadcast_id,
-                    "template": request.template,
-                    "purpose": purpose.name,
-                    "kind": request.kind,
-                    "tags": tags_json,
-                    "channel": decision.channels[0] if decision.channels else None,
-                    "locale": locale,
-                    "variant": request.variant,
-                    "content": msgspec.json.encode(content).decode() if content else None,
-                    "status": decision.status,
-                    "reason": decision.reason,
-                    "due_at": decision.due_at or due_one,
-                    "created_at": now,
-                    "attempts": 0,
-                }
+                (
+                    delivery_id,
+                    key,
+                    pid,
+                    request.broadcast_id,
+                    request.template,
+                    purpose.name,
+                    request.kind,
+                    tags_json,
+                    decision.channels[0] if decision.channels else None,
+                    locale,
+                    request.variant,
+                    _encode_json(content).decode() if content else None,
+                    decision.status,
+                    decision.reason,
+                    decision.due_at or due_one,
+                    now,
+                    0,
+                )
             )
             if decision.status == "queued":
                 if request.kind == MARKETING and not purpose.transactional:
@@ -423,14 +447,13 @@ class Messaging:
                 if self.emit_queued:
                     events.append(delivery_event("queued", content[0], pid, delivery_id, request, now, {}))
         if rows:
-            insert = _insert(conn)(t.deliveries).on_conflict_do_nothing(index_elements=["idempotency_key"])
-            result = conn.execute(insert, rows)
-            if events and result.rowcount != len(rows):
+            inserted_count = insert_deliveries(conn, rows)
+            if events and inserted_count != len(rows):
                 # some keys existed already (a retry): keep only the events of rows really inserted
                 inserted = {
                     r.id
                     for r in conn.execute(
-                        sa.select(t.deliveries.c.id).where(t.deliveries.c.id.in_([x["id"] for x in rows]))
+                        sa.select(t.deliveries.c.id).where(t.deliveries.c.id.in_([x[0] for x in rows]))
                     )
                 }
                 events = [e for e in events if e["properties"]["delivery_id"] in inserted]
@@ -743,6 +766,54 @@ class Messaging:
                 url = str(links[index])
             self.record_state_in(conn, row, "opened" if kind == "open" else "clicked", {"url": url} if url else {})
         return url
+
+
+OUTBOX_COLUMNS = (
+    "id",
+    "idempotency_key",
+    "profile_id",
+    "broadcast_id",
+    "template",
+    "purpose",
+    "kind",
+    "tags",
+    "channel",
+    "locale",
+    "variant",
+    "content",
+    "status",
+    "reason",
+    "due_at",
+    "created_at",
+    "attempts",
+)
+_SQLITE_OUTBOX = (
+    f"INSERT INTO msg_deliveries ({', '.join(OUTBOX_COLUMNS)}) VALUES ({', '.join('?' for _ in OUTBOX_COLUMNS)}) "
+    "ON CONFLICT (idempotency_key) DO NOTHING"
+)
+_encode_json = msgspec.json.Encoder().encode
+_SQLITE_TIMES: dict[datetime, str] = {}
+
+
+def _sqlite_time(value: datetime) -> str:
+    """A UTC datetime as SQLAlchemy stores it in SQLite (planned rows share a few due times: formatted once)."""
+    text = _SQLITE_TIMES.get(value)
+    if text is None:
+        if len(_SQLITE_TIMES) > 4096:
+            _SQLITE_TIMES.clear()
+        text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        _SQLITE_TIMES[value] = text
+    return text
+
+
+def insert_deliveries(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Insert outbox rows (values in OUTBOX_COLUMNS order), skipping idempotency keys already present; the number
+    inserted. On SQLite one executemany straight on the driver (no per-row type processing)."""
+    if conn.dialect.name == "sqlite":
+        params = [(*r[:14], _sqlite_time(r[14]), _sqlite_time(r[15]), r[16]) for r in rows]
+        return int(conn.exec_driver_sql(_SQLITE_OUTBOX, params).rowcount)
+    insert = _insert(conn)(t.deliveries).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    return int(conn.execute(insert, [dict(zip(OUTBOX_COLUMNS, r, strict=True)) for r in rows]).rowcount)
 
 
 def emit_events(conn: sa.Connection, journal: Journal, events: Sequence[Mapping[str, Any]], at: datetime) -> None:
