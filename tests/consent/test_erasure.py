@@ -149,7 +149,7 @@ def test_erase_then_reimport_and_new_events_bring_nothing_back(platform: Platfor
     ]
     assert audit[1]["identifier_hash"] == key_hash("email:ann.nowak@example.com")
     assert [a["id"] for a in requests_for(platform.state, "email:ann.nowak@example.com")] == [audit[1]["id"]]
-    assert "ann" not in json.dumps(audit).lower()  # the audit keeps a hash, never the address
+    assert "nowak" not in json.dumps(audit).lower()  # the audit keeps a hash, never the address
 
 
 def test_erasing_an_unknown_identifier_still_keeps_it_out(platform: Platform) -> None:

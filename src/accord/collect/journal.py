@@ -321,7 +321,7 @@ def forget_in(conn: sa.Connection, messages: Sequence[tuple[int, str]], values: 
     seqs = sorted(by_seq)
     for start in range(0, len(seqs), 500):
         rows = conn.execute(
-            sa.select(journal.c.seq, journal.c.kind, journal.c.body, journal.c.items).where(
+            sa.select(journal.c.seq, journal.c.kind, journal.c.body, journal.c["items"]).where(
                 journal.c.seq.in_(seqs[start : start + 500])
             )
         ).all()

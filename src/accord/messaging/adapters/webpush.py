@@ -120,11 +120,13 @@ class Vapid:
     """RFC 8292 application server identification: an ES256 JWT per push service origin, reused until near expiry."""
 
     def __init__(self, private_key_b64: str, subject: str, lifetime: int = 12 * 3600) -> None:
-        raw = unb64url(private_key_b64)
-        if raw.startswith(b"-----BEGIN"):
-            key = serialization.load_pem_private_key(raw, password=None)
+        """PRIVATE_KEY_B64: the raw P-256 private value (32 bytes, base64url) or a PEM private key."""
+        text = private_key_b64.strip()
+        key: Any
+        if text.startswith("-----BEGIN"):
+            key = serialization.load_pem_private_key(text.encode(), password=None)
         else:
-            key = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
+            key = ec.derive_private_key(int.from_bytes(unb64url(text), "big"), ec.SECP256R1())
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ValueError("the VAPID key must be a P-256 private key")
         self.key = key
