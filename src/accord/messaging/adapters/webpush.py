@@ -69,7 +69,7 @@ def parse_subscription(address: str) -> Subscription:
     else:
         endpoint, _, fragment = text.partition("#")
         query = parse_qs(fragment)
-        p256dh, auth = (query.get("p256dh") or [None])[0], (query.get("auth") or [None])[0]
+        p256dh, auth = (query.get("p256dh") or [""])[0], (query.get("auth") or [""])[0]
     if urlsplit(endpoint).scheme not in ("http", "https"):
         raise ValueError("a push subscription needs an http(s) endpoint")
     if p256dh and auth:
