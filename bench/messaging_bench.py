@@ -140,7 +140,7 @@ def bench_plan(n: int, runs: int, queued_events: bool = True, workers: int = 0) 
             planner = ParallelPlanner(messaging, workers) if workers else None
             pids: list[int] = []
             if planner is not None:
-                planner.warm_up()
+                planner.warm_up(["spring"])
                 pids = planner.pids()  # the workers' CPU counts too
             start = time.perf_counter()
             cpu = process_cpu(pids)
@@ -279,7 +279,7 @@ def bench_broadcast(n: int, workers: int = 0) -> dict[str, Any]:
 
         planner = ParallelPlanner(messaging, workers) if workers else None
         if planner is not None:
-            planner.warm_up()
+            planner.warm_up(["app-offer"])
         start = time.perf_counter()
         result = create_broadcast(
             messaging, "bench", "app-offer", {"profile_ids": pids}, channels=["in_app"], planner=planner

@@ -274,7 +274,11 @@ class Consents:
         out: list[ConsentRecord] = []
         keys = list(dict.fromkeys(keys))
         if conn.dialect.name == "sqlite" and keys:  # bulk planning: one JSON parameter, no per-row type processing
-            rows = conn.exec_driver_sql(_SQLITE_CONSENTS, (json.dumps(keys),))
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                rows = cursor.execute(_SQLITE_CONSENTS, (json.dumps(keys),)).fetchall()
+            finally:
+                cursor.close()
             return [
                 ConsentRecord(k, p, c, st, src, lb, _sqlite_time(at), _sqlite_time(exp) if exp else None)
                 for k, p, c, st, src, lb, at, exp in rows

@@ -20,6 +20,8 @@ from accord.identity.rules import IdentityRules
 from accord.messaging.policy import PolicyConfig
 from accord.messaging.recipients import Recipient
 from accord.messaging.service import Messaging, SendRequest
+from accord.messaging.templates import check_sample
+from accord.storage import WriteTurn
 
 _START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
@@ -38,10 +40,11 @@ class PlannerSetup:
 
 
 _worker: Messaging | None = None
+_turn: WriteTurn | None = None
 
 
 def _init(setup: PlannerSetup) -> None:
-    global _worker
+    global _worker, _turn
     from accord.collect.journal import Journal
     from accord.storage import create_state_engine
 
@@ -49,16 +52,23 @@ def _init(setup: PlannerSetup) -> None:
     journal = Journal(engine)
     consents = Consents(engine, journal, setup.rules, setup.secret, setup.base_url, dict(setup.purposes))
     _worker = Messaging(engine, journal, consents, lambda _ids: {}, setup.policy, emit_queued=setup.emit_queued)
+    _turn = WriteTurn(engine)
 
 
 def _plan(batch: Sequence[tuple[Recipient, str]], request: SendRequest) -> dict[str, int]:
+    assert _worker is not None and _turn is not None, "worker not initialised"
+    with _worker.engine.connect() as conn:  # reads and rendering: no write lock held
+        planned = _worker.prepare_in(conn, batch, request)
+    with _turn(), _worker.engine.begin() as conn:  # fair turns at the write lock (no busy-wait back-off)
+        return _worker.write_in(conn, planned)
+
+
+def _ready(templates: Sequence[str]) -> bool:
+    """Compile TEMPLATES and render them once (loading their Babel locale data) in this worker."""
     assert _worker is not None, "worker not initialised"
-    with _worker.engine.begin() as conn:
-        return _worker.plan_in(conn, batch, request)
-
-
-def _ready() -> bool:
-    return _worker is not None
+    for name in templates:
+        check_sample(_worker.template(name))
+    return True
 
 
 class ParallelPlanner:
@@ -83,9 +93,11 @@ class ParallelPlanner:
             initargs=(setup,),
         )
 
-    def warm_up(self) -> None:
-        """Start every worker now (importing and connecting takes a moment), not on the first chunk."""
-        for future in [self._pool.submit(_ready) for _ in range(self.workers * 2)]:
+    def warm_up(self, templates: Sequence[str] = ()) -> None:
+        """Start every worker now and compile TEMPLATES in each (importing, connecting, compiling and loading
+        locale data take a moment), rather than on the first chunks."""
+        futures = [self._pool.submit(_ready, list(templates)) for _ in range(self.workers)]
+        for future in futures:
             future.result()
 
     def pids(self) -> list[int]:

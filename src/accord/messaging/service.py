@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -12,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -108,6 +108,16 @@ class SendRequest:
     variant: str | None = None
     holdout_percent: float = 0.0  # a broadcast's deterministic holdout (measured against, never sent)
     due_for: Callable[[Recipient, int], datetime] | None = None  # per-recipient time (local time of day, rate)
+
+
+@dataclass
+class Planned:
+    """Decided and rendered messages, not yet written: outbox rows (OUTBOX_COLUMNS order) and their events."""
+
+    rows: list[tuple[Any, ...]]
+    events: list[dict[str, Any]]
+    counts: dict[str, int]
+    now: datetime
 
 
 def _insert(engine_or_conn: sa.Connection) -> Any:
@@ -376,6 +386,10 @@ class Messaging:
     ) -> dict[str, int]:
         """Policy decision + render + outbox row for each (recipient, idempotency key), in CONN's transaction.
         Returns counts by status. Rows whose key already exists are left as they are."""
+        return self.write_in(conn, self.prepare_in(conn, batch, request))
+
+    def prepare_in(self, conn: sa.Connection, batch: Sequence[tuple[Recipient, str]], request: SendRequest) -> Planned:
+        """The reading and CPU half of plan_in: policy inputs loaded in bulk, decisions, rendered outbox rows."""
         if request.kind not in KINDS:
             raise MessagingError(f"unknown kind {request.kind!r}; known: {', '.join(KINDS)}", "invalid_kind")
         compiled = self.template(request.template)
@@ -446,6 +460,11 @@ class Messaging:
                     )
                 if self.emit_queued:
                     events.append(delivery_event("queued", content[0], pid, delivery_id, request, now, {}))
+        return Planned(rows, events, dict(counts), now)
+
+    def write_in(self, conn: sa.Connection, planned: Planned) -> dict[str, int]:
+        """The writing half of plan_in: outbox rows and their `Message Queued` events, in CONN's transaction."""
+        rows, events, now = planned.rows, planned.events, planned.now
         if rows:
             inserted_count = insert_deliveries(conn, rows)
             if events and inserted_count != len(rows):
@@ -459,7 +478,7 @@ class Messaging:
                 events = [e for e in events if e["properties"]["delivery_id"] in inserted]
         if events:
             emit_events(conn, self.journal, events, now)
-        return dict(counts)
+        return dict(planned.counts)
 
     def _render(
         self,
@@ -554,20 +573,33 @@ class Messaging:
         if not self.policy.caps:
             return {}
         longest = max(PERIODS[c.period] for c in self.policy.caps)
-        d = t.deliveries
-        out: dict[str, list[Sent]] = {}
+        low, high = due - longest, due + longest + timedelta(days=2)  # local-time and rate-limited sends spread out
         ids = list(dict.fromkeys(profile_ids))
+        out: dict[str, list[Sent]] = {}
+        if conn.dialect.name == "sqlite":  # bulk planning: one JSON parameter, no per-row type processing
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                rows = cursor.execute(_SQLITE_HISTORY, (json.dumps(ids), _sqlite_time(low), _sqlite_time(high)))
+                tag_cache: dict[str, tuple[str, ...]] = {}
+                for pid, due_at, channel, tags in rows.fetchall():
+                    if tags not in tag_cache:
+                        tag_cache[tags] = tuple(json.loads(tags))
+                    out.setdefault(pid, []).append(Sent(_parse_sqlite_time(due_at), channel or "", tag_cache[tags]))
+            finally:
+                cursor.close()
+            return out
+        d = t.deliveries
         for start in range(0, len(ids), 500):
-            rows = conn.execute(
+            result = conn.execute(
                 sa.select(d.c.profile_id, d.c.due_at, d.c.channel, d.c.tags).where(
                     d.c.profile_id.in_(ids[start : start + 500]),
                     d.c.kind == MARKETING,
                     d.c.status.in_(LIVE),
-                    d.c.due_at > due - longest,
-                    d.c.due_at < due + longest + timedelta(days=2),  # local-time and rate-limited sends spread out
+                    d.c.due_at > low,
+                    d.c.due_at < high,
                 )
             )
-            for pid, due_at, channel, tags in rows:
+            for pid, due_at, channel, tags in result:
                 out.setdefault(pid, []).append(Sent(due_at, channel or "", tuple(json.loads(tags))))
         return out
 
@@ -806,6 +838,20 @@ def _sqlite_time(value: datetime) -> str:
     return text
 
 
+_SQLITE_HISTORY = (
+    # INDEXED BY: with a JSON list the planner would pick the (status, due_at) index and scan every queued message
+    "SELECT profile_id, due_at, channel, tags FROM msg_deliveries INDEXED BY ix_msg_deliveries_profile_id_due_at "
+    "WHERE profile_id IN (SELECT value FROM json_each(?)) "
+    f"AND kind = '{MARKETING}' AND status IN ({', '.join(repr(s) for s in LIVE)}) AND due_at > ? AND due_at < ?"
+)
+
+
+@lru_cache(maxsize=65536)
+def _parse_sqlite_time(text: str) -> datetime:
+    """Inverse of _sqlite_time (planned messages share few due times)."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
 def insert_deliveries(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
     """Insert outbox rows (values in OUTBOX_COLUMNS order), skipping idempotency keys already present; the number
     inserted. On SQLite one executemany straight on the driver (no per-row type processing)."""
@@ -823,15 +869,13 @@ def emit_events(conn: sa.Connection, journal: Journal, events: Sequence[Mapping[
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]  # every 10-bit value as two Crockford characters
 _ULID_TIME: list[Any] = [-1, ""]
 
 
 def fast_ulid() -> str:
-    """A ULID (48-bit millisecond time + 80 random bits, Crockford base32) without big-integer arithmetic per id:
-    the time part is encoded once per millisecond, the random part is 10 random bytes in base32 (16 characters)."""
+    """A ULID (48-bit millisecond time + 80 random bits, Crockford base32) without per-id big-integer encoding:
+    the time part is encoded once per millisecond, the random part as eight 10-bit table lookups."""
     ms = time.time_ns() // 1_000_000
     if ms != _ULID_TIME[0]:
         chars = []
@@ -840,7 +884,19 @@ def fast_ulid() -> str:
             value, rem = divmod(value, 32)
             chars.append(_CROCKFORD[rem])
         _ULID_TIME[0], _ULID_TIME[1] = ms, "".join(reversed(chars))
-    return str(_ULID_TIME[1]) + base64.b32encode(os.urandom(10)).translate(_TO_CROCKFORD).decode()
+    r = int.from_bytes(os.urandom(10), "big")
+    p = _PAIRS
+    return (
+        str(_ULID_TIME[1])
+        + p[r >> 70]
+        + p[(r >> 60) & 1023]
+        + p[(r >> 50) & 1023]
+        + p[(r >> 40) & 1023]
+        + p[(r >> 30) & 1023]
+        + p[(r >> 20) & 1023]
+        + p[(r >> 10) & 1023]
+        + p[r & 1023]
+    )
 
 
 def _address(recipient: Recipient, channel: str) -> tuple[str, str | None]:
