@@ -174,7 +174,7 @@ def bench_smtp(n: int, runs: int) -> dict[str, Any]:
     'Message Sent' timeline events committed per batch of 500."""
     import subprocess
 
-    rates = []
+    rates, cpu_rates, sink_rates = [], [], []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
             port = free_port()
@@ -197,8 +197,11 @@ def bench_smtp(n: int, runs: int) -> dict[str, Any]:
                     messaging.plan_in(conn, batch, SendRequest("spring", ["email"]))
             sender = Sender(messaging, batch_size=500)
             start = time.perf_counter()
+            cpu, sink_cpu = time.process_time(), process_cpu([sink.pid]) - time.process_time()
             sender.drain(timeout=1800)
             elapsed = time.perf_counter() - start
+            cpu_rates.append(n / (time.process_time() - cpu))
+            sink_rates.append(n / (process_cpu([sink.pid]) - time.process_time() - sink_cpu))
             sender.close()
             sink.terminate()
             sink.wait()
@@ -210,6 +213,8 @@ def bench_smtp(n: int, runs: int) -> dict[str, Any]:
         "n": n,
         "runs": [round(r) for r in rates],
         "median_emails_per_s": round(statistics.median(rates)),
+        "median_emails_per_sender_cpu_s": round(statistics.median(cpu_rates)),
+        "median_emails_per_sink_cpu_s": round(statistics.median(sink_rates)),
         "load_average": os.getloadavg()[0],
     }
 

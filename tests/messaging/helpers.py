@@ -33,12 +33,25 @@ def person(platform: Platform, user: str, drain: bool = True, **traits: Any) -> 
 class SmtpSink:
     """A real SMTP server (aiosmtpd) that keeps what it receives."""
 
-    def __init__(self, port: int, refuse: set[str] | None = None) -> None:
+    def __init__(self, port: int, refuse: set[str] | None = None, pipelining: bool = False) -> None:
         self.messages: list[Message] = []
         self.refuse = refuse or set()
+        self.commands: list[str] = []
         sink = self
 
         class Handler:
+            async def handle_EHLO(
+                self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+            ) -> list[str]:
+                session.host_name = hostname
+                # like Postfix and Exim: commands may be sent in groups (RFC 2920)
+                return [*responses[:-1], "250-PIPELINING", responses[-1]] if pipelining else responses
+
+            async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+                sink.commands.append("MAIL")
+                envelope.mail_from = address
+                return "250 OK"
+
             async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
                 if address in sink.refuse:
                     return "550 5.1.1 no such user"
