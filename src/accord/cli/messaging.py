@@ -393,6 +393,7 @@ def privacy_erase(
     from accord.messaging.privacy import erase_person
 
     if not yes and not typer.confirm(f"Erase the person holding {identifier} everywhere? This cannot be undone"):
+        console.print("nothing erased")
         raise typer.Exit(1)
     s = settings()
     if (client := running_server(s)) is not None:
