@@ -2,8 +2,8 @@
 
 Starts `accord serve` on the embedded default (SQLite + DuckDB, fresh ACCORD_HOME), creates customers through the
 Segment API, an offer with a shared code, one with single-use codes, and balances to burn; then drives each
-endpoint with wrk (bench/offers_wrk.lua: every request has a new idempotency key) and prints a markdown table of
-medians. Results go to bench/results/offers_latest.json. See docs/benchmarks.md.
+endpoint with wrk (bench/wrk_post.lua with "PATH<TAB>BODY" templates: every request has a new idempotency
+key) and prints a markdown table of medians. Results go to bench/results/offers_latest.json. See docs/benchmarks.md.
 
     .venv/bin/python bench/offers_bench.py                 # 3 runs x 10 s per endpoint, c=16
     .venv/bin/python bench/offers_bench.py --runs 1 --seconds 3 --stages validate,burn
@@ -32,7 +32,7 @@ sys.path.insert(0, str(BENCH))
 
 from run import log, machine, source_digest, start_accord  # noqa: E402  (bench/ is not a package)
 
-LUA = BENCH / "offers_wrk.lua"
+LUA = BENCH / "wrk_post.lua"
 RESULTS = BENCH / "results" / "offers_latest.json"
 STAGES = ("validate", "redeem", "redeem_single_use", "earn", "burn")
 CUSTOMERS = 200

@@ -2,6 +2,8 @@
 
 Compares the compiled segment with a hand-written DuckDB query for the same segment (the ceiling), and measures
 incremental evaluation: the time to re-evaluate the profiles touched by one second of ingestion at a given rate.
+Accord reads the daily tables (event_days, event_anchors) beside the log; the figures also give Accord reading
+the log alone, and hand-written queries over the log and over the daily tables.
 
     .venv/bin/python bench/segments_bench.py --profiles 1000000 --events 20000000
 """
@@ -23,7 +25,8 @@ from accord.segments.engines import DuckDBEngine
 from accord.segments.rules import parse_documents
 from accord.storage.events.duckdb import DuckDBEventStore
 
-NOW = datetime(2026, 6, 1, tzinfo=UTC)
+NOW = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)  # not midnight: every window has partial days at its edge
+DATA_END = datetime(2026, 6, 1, tzinfo=UTC)
 
 SEGMENT = """
 name: five-conditions
@@ -47,7 +50,8 @@ rule:
 HAND_WRITTEN = """
 WITH t AS (
   SELECT profile_id,
-    arg_max(json_extract_string(raw, '$.traits.country'), timestamp) FILTER (WHERE type = 'identify') AS country,
+    arg_max(json_extract_string(raw, '$.traits.country'), (timestamp, event_id)) FILTER (WHERE type = 'identify')
+      AS country,
     count(*) FILTER (WHERE event = 'Order Completed' AND channel = 'store' AND timestamp >= $y) AS store_orders,
     count(*) FILTER (WHERE event = 'Product Viewed' AND timestamp >= $m) AS views,
     count(*) FILTER (WHERE event = 'Order Completed' AND timestamp >= $r) AS recent_orders,
@@ -55,6 +59,31 @@ WITH t AS (
   FROM events GROUP BY profile_id)
 SELECT profile_id FROM t
 WHERE country IN ('PL', 'DK') AND store_orders >= 2 AND views >= 1 AND recent_orders = 0 AND revenue >= 10000
+"""
+
+# The same segment over the daily tables, written by hand: one filtered sub-query per condition, whole days from
+# event_days and the partial day at each window's edge from the events ($y/$m/$r the edges, $yd/$md/$rd the
+# next midnights).
+HAND_WRITTEN_DAILY = """
+WITH c AS (
+  SELECT profile_id, arg_max(json_extract_string(raw, '$.traits.country'), (timestamp, event_id)) AS country
+  FROM events WHERE type = 'identify' AND json_extract_string(raw, '$.traits.country') IS NOT NULL
+  GROUP BY profile_id),
+so AS (SELECT profile_id, sum(n) AS n FROM (
+    SELECT profile_id, events AS n FROM event_days WHERE event = 'Order Completed' AND channel = 'store' AND day >= $yd
+    UNION ALL SELECT profile_id, 1 FROM events WHERE event = 'Order Completed' AND channel = 'store'
+      AND timestamp >= $y AND timestamp < $yd) GROUP BY profile_id),
+pv AS (SELECT DISTINCT profile_id FROM (
+    SELECT profile_id FROM event_days WHERE event = 'Product Viewed' AND day >= $md
+    UNION ALL SELECT profile_id FROM events WHERE event = 'Product Viewed' AND timestamp >= $m AND timestamp < $md)),
+ro AS (SELECT DISTINCT profile_id FROM (
+    SELECT profile_id FROM event_days WHERE event = 'Order Completed' AND day >= $rd
+    UNION ALL SELECT profile_id FROM events WHERE event = 'Order Completed' AND timestamp >= $r AND timestamp < $rd)),
+rev AS (SELECT profile_id, sum(revenue_minor) AS v FROM event_days WHERE event = 'Order Completed'
+        GROUP BY profile_id)
+SELECT c.profile_id FROM c JOIN so USING (profile_id) JOIN pv USING (profile_id) JOIN rev USING (profile_id)
+WHERE c.country IN ('PL', 'DK') AND so.n >= 2 AND rev.v >= 10000
+  AND c.profile_id NOT IN (SELECT profile_id FROM ro)
 """
 
 
@@ -93,6 +122,11 @@ def generate(store: DuckDBEventStore, profiles: int, events: int) -> float:
     return time.perf_counter() - started
 
 
+def cpu() -> float:
+    """CPU seconds of this process so far (all threads)."""
+    return time.process_time()
+
+
 def end_to_end(store: DuckDBEventStore, profiles: int, rate: int, batches: int, directory: Path) -> dict[str, float]:
     """Load one second of events (RATE) at a time and run the incremental evaluator on it, state store included.
 
@@ -115,7 +149,9 @@ def end_to_end(store: DuckDBEventStore, profiles: int, rate: int, batches: int, 
     seq = int(store.query("SELECT max(journal_seq) FROM events")[0][0])
     runtime._save_cursors(seq, 0)  # the full evaluation above covered everything so far
     rng = random.Random(11)
-    latencies = []
+    latencies: list[float] = []
+    loads: list[float] = []
+    cpu_started = cpu()
     for b in range(batches):
         import pyarrow as pa
 
@@ -125,7 +161,7 @@ def end_to_end(store: DuckDBEventStore, profiles: int, rate: int, batches: int, 
         for k in range(rate):
             pid = rng.randrange(profiles)
             order = rng.random() < 0.3
-            at = NOW - timedelta(seconds=rng.randrange(3 * 86400))
+            at = DATA_END - timedelta(seconds=rng.randrange(3 * 86400))
             rows.append({c: None for c in EVENT_COLUMNS} | {
                 "event_id": f"b{b}-{k}", "journal_seq": seq + 1, "type": "track", "channel": "store",
                 "event": "Order Completed" if order else "Product Viewed", "timestamp": at, "received_at": at,
@@ -135,11 +171,15 @@ def end_to_end(store: DuckDBEventStore, profiles: int, rate: int, batches: int, 
         table = pa.table({c: pa.array([r[c] for r in rows], t) for c, t in EVENT_COLUMNS.items()})
         started = time.perf_counter()
         store.load(table, seq + 1, [])
+        loads.append(time.perf_counter() - started)
         runtime.on_events(seq, seq + 1)
         latencies.append(time.perf_counter() - started)
         seq += 1
+    cpu_s = cpu() - cpu_started
     latencies.sort()
     return {
+        "e2e_cpu_s_per_batch": round(cpu_s / batches, 3),
+        "e2e_load_median_s": round(statistics.median(loads), 3),
         "apply_full_with_state_s": round(apply_s, 2),
         "e2e_batches": batches,
         "e2e_median_s": round(statistics.median(latencies), 3),
@@ -148,13 +188,15 @@ def end_to_end(store: DuckDBEventStore, profiles: int, rate: int, batches: int, 
     }
 
 
-def timed(fn: object, runs: int) -> tuple[float, object]:
-    times, result = [], None
+def timed(fn: object, runs: int) -> tuple[float, float, object]:
+    """(median wall seconds, median CPU seconds, result)."""
+    times, cpus, result = [], [], None
     for _ in range(runs):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu()
         result = fn()  # type: ignore[operator]
         times.append(time.perf_counter() - started)
-    return statistics.median(times), result
+        cpus.append(cpu() - cpu_started)
+    return statistics.median(times), statistics.median(cpus), result
 
 
 def main() -> None:
@@ -171,40 +213,70 @@ def main() -> None:
     directory = args.dir or Path(tempfile.mkdtemp(prefix="accord-seg-bench-"))
     path = directory / f"events-{args.profiles}-{args.events}.duckdb"
     fresh = not path.exists()
-    store = DuckDBEventStore(path)
+    started = time.perf_counter()
+    store = DuckDBEventStore(path)  # builds the daily tables of a file from before they existed
+    opened = time.perf_counter() - started
     generated = generate(store, args.profiles, args.events) if fresh else 0.0
+    rebuild = 0.0
+    if fresh:
+        started = time.perf_counter()
+        store.rebuild_rollups()
+        rebuild = time.perf_counter() - started
     engine = DuckDBEngine(store)
+    assert engine.rollups
 
     definition = parse_documents(SEGMENT, "segment")[0]
-    compiled = Vocabulary().compiler("duckdb", NOW).members_query(definition.rule)
-    accord_s, accord_rows = timed(lambda: engine.rows(compiled), args.runs)
-    hand_params = {"y": NOW - timedelta(days=365), "m": NOW - timedelta(days=30), "r": NOW - timedelta(days=60)}
-    hand_s, hand_rows = timed(lambda: store.query(HAND_WRITTEN, hand_params), args.runs)  # type: ignore[arg-type]
-    assert sorted(accord_rows) == sorted(hand_rows), "compiled and hand-written queries disagree"  # type: ignore[arg-type]
+    compiled = Vocabulary().compiler("duckdb", NOW, rollups=True).members_query(definition.rule)
+    accord_s, accord_cpu, accord_rows = timed(lambda: engine.rows(compiled), args.runs)
+    raw_compiled = Vocabulary().compiler("duckdb", NOW).members_query(definition.rule)
+    raw_s, raw_cpu, raw_rows = timed(lambda: engine.rows(raw_compiled), args.runs)
+    day = timedelta(days=1)
+    edges = {"y": NOW - timedelta(days=365), "m": NOW - timedelta(days=30), "r": NOW - timedelta(days=60)}
+    hand_params = {**edges, **{k + "d": v.replace(hour=0, minute=0) + day for k, v in edges.items()}}
+    hand_s, hand_cpu, hand_rows = timed(
+        lambda: store.query(HAND_WRITTEN, {k: hand_params[k] for k in edges}),  # type: ignore[arg-type]
+        args.runs,
+    )
+    daily_s, daily_cpu, daily_rows = timed(lambda: store.query(HAND_WRITTEN_DAILY, hand_params), args.runs)  # type: ignore[arg-type]
+    members = sorted(accord_rows)  # type: ignore[arg-type]
+    for other in (raw_rows, hand_rows, daily_rows):
+        assert sorted(other) == members, "the compiled and hand-written queries disagree"  # type: ignore[arg-type]
 
     # incremental: the profiles touched by one second of ingestion at RATE events/s, re-evaluated alone
-    restricted = Vocabulary().compiler("duckdb", NOW).members_query(definition.rule, restrict=True)
+    restricted = Vocabulary().compiler("duckdb", NOW, rollups=True).members_query(definition.rule, restrict=True)
     rng = random.Random(7)
     latencies = []
+    cpu_started = cpu()
     for _ in range(args.batches):
         touched = sorted({f"p{rng.randrange(args.profiles)}" for _ in range(args.rate)})
         restricted.params["ids"] = touched
         started = time.perf_counter()
         engine.rows(restricted)
         latencies.append(time.perf_counter() - started)
+    incremental_cpu = (cpu() - cpu_started) / args.batches
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
     result = {
         "profiles": args.profiles,
         "events": args.events,
-        "members": len(accord_rows),  # type: ignore[arg-type]
+        "event_days_rows": int(store.query("SELECT count(*) FROM event_days")[0][0]),
+        "members": len(members),
         "generate_s": round(generated, 1),
+        "rebuild_daily_tables_s": round(rebuild or opened, 1),
         "accord_full_median_s": round(accord_s, 3),
-        "hand_written_median_s": round(hand_s, 3),
-        "ratio": round(accord_s / hand_s, 2),
+        "accord_full_cpu_s": round(accord_cpu, 3),
+        "hand_written_daily_median_s": round(daily_s, 3),
+        "hand_written_daily_cpu_s": round(daily_cpu, 3),
+        "ratio_to_hand_written_daily": round(accord_s / daily_s, 2),
+        "accord_full_from_events_median_s": round(raw_s, 3),
+        "accord_full_from_events_cpu_s": round(raw_cpu, 3),
+        "hand_written_events_median_s": round(hand_s, 3),
+        "hand_written_events_cpu_s": round(hand_cpu, 3),
+        "ratio_to_hand_written_events": round(accord_s / hand_s, 2),
         "incremental_batch_events": args.rate,
         "incremental_median_s": round(statistics.median(latencies), 3),
         "incremental_p99_s": round(p99, 3),
+        "incremental_cpu_s_per_batch": round(incremental_cpu, 3),
         "runs": args.runs,
         "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip(),
         "loadavg": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None,

@@ -1,7 +1,8 @@
 -- wrk script: POSTs request bodies read from a template file, each with a UNIQUE id substituted.
 --
 -- Usage: wrk ... -s bench/wrk_post.lua URL -- TEMPLATES AUTHORIZATION NONCE
---   TEMPLATES      file with one JSON body per line; every "@@ID@@" in a body is replaced per request
+--   TEMPLATES      file with one JSON body per line; every "@@ID@@" in a body is replaced per request; a line
+--                  "PATH<TAB>BODY" posts that body to PATH instead of the URL's path (mixed endpoints)
 --   AUTHORIZATION  value of the Authorization header ("-" for none)
 --   NONCE          text that makes this run's ids differ from every other run's
 -- Each request's id is NONCE-THREAD-COUNTER, so messageIds (TEMPLATE's "@@ID@@-<n>") never repeat.
@@ -38,11 +39,16 @@ function init(args)
    local path, auth, nonce = args[1], args[2], args[3]
    for line in io.lines(path) do
       if #line > 0 then
-         local parts = split(line, "@@ID@@")
+         local target, body = nil, line
+         local tab = string.find(line, "\t", 1, true)
+         if tab then
+            target, body = string.sub(line, 1, tab - 1), string.sub(line, tab + 1)
+         end
+         local parts = split(body, "@@ID@@")
          if #parts < 2 then
             error("template has no @@ID@@ placeholder: " .. string.sub(line, 1, 80))
          end
-         table.insert(templates, parts)
+         table.insert(templates, {target, parts})
       end
    end
    if #templates == 0 then
@@ -57,10 +63,9 @@ end
 
 function request()
    counter = counter + 1
-   local parts = templates[(counter % #templates) + 1]
+   local t = templates[(counter % #templates) + 1]
    -- table.concat with a separator puts the unique id between the pieces, i.e. at every placeholder
-   local body = table.concat(parts, base .. counter)
-   return wrk.format("POST", nil, headers, body)
+   return wrk.format("POST", t[1], headers, table.concat(t[2], base .. counter))
 end
 
 function done(summary, latency, requests)

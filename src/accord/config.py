@@ -23,6 +23,7 @@ class Settings:
     blocked_values: tuple[str, ...] = ()
     resolver: str = "process"
     processing: bool = True
+    processing_share: float = 0.1  # of the SQLite write lock the processing worker keeps while the intake waits
 
     @property
     def events_path(self) -> Path:
@@ -67,4 +68,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         blocked_values=blocked,
         resolver=env.get("ACCORD_RESOLVER", "process"),
         processing=env.get("ACCORD_PROCESSING", "on").lower() not in ("off", "0", "false", "no"),
+        processing_share=_share(env.get("ACCORD_PROCESSING_SHARE", "0.1")),
     )
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"ACCORD_PROCESSING_SHARE must be a number above 0 and at most 1, not {text!r}")
+    return value

@@ -48,7 +48,8 @@ def test_lift_and_sample_size_on_the_command_line(tmp_path: Path) -> None:
                     "--metric", "bought", "--metric", "spent", "--format", "json")  # fmt: skip
     assert code == 0, out
     doc = json.loads(out)
-    assert doc["control"] == "holdout"
+    assert doc["control"] == "holdout" and {"control", "treatments"} <= set(doc)
+    assert [set(t) for t in doc["treatments"]] == [{"group", "n", "metrics"}]
     metrics = doc["treatments"][0]["metrics"]
     assert {"rate", "lift_abs", "lift_rel", "ci_low", "ci_high", "statistic", "p_value"} <= set(metrics["bought"])
     assert metrics["bought"]["rate"] == pytest.approx(84 / 500)
@@ -66,10 +67,19 @@ def test_clv_and_cohorts_on_a_transactions_file(tmp_path: Path) -> None:
     doc = json.loads(out)
     assert doc["customers"] == 2357
     assert doc["bg_nbd"]["r"] == pytest.approx(0.243, abs=2e-3) and doc["gamma_gamma"]["p"] > 0
+    # the keys issue 7 lists (the documents may carry more, e.g. the Gamma-Gamma log-likelihood)
+    assert {"customers", "bg_nbd", "gamma_gamma"} <= set(doc)
+    assert set(doc["bg_nbd"]) == {"r", "alpha", "a", "b", "log_likelihood"}
+    assert {"p", "q", "gamma"} <= set(doc["gamma_gamma"])
     code, out = run(tmp_path, "cohorts", "--transactions", str(f), "--customer-col", "cust", "--date-col", "day",
                     "--periods", "3", "--format", "json")  # fmt: skip
     assert code == 0, out
     assert json.loads(out)[0]["retention"][0] == 1.0
+
+
+def _cdnow_rows() -> list[tuple[str, str, float]]:
+    rows = [r.split() for r in (lifetimes_data() / "CDNOW_sample.txt").read_text().splitlines() if r.strip()]
+    return [(p[1], p[2], float(p[4])) for p in rows]
 
 
 def _message(kind: str, ts: str, **fields: Any) -> dict[str, Any]:
@@ -113,9 +123,57 @@ def test_api_and_cli_on_a_live_server(live_server: Any, tmp_path: Path) -> None:
         ).json()
         assert lift["treatments"][0]["metrics"]["bought"]["lift_abs"] == pytest.approx(0.5)
         assert client.get("/api/v1/analytics/scores/nobody").status_code == 404
-        assert "/api/v1/analytics/attribution" in client.get("/api/v1/openapi.json").json()["paths"]
+        described = client.get("/api/v1/openapi.json").json()["paths"]
+        assert {
+            "/api/v1/analytics/attribution",
+            "/api/v1/analytics/attribution/paths",
+            "/api/v1/analytics/channels",
+            "/api/v1/analytics/spend",
+            "/api/v1/analytics/spend.csv",
+            "/api/v1/analytics/lift/broadcast/{name}",
+            "/api/v1/analytics/lift/global-control",
+            "/api/v1/analytics/sample-size",
+            "/api/v1/analytics/clv/transactions",
+            "/api/v1/analytics/charts/{name}",
+        } <= set(described)
         no_products = client.get("/api/v1/analytics/recommendations/whoever")
         assert no_products.status_code == 400 and no_products.json()["error"]["code"] == "not_enough_data"
+        # ad spend imported over HTTP (CSV body), re-import unchanged, bad rows named
+        csv_body = "date,channel,cost,currency\n2026-03-02,ads,80.00,PLN\n2026-03-02,ads,1,PLN\n"
+        spend = client.post("/api/v1/analytics/spend.csv", content=csv_body, headers={"Content-Type": "text/csv"})
+        assert spend.status_code == 200, spend.text
+        assert spend.json()["inserted"] == 1
+        assert spend.json()["rejected"] == [{"row": 2, "reason": "same date, channel and campaign as row 1"}]
+        again = client.post("/api/v1/analytics/spend", json={"rows": [{"date": "2026-03-02", "channel": "ads",
+                            "cost_minor": 8000, "currency": "PLN"}]}).json()  # fmt: skip
+        assert (again["inserted"], again["unchanged"]) == (0, 1)
+        assert [r["cost_minor"] for r in client.get("/api/v1/analytics/spend").json()] == [8000]
+        ads = next(c for c in client.get("/api/v1/analytics/channels").json()["channels"] if c["channel"] == "ads")
+        assert ads["cost_ads"] == 8000 and ads["cpa"] == pytest.approx(
+            8000 / ads["attributed"]["markov"]["conversions"]
+        )
+        assert (
+            client.get("/api/v1/analytics/sample-size", params={"baseline": 0.1, "effect": 0.02}).json()["per_group"]
+            == 3841
+        )
+        posted = client.post("/api/v1/analytics/attribution/paths", json={
+            "rows": [{"path": "A > B", "conv": 1, "null": 0}, {"path": "A", "conv": 0, "null": 1},
+                     {"path": "B", "conv": 1, "null": 0}],
+            "conversions_col": "conv", "nulls_col": "null", "model": "markov"}).json()  # fmt: skip
+        assert {c["channel"]: round(c["removal_effect"], 6) for c in posted["channels"]} == {"A": 0.5, "B": 1.0}
+        for name, magic in (("channels.svg", b"<svg"), ("attribution.png", b"\x89PNG"), ("cohorts.html", b"<!DOCTYPE")):
+            chart = client.get(f"/api/v1/analytics/charts/{name}")
+            assert chart.status_code == 200 and magic in chart.content[:400], name
+        assert client.get("/api/v1/analytics/charts/channels.gif").json()["error"]["code"] == "invalid_input"
+        assert client.get("/api/v1/analytics/charts/pie.svg").status_code == 400
+        nope = client.get("/api/v1/analytics/lift/broadcast/nope")
+        assert nope.status_code == 404 and nope.json()["error"]["code"] == "unknown_broadcast"
+        no_control = client.get("/api/v1/analytics/lift/global-control")
+        assert no_control.status_code == 400 and no_control.json()["error"]["code"] == "not_enough_data"
+        tx = [{"customer": c, "date": d, "amount": a} for c, d, a in _cdnow_rows()]
+        fitted = client.post("/api/v1/analytics/clv/transactions", json={
+            "rows": tx, "value_col": "amount", "calibration_end": "1997-09-30"}).json()  # fmt: skip
+        assert fitted["customers"] == 2357 and fitted["bg_nbd"]["r"] == pytest.approx(0.243, abs=2e-3)
     # the CLI asks the running server (it owns the event store)
     code, out = run(live_server.home, "attribution", "--model", "last", "--format", "json",
                     env={"ACCORD_ADMIN_TOKEN": live_server.token})  # fmt: skip
@@ -123,3 +181,7 @@ def test_api_and_cli_on_a_live_server(live_server: Any, tmp_path: Path) -> None:
     assert {c["channel"]: c["conversions"] for c in json.loads(out)["channels"]}["store"] == 1
     code, out = run(live_server.home, "recommend", "user_id:u1", env={"ACCORD_ADMIN_TOKEN": live_server.token})
     assert code == 1 and "no product views" in out
+    spend_file = tmp_path / "spend.csv"
+    spend_file.write_text("date,channel,cost,currency\n2026-03-03,email,12.00,PLN\n")
+    code, out = run(live_server.home, "spend", "import", str(spend_file), env={"ACCORD_ADMIN_TOKEN": live_server.token})
+    assert code == 0 and "1 of 1 rows imported (1 new" in out, out

@@ -50,7 +50,7 @@ def test_a_store_purchase_after_an_email_click_and_an_ad_view_is_one_path(events
     assert set(single) == {"model", "total_conversions", "channels"}
 
 
-def test_non_converting_paths_and_scorecard(events: EventStore) -> None:
+def test_non_converting_paths_and_scorecard(events: EventStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
     rows = []
     for i in range(20):  # email reaches everyone; only those also reached by sms buy
         who = f"c{i}@P{i}"
@@ -62,11 +62,16 @@ def test_non_converting_paths_and_scorecard(events: EventStore) -> None:
         rows.append((f"c{i}@P{i}", 2, "sms", "SMS Link Clicked", None, None))
         rows.append((f"c{i}@P{i}", 3, "web", OC, 1_000, "EUR"))
     events.load(event_rows(rows), 1, [])
-    doc = service.channel_scorecard(events, window=timedelta(days=30), costs={"sms": 5_000.0}, model="markov,last")
+    state = create_state_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    migrate(state)
+    spend = [{"date": "2026-03-02", "channel": "sms", "cost": "50.00", "currency": "EUR"}]
+    assert service.import_spend(state, spend, "test")["imported"] == 1
+    doc = service.channel_scorecard(events, state, window=timedelta(days=30), model="markov,last")
     channels = {c["channel"]: c for c in doc["channels"]}
     assert channels["email"]["reach"] == 20 and channels["sms"]["reach"] == 15
     assert channels["web"]["conversions"] == 15
     sms = channels["sms"]
+    assert (sms["cost"], sms["cost_ads"], sms["cost_messages"], doc["cost_currency"]) == (5_000, 5_000, 0, "EUR")
     assert sms["attributed"]["markov"]["conversions"] > channels["email"]["attributed"]["markov"]["conversions"]
     assert sms["cpa"] == pytest.approx(5_000 / sms["attributed"]["markov"]["conversions"])
     assert sms["roas"] == pytest.approx(sms["attributed"]["markov"]["value"] / 5_000)

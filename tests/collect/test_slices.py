@@ -135,6 +135,51 @@ def test_write_turns_exclude_each_other_and_a_waiter_goes_before_the_holder_come
     engine.dispose()
 
 
+def test_a_turn_with_a_share_pauses_after_handing_over_only_when_someone_waited(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from accord.storage import state as state_module
+
+    engine = create_state_engine(f"sqlite:///{tmp_path}/state.sqlite")
+    worker, intake = WriteTurn(engine, share=0.25), WriteTurn(engine)
+    pauses: list[float] = []
+    monkeypatch.setattr(state_module.time, "sleep", pauses.append)
+    with worker():  # nobody waits: no pause
+        pass
+    assert pauses == []
+    waiting = threading.Event()
+
+    def other() -> None:
+        waiting.set()
+        with intake():
+            pass
+
+    thread = threading.Thread(target=other)
+    with worker():
+        thread.start()
+        waiting.wait()
+        deadline = time.monotonic() + 5
+        assert worker._fds is not None
+        while not state_module._is_locked(worker._fds[0]) and time.monotonic() < deadline:
+            pass  # until the intake holds the turnstile, queued for the turn
+        held_from = time.monotonic()
+        while time.monotonic() - held_from < 0.05:
+            pass
+    thread.join()
+    assert len(pauses) == 1 and pauses[0] >= 0.05 * 3  # (1 - 0.25) / 0.25 = 3 times the time held
+    worker.close()
+    intake.close()
+    engine.dispose()
+
+
+def test_the_processing_share_setting_is_checked() -> None:
+    assert load_settings({"ACCORD_HOME": "/tmp/x"}).processing_share == 0.1
+    assert load_settings({"ACCORD_HOME": "/tmp/x", "ACCORD_PROCESSING_SHARE": "1"}).processing_share == 1.0
+    for bad in ("0", "-1", "1.5", "half"):
+        with pytest.raises(ValueError, match="ACCORD_PROCESSING_SHARE"):
+            load_settings({"ACCORD_HOME": "/tmp/x", "ACCORD_PROCESSING_SHARE": bad})
+
+
 def test_the_intake_checkpoints_the_write_ahead_log_off_the_commit_path(tmp_path: object) -> None:
     settings = load_settings({"ACCORD_HOME": f"{tmp_path}/home", "ACCORD_ADMIN_TOKEN": "x"})
     platform = open_platform(settings)

@@ -4,6 +4,7 @@ and stories 12 (only what is here), 13 (buy online, pick up in store) and 17 (re
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 from collections.abc import Iterator
@@ -259,3 +260,58 @@ def test_appointments_and_pickup_slots_over_http(server: LiveServer) -> None:
             },
         )
         assert closed.status_code == 409 and closed.json()["error"]["code"] == "slot_outside_hours"
+
+
+def test_story_15_the_associate_lookup_by_loyalty_card_shows_points_offers_and_pickups_here(
+    server: LiveServer,
+) -> None:
+    key = server.add_source("app-story15", "app")
+    identify = {
+        "userId": "sarah-15",
+        "traits": {"first_name": "Sarah", "last_name": "Nowak", "locale": "pl"},
+        "context": {"externalIds": [{"type": "loyalty_card", "id": "CARD-1515", "collection": "users"}]},
+    }
+    httpx.post(f"{server.url}/v1/identify", json=identify, auth=(key, "")).raise_for_status()
+    server.wait_processed()
+    with server.admin() as client:
+        pid = _ok(client.get("/api/v1/profiles/resolve", params={"identifier": "loyalty_card:CARD-1515"}))
+        sarah = pid["profile_id"]
+        earn = {"idempotency_key": "s15-earn", "channel": "app", "points": 120}
+        _ok(client.post(f"/api/v1/loyalty/{sarah}/earn", json=earn), 201)
+        offer = client.post(
+            "/api/v1/offers",
+            json={"name": "10% at Centrum", "code_policy": "unique", "discount_value": 1000, "currency": "PLN",
+                  "stores": ["waw-centrum"], "channels": ["store"]},
+        ).json()  # fmt: skip
+        client.post(f"/api/v1/offers/{offer['id']}/codes", json={"count": 5}).raise_for_status()
+        given = client.post(
+            f"/api/v1/offers/{offer['id']}/assign",
+            json={"profile_id": sarah, "message_id": "dlv-15", "delivery_channel": "push"},
+        ).json()
+        sku = _product(client)
+        _ok(client.post(f"/api/v1/stock/waw-centrum/{sku}", json={"delta": 2}))
+        _ok(client.post(f"/api/v1/stock/waw-mokotow/{sku}", json={"delta": 2}))
+        order = {"channel": "web", "fulfilment": "pickup", "customer": "user_id:sarah-15",
+                 "lines": [{"sku": sku, "quantity": 1}]}  # fmt: skip
+        here = _ok(client.post("/api/v1/orders", json=order | {"location_id": "waw-centrum"}), 201)
+        _ok(client.post("/api/v1/orders", json=order | {"location_id": "waw-mokotow"}), 201)  # another store
+
+        screen = _ok(client.get("/api/v1/store/waw-centrum/customer", params={"identifier": "loyalty_card:CARD-1515"}))
+        assert screen["customer"]["profile_id"] == sarah and screen["customer"]["name"] == "Sarah Nowak"
+        assert "CARD-1515" in json.dumps(screen["customer"]["identifiers"])
+        assert screen["points"]["balance"] == 120
+        assert [(o["code"], o["message_id"]) for o in screen["offers"]] == [(given["code"], "dlv-15")]
+        assert screen["offers"][0]["why"][0].startswith("sent by push")
+        assert [o["id"] for o in screen["pickup_orders"]] == [here["id"]]  # not the order at Mokotów
+        elsewhere = _ok(
+            client.get("/api/v1/store/waw-mokotow/customer", params={"identifier": "loyalty_card:CARD-1515"})
+        )
+        assert elsewhere["offers"] == [] and len(elsewhere["pickup_orders"]) == 1
+
+        for params, store, status, code in (
+            ({"identifier": "loyalty_card:NOPE"}, "waw-centrum", 404, "unknown_customer"),
+            ({"identifier": "loyalty_card:CARD-1515"}, "nowhere", 404, "unknown_location"),
+            ({"identifier": "nonsense"}, "waw-centrum", 400, "invalid_identifier"),
+        ):
+            answer = client.get(f"/api/v1/store/{store}/customer", params=params)
+            assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), answer.text

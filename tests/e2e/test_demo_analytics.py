@@ -43,6 +43,10 @@ def test_stories_18_to_23_on_the_demo_retailer(tmp_path: Path) -> None:
     # 19 + 20: scorecard and purchase rate by number of channels reached
     card = analyze(env, "channels")
     assert {c["channel"] for c in card["channels"]} >= {"web", "store", "email"}
+    # the demo's campaigns held out 10 % of their targets and priced their messages; ads have imported spend
+    rows = {c["channel"]: c for c in card["channels"]}
+    assert rows["email"]["lift"] is not None and rows["email"]["lift"]["control_n"] > 0
+    assert rows["email"]["cost_messages"] > 0 and rows["ads"]["cost_ads"] > 0 and rows["ads"]["cpa"] is not None
     rates = card["purchase_rate_by_channels"]
     assert rates and all(0 <= r["purchase_rate"] <= 1 for r in rates)
 

@@ -29,7 +29,12 @@ def engines_for(rows: list[dict[str, Any]], tmp_path: Path, chdb_session: Any) -
     store.query(f"COPY events TO '{parquet}' (FORMAT parquet)")
     database = "t_" + secrets.token_hex(4)
     load_chdb_from_parquet(chdb_session, str(parquet), database)
-    return {"duckdb": DuckDBEngine(store), "clickhouse": ChdbEngine(chdb_session, database)}
+    return {
+        "duckdb": DuckDBEngine(store, rollups=False),
+        "clickhouse": ChdbEngine(chdb_session, database, rollups=False),
+        "duckdb-rollups": DuckDBEngine(store),
+        "clickhouse-rollups": ChdbEngine(chdb_session, database),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +46,8 @@ def scenario_engines(tmp_path_factory: pytest.TempPathFactory, chdb_session: Any
     store.close()
 
 
-@pytest.fixture(params=["duckdb", "clickhouse"])
+@pytest.fixture(params=["duckdb", "clickhouse", "duckdb-rollups", "clickhouse-rollups"])
 def engine(request: pytest.FixtureRequest, scenario_engines: dict[str, QueryEngine]) -> QueryEngine:
-    """Every segment test runs on DuckDB and on ClickHouse (chdb)."""
+    """Every segment test runs on DuckDB and on ClickHouse (chdb), from the events alone and with the daily
+    tables (event_days, event_anchors) where a condition can be answered from them."""
     return scenario_engines[request.param]

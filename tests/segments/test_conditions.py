@@ -13,7 +13,7 @@ from .fixtures import NOW
 
 def members(engine: QueryEngine, rule_yaml: str, vocab: Vocabulary | None = None) -> set[str]:
     seg = parse_documents("name: t\nrule:\n" + rule_yaml, "segment")[0]
-    query = (vocab or Vocabulary()).compiler(engine.dialect, NOW).members_query(seg.rule)
+    query = (vocab or Vocabulary()).compiler(engine.dialect, NOW, rollups=engine.rollups).members_query(seg.rule)
     return {r[0] for r in engine.rows(query)}
 
 
@@ -115,14 +115,14 @@ def test_all_computed_traits_are_identical_on_both_dialects(scenario_engines: di
     rfm = RfmThresholds((10.0, 40.0, 90.0, 180.0), (1.0, 2.0, 3.0, 4.0), (5000.0, 10000.0, 15000.0, 20000.0))
     results = {}
     for dialect, engine in scenario_engines.items():
-        query = Vocabulary().compiler(dialect, NOW, rfm).traits_query(
+        query = Vocabulary().compiler(engine.dialect, NOW, rfm, engine.rollups).traits_query(
             ["lifetime_revenue", "orders", "average_order_value", "last_purchase_at", "days_since_last_purchase",
              "favourite_channel", "favourite_store", "favourite_category", "median_days_between_orders",
              "rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_group", "lifecycle_stage", "funnel_stage"],
             restrict=False,
         )  # fmt: skip
         results[dialect] = [tuple(_norm(v) for v in row) for row in engine.rows(query)]
-    assert results["duckdb"] == results["clickhouse"]
+    assert results["duckdb"] == results["clickhouse"] == results["duckdb-rollups"] == results["clickhouse-rollups"]
     ann = next(r for r in results["duckdb"] if r[0] == "ann")
     assert ann[1:4] == (25000, 3, 8333)
     assert ann[6:9] == ("store", "S1", "Shoes")
@@ -141,7 +141,7 @@ def _norm(value: object) -> object:
 def test_values_are_bound_never_spliced(engine: QueryEngine) -> None:
     evil = "PL' OR 1=1 --"
     seg = parse_documents(f'name: t\nrule: {{trait: country, eq: "{evil}"}}', "segment")[0]
-    query = Vocabulary().compiler(engine.dialect, NOW).members_query(seg.rule)
+    query = Vocabulary().compiler(engine.dialect, NOW, rollups=engine.rollups).members_query(seg.rule)
     assert evil not in query.sql and evil in query.params.values()
     assert engine.rows(query) == []
 
@@ -170,14 +170,14 @@ def test_unknown_segment_and_cycles_are_refused() -> None:
 
 def test_restricted_query_evaluates_only_the_given_profiles(engine: QueryEngine) -> None:
     seg = parse_documents("name: t\nrule: {trait: country, in: [PL, DK]}", "segment")[0]
-    query = Vocabulary().compiler(engine.dialect, NOW).members_query(seg.rule, restrict=True)
+    query = Vocabulary().compiler(engine.dialect, NOW, rollups=engine.rollups).members_query(seg.rule, restrict=True)
     query = Compiled(query.sql, {**query.params, "ids": ["ann", "cid", "zed"]}, query.dialect)
     assert {r[0] for r in engine.rows(query)} == {"ann"}
 
 
 def test_all_segments_in_one_scan_equal_one_query_each(engine: QueryEngine) -> None:
     rules = [parse_documents("name: t\nrule:\n" + rule, "segment")[0].rule for _label, rule, _expected in CASES]
-    query = Vocabulary().compiler(engine.dialect, NOW).memberships_query(rules)
+    query = Vocabulary().compiler(engine.dialect, NOW, rollups=engine.rollups).memberships_query(rules)
     found: list[set[str]] = [set() for _ in rules]
     for row in engine.rows(query):
         assert row[1] == f"user_id:{row[0]}"  # the anchor, to address timeline events

@@ -1,13 +1,15 @@
-"""Charts (PNG or SVG bytes, matplotlib without a display): attribution comparison, scorecard, lift, CLV, cohorts."""
+"""Charts (PNG, SVG or an HTML page with the SVG inline, matplotlib without a display): attribution, scorecard, lift,
+CLV, cohorts."""
 
 from __future__ import annotations
 
+import html
 import io
 from typing import Any
 
 from accord.analytics.errors import InvalidInput
 
-FORMATS = ("png", "svg")
+FORMATS = ("png", "svg", "html")
 
 
 def _figure(width: float = 9.0, height: float = 4.5) -> Any:
@@ -19,19 +21,30 @@ def _figure(width: float = 9.0, height: float = 4.5) -> Any:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _save(fig: Any, fmt: str) -> bytes:
+def _save(fig: Any, fmt: str, title: str = "Accord analytics") -> bytes:
     if fmt not in FORMATS:
-        raise InvalidInput(f"charts are {' or '.join(FORMATS)}")
+        raise InvalidInput(f"charts are {', '.join(FORMATS)}")
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=110, metadata={"Date": None} if fmt == "svg" else None)
-    return buf.getvalue()
+    fig.savefig(
+        buf, format="png" if fmt == "png" else "svg", dpi=110, metadata=None if fmt == "png" else {"Date": None}
+    )
+    if fmt != "html":
+        return buf.getvalue()
+    svg = buf.getvalue().decode()
+    svg = svg[svg.index("<svg") :]  # drop the XML prolog and doctype: the SVG sits inline in the page
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head>\n<body><figure>\n{svg}\n"
+        f"<figcaption>{html.escape(title)}</figcaption></figure></body></html>\n"
+    ).encode()
 
 
 def format_of(path: str) -> str:
-    """Chart format from a file name (.png or .svg)."""
+    """Chart format from a file name (.png, .svg, .html)."""
     ext = path.rsplit(".", 1)[-1].lower()
+    ext = "html" if ext == "htm" else ext
     if ext not in FORMATS:
-        raise InvalidInput("the chart file must end in .png or .svg")
+        raise InvalidInput("the chart file must end in .png, .svg or .html")
     return ext
 
 
@@ -52,14 +65,27 @@ def attribution_chart(models: list[dict[str, Any]], fmt: str = "png") -> bytes:
     ax.set_ylabel("share of conversions")
     ax.set_title("Attribution by model")
     ax.legend(ncols=min(len(models), 4), fontsize="small")
-    return _save(fig, fmt)
+    return _save(fig, fmt, "Attribution by model")
 
 
 def scorecard_chart(doc: dict[str, Any], fmt: str = "png") -> bytes:
-    """Reach and attributed conversions (reference model) per channel, and purchase rate by channels reached."""
-    fig = _figure(11, 4.5)
-    left, right = fig.subplots(1, 2)
+    """Attributed conversions (reference model) per channel, conversion lift against holdouts with its interval,
+    and purchase rate by channels reached."""
+    fig = _figure(15, 4.5)
+    left, middle, right = fig.subplots(1, 3)
     rows = doc["channels"]
+    tested = [r for r in rows if r.get("lift")]
+    if tested:
+        mid = [r["lift"]["lift_abs"] for r in tested]
+        err = [
+            [m - r["lift"]["ci_low"] for m, r in zip(mid, tested, strict=True)],
+            [r["lift"]["ci_high"] - m for m, r in zip(mid, tested, strict=True)],
+        ]
+        middle.errorbar(mid, [r["channel"] for r in tested], xerr=err, fmt="o", capsize=4)
+        middle.axvline(0, color="grey", lw=1)
+    else:
+        middle.text(0.5, 0.5, "no holdout tests in this period", ha="center", va="center")
+    middle.set_xlabel(f"conversion lift vs holdout ({int(doc.get('confidence', 0.95) * 100)}% CI)")
     names = [r["channel"] for r in rows]
     ref = doc["reference_model"]
     left.barh(names, [r["attributed"][ref]["conversions"] for r in rows], color="tab:blue")
@@ -68,7 +94,7 @@ def scorecard_chart(doc: dict[str, Any], fmt: str = "png") -> bytes:
     right.bar([str(r["channels"]) for r in rate], [r["purchase_rate"] for r in rate], color="tab:green")
     right.set_xlabel("channels that reached the customer")
     right.set_ylabel("purchase rate")
-    return _save(fig, fmt)
+    return _save(fig, fmt, "Channel scorecard")
 
 
 def lift_chart(doc: dict[str, Any], metric: str, fmt: str = "png") -> bytes:
@@ -85,7 +111,7 @@ def lift_chart(doc: dict[str, Any], metric: str, fmt: str = "png") -> bytes:
     ax.errorbar(mid, groups, xerr=err, fmt="o", capsize=4)
     ax.axvline(0, color="grey", lw=1)
     ax.set_xlabel(f"lift of {metric} vs {doc['control']} ({int(doc['confidence'] * 100)}% CI)")
-    return _save(fig, fmt)
+    return _save(fig, fmt, f"Lift of {metric}")
 
 
 def clv_chart(rows: list[dict[str, Any]], fmt: str = "png") -> bytes:
@@ -97,7 +123,7 @@ def clv_chart(rows: list[dict[str, Any]], fmt: str = "png") -> bytes:
     left.set_ylabel("customers")
     right.hist([r["p_alive"] for r in rows], bins=20, color="tab:orange")
     right.set_xlabel("P(alive)")
-    return _save(fig, fmt)
+    return _save(fig, fmt, "Customer value and P(alive)")
 
 
 def cohort_chart(rows: list[dict[str, Any]], fmt: str = "png") -> bytes:
@@ -111,4 +137,4 @@ def cohort_chart(rows: list[dict[str, Any]], fmt: str = "png") -> bytes:
     ax.set_yticks(range(len(rows)), [f"{r['cohort']} ({r['customers']})" for r in rows])
     ax.set_xlabel("months since first purchase")
     fig.colorbar(image, ax=ax, label="share buying")
-    return _save(fig, fmt)
+    return _save(fig, fmt, "Retention by cohort")

@@ -107,8 +107,10 @@ def lift_report(
     metrics: dict[str, FloatArray],
     control: str,
     confidence: float = 0.95,
+    amounts: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Lift of every non-control group for every metric; Holm-adjusted p-values across the treatment groups."""
+    """Lift of every non-control group for every metric; Holm-adjusted p-values across the treatment groups.
+    A metric of only 0/1 values is a rate (z-test) unless named in AMOUNTS (Welch's t-test)."""
     labels = np.asarray([str(g) for g in groups], dtype=object)
     names = sorted(set(labels.tolist()))
     if control not in names:
@@ -121,7 +123,7 @@ def lift_report(
     c_mask = labels == control
     out: list[dict[str, Any]] = [{"group": g, "n": int(np.sum(labels == g)), "metrics": {}} for g in treatments]
     for metric, values in metrics.items():
-        binary = is_binary(values)
+        binary = metric not in amounts and is_binary(values)
         results: list[MetricLift] = []
         for g in treatments:
             t_mask = labels == g
@@ -211,3 +213,63 @@ def lift_from_counts(
             for g, r, a in zip(treatments, results, adjusted, strict=True)
         ],
     }
+
+
+def stratified_lift(strata: list[tuple[int, int, int, int]], confidence: float = 0.95) -> dict[str, Any] | None:
+    """Conversion lift pooled over several holdout tests, each (treated n, treated conversions, control n, control
+    conversions): the Mantel-Haenszel risk difference (weights n_t n_c / (n_t + n_c)), its variance from the
+    tests' Wald variances, z-test and interval. One test gives exactly the two-proportion test; tests with an empty
+    group are left out; None when none is left."""
+    used = [(nt, xt, nc, xc) for nt, xt, nc, xc in strata if nt > 0 and nc > 0]
+    if not used:
+        return None
+    n_t, n_c = sum(s[0] for s in used), sum(s[2] for s in used)
+    if len(used) == 1:
+        nt, xt, nc, xc = used[0]
+        return {**two_proportion(xt, nt, xc, nc, confidence).as_dict(), "n": n_t, "control_n": n_c, "tests": 1}
+    w = np.array([nt * nc / (nt + nc) for nt, _, nc, _ in used])
+    p_t = np.array([xt / nt for nt, xt, _, _ in used])
+    p_c = np.array([xc / nc for _, _, nc, xc in used])
+    var = np.array([pt * (1 - pt) / s[0] + pc * (1 - pc) / s[2] for pt, pc, s in zip(p_t, p_c, used, strict=True)])
+    diff = float(np.sum(w * (p_t - p_c)) / np.sum(w))
+    control_rate = float(np.sum(w * p_c) / np.sum(w))
+    se = float(math.sqrt(np.sum(w**2 * var)) / np.sum(w))
+    z = diff / se if se > 0 else 0.0
+    q = float(stats.norm.ppf(0.5 + confidence / 2))
+    return {
+        "rate": sum(s[1] for s in used) / n_t,
+        "lift_abs": diff,
+        "lift_rel": diff / control_rate if control_rate else None,
+        "ci_low": diff - q * se,
+        "ci_high": diff + q * se,
+        "statistic": z,
+        "p_value": float(2 * stats.norm.sf(abs(z))) if se > 0 else 1.0,
+        "control_rate": sum(s[3] for s in used) / n_c,
+        "test": "mantel_haenszel",
+        "n": n_t,
+        "control_n": n_c,
+        "tests": len(used),
+    }
+
+
+def lift_of_members(
+    groups: dict[str, list[str]],
+    outcome: dict[str, tuple[int, float]],
+    control: str,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """Lift of member groups (profile ids per group label) on "converted" (0/1: any conversion) and "revenue"
+    (amount per member) given each member's (conversions, revenue); members without an outcome count as 0."""
+    labels: list[str] = []
+    converted: list[float] = []
+    revenue: list[float] = []
+    for label, members in groups.items():
+        for member in members:
+            n, value = outcome.get(member, (0, 0.0))
+            labels.append(label)
+            converted.append(1.0 if n > 0 else 0.0)
+            revenue.append(value)
+    metrics = {"converted": np.asarray(converted, dtype=np.float64), "revenue": np.asarray(revenue, dtype=np.float64)}
+    if control in groups and any(len(groups[g]) < 2 for g in groups):
+        metrics.pop("revenue")  # Welch needs two members per group
+    return lift_report(labels, metrics, control, confidence, amounts=frozenset({"revenue"}))

@@ -2,40 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 
 from accord.analytics import customers as cust
-from accord.analytics import recommend, store
+from accord.analytics import holdouts, recommend, store
 from accord.analytics.attribution import MODELS, Attribution, attribute
 from accord.analytics.errors import AnalyticsError, InvalidInput, NotEnoughData
+from accord.analytics.holdouts import HoldoutTest, broadcast_lift, lift_by_channel
 from accord.analytics.lift import lift_from_table
-from accord.analytics.paths import PathSet, column, numeric_column, paths_from_file, read_table
-from accord.analytics.tables import profile_scores
+from accord.analytics.paths import PathSet, column, paths_from_table, read_table
+from accord.analytics.spend import check_rows, read_rows
+from accord.analytics.tables import ad_spend, profile_scores
 from accord.storage import new_id, utcnow
 from accord.storage.events import EventStore
 
 __all__ = [
     "MODELS",
     "AnalyticsError",
+    "HoldoutTest",
     "InvalidInput",
     "NotEnoughData",
     "attribution_from_file",
     "attribution_from_store",
+    "attribution_from_table",
+    "broadcast_lift",
     "channel_scorecard",
     "clv_from_file",
     "clv_from_store",
+    "clv_from_table",
     "cohorts_from_file",
     "cohorts_from_store",
     "evaluate_recommendations",
     "forecast_from_file",
     "forecast_from_store",
+    "global_control_lift",
+    "import_spend",
+    "import_spend_file",
     "lift_from_file",
     "read_scores",
+    "read_spend",
     "recommendations_from_store",
     "rfm_from_store",
     "write_scores",
@@ -76,7 +87,32 @@ def attribution_from_file(
     **options: Any,
 ) -> dict[str, Any]:
     """Attribution over the paths of a CSV/Parquet file: one model's document, or {"models": [...]} for several."""
-    paths = paths_from_file(path, path_col, sep, conversions_col, nulls_col, value_col)
+    return attribution_from_table(read_table(path), path_col, sep, conversions_col, nulls_col, value_col, model,
+                                  **options)  # fmt: skip
+
+
+def table_of_rows(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """Rows posted as JSON objects (one per file row) as a table, as if read from a file."""
+    if not rows:
+        raise InvalidInput("no rows")
+    try:
+        return pa.Table.from_pylist([dict(r) for r in rows])
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InvalidInput(f"the rows do not form a table: {exc}") from exc
+
+
+def attribution_from_table(
+    table: pa.Table,
+    path_col: str,
+    sep: str = ">",
+    conversions_col: str | None = None,
+    nulls_col: str | None = None,
+    value_col: str | None = None,
+    model: str = "markov",
+    **options: Any,
+) -> dict[str, Any]:
+    """attribution_from_file on a table already read (or posted as rows)."""
+    paths = paths_from_table(table, path_col, sep, conversions_col, nulls_col, value_col)
     results = run_models(paths, model, **options)
     return _attribution_doc(results, model, {"paths": paths.n_paths, "channels": len(paths.channels)})
 
@@ -121,25 +157,35 @@ def _period(events: EventStore, window: timedelta, start: datetime | None, end: 
 
 def channel_scorecard(
     events: EventStore,
+    state: sa.Engine | None = None,
     window: timedelta = timedelta(days=30),
     conversion: str = store.DEFAULT_CONVERSION,
     start: datetime | None = None,
     end: datetime | None = None,
-    costs: dict[str, float] | None = None,
     model: str = "all",
     reference_model: str = "markov",
+    holdout_tests: Callable[[datetime, datetime], Sequence[HoldoutTest]] | None = None,
+    confidence: float = 0.95,
 ) -> dict[str, Any]:
-    """Per channel: reach, touches, conversions in the channel, attributed conversions and value per model, cost
-    (minor units, when given), CPA and ROAS by the reference model; and purchase rate by channels reached (story 20).
+    """Per channel: reach, touches, conversions in the channel and their revenue, attributed conversions and value
+    per model, cost (messages delivered in the period, from messaging's delivery events, plus the ad spend imported
+    for the days of the period when STATE is given), CPA and ROAS by the reference model, and the conversion lift
+    against the channel's holdout tests (HOLDOUT_TESTS(start, end) lists them; conversions within WINDOW of each
+    send, pooled per channel); and purchase rate by channels reached.
     """
     period = _period(events, window, start, end)
     built = store.build_paths(events, period, conversion)
     results = {r.model: r for r in run_models(built.paths, model)}
     if reference_model not in results:
         raise InvalidInput(f"the reference model {reference_model!r} is not among the models run")
+    costs = _costs(events, state, period, built.currency)
+    found = holdout_tests(period.start, period.end) if holdout_tests else []
+    lifts, tests = lift_by_channel(events, found, window, conversion, confidence)
+    reach = {e["channel"]: e for e in store.channel_reach(events, period, conversion, built.currency)}
+    names = sorted({*reach, *costs["by_channel"], *lifts})
     rows = []
-    for entry in store.channel_reach(events, period, conversion):
-        ch = entry["channel"]
+    for ch in names:
+        entry = reach.get(ch, {"channel": ch, "reach": 0, "touches": 0, "conversions": 0, "revenue": 0})
         attributed = {}
         for name, res in results.items():
             try:
@@ -147,34 +193,141 @@ def channel_scorecard(
                 attributed[name] = {"conversions": credit.conversions, "value": credit.value}
             except KeyError:
                 attributed[name] = {"conversions": 0.0, "value": 0.0}
-        cost = (costs or {}).get(ch)
+        spent = costs["by_channel"].get(ch, {"messages": 0, "ads": 0})
+        cost = spent["messages"] + spent["ads"] if ch in costs["by_channel"] else None
         ref = attributed[reference_model]
         rows.append(
             {
                 **entry,
                 "attributed": attributed,
                 "cost": cost,
+                "cost_messages": spent["messages"],
+                "cost_ads": spent["ads"],
                 "cpa": cost / ref["conversions"] if cost is not None and ref["conversions"] > 0 else None,
                 "roas": ref["value"] / cost if cost else None,
+                "lift": lifts.get(ch),
             }
         )
     return {
         **_store_meta(built, period, conversion),
         "reference_model": reference_model,
+        "cost_currency": costs["currency"],
+        "costs_in_other_currencies": costs["other"],
+        "confidence": confidence,
         "channels": rows,
+        "holdout_tests": tests,
         "purchase_rate_by_channels": store.purchase_rate_by_channels(events, period, conversion),
     }
 
 
-def read_costs(path: Path, channel_col: str = "channel", cost_col: str = "cost") -> dict[str, float]:
-    """Spend per channel (summed over rows, e.g. days) from a CSV/Parquet file, in minor units."""
-    table = read_table(path)
-    channels = column(table, channel_col).to_pylist()
-    costs = numeric_column(table, cost_col)
-    out: dict[str, float] = {}
-    for ch, c in zip(channels, costs, strict=True):
-        out[str(ch)] = out.get(str(ch), 0.0) + float(c)
-    return out
+def _costs(events: EventStore, state: sa.Engine | None, period: store.Period, currency: str | None) -> dict[str, Any]:
+    """Message costs and ad spend per channel in one currency (the conversions' one, else the costs' most common);
+    amounts in other currencies are listed apart, never converted or dropped."""
+    items = [("messages", c["channel"], c["currency"], c["cost_minor"]) for c in store.message_costs(events, period)]
+    if state is not None:
+        first, last = period.start.date(), (period.end - timedelta(microseconds=1)).date()
+        for row in read_spend(state, first, last):
+            items.append(("ads", row["channel"], row["currency"], row["cost_minor"]))
+    if currency is None and items:
+        totals: dict[str, int] = {}
+        for _, _, cur, amount in items:
+            totals[cur] = totals.get(cur, 0) + amount
+        currency = max(sorted(totals, key=str), key=lambda c: totals[c])
+    by_channel: dict[str, dict[str, int]] = {}
+    other: dict[tuple[str, str, str], int] = {}
+    for source, channel, cur, amount in items:
+        if cur == currency:
+            slot = by_channel.setdefault(channel, {"messages": 0, "ads": 0})
+            slot[source] += amount
+        else:
+            other[(channel, source, cur)] = other.get((channel, source, cur), 0) + amount
+    return {
+        "currency": currency,
+        "by_channel": by_channel,
+        "other": [{"channel": c, "source": s, "currency": cur, "cost_minor": v} for (c, s, cur), v in other.items()],
+    }
+
+
+def import_spend(state: sa.Engine, rows: Iterable[Mapping[str, Any]], source: str) -> dict[str, Any]:
+    """Store ad spend rows (date, channel, cost or cost_minor, currency, campaign): every valid row in one
+    transaction, replacing the amount stored for its day, channel and campaign, so a re-import changes nothing;
+    invalid rows are not stored and come back with their row number (1 = first row after the header) and reason."""
+    good, bad = check_rows(rows)
+    now = utcnow()
+    inserted = updated = unchanged = 0
+    with state.begin() as conn:
+        for row in good:
+            key = (
+                (ad_spend.c.day == row.day)
+                & (ad_spend.c.channel == row.channel)
+                & (ad_spend.c.campaign == row.campaign)
+            )
+            old = conn.execute(sa.select(ad_spend.c.currency, ad_spend.c.cost_minor).where(key)).first()
+            values = {
+                "currency": row.currency,
+                "cost_minor": row.cost_minor,
+                "source": source[:200],
+                "imported_at": now,
+            }
+            if old is None:
+                conn.execute(
+                    ad_spend.insert().values(day=row.day, channel=row.channel, campaign=row.campaign, **values)
+                )
+                inserted += 1
+            elif (old.currency, old.cost_minor) != (row.currency, row.cost_minor):
+                conn.execute(ad_spend.update().where(key).values(**values))
+                updated += 1
+            else:
+                unchanged += 1
+    return {
+        "rows": len(good) + len(bad),
+        "imported": len(good),
+        "inserted": inserted,
+        "updated": updated,
+        "unchanged": unchanged,
+        "rejected": [r.as_dict() for r in bad],
+    }
+
+
+def import_spend_file(state: sa.Engine, path: Path) -> dict[str, Any]:
+    """import_spend of a CSV or Parquet file."""
+    return import_spend(state, read_rows(path), path.name)
+
+
+def read_spend(state: sa.Engine, first: date | None = None, last: date | None = None) -> list[dict[str, Any]]:
+    """Imported spend rows of the days FIRST..LAST (inclusive; default all), by day, channel and campaign."""
+    query = sa.select(ad_spend).order_by(ad_spend.c.day, ad_spend.c.channel, ad_spend.c.campaign)
+    if first is not None:
+        query = query.where(ad_spend.c.day >= first)
+    if last is not None:
+        query = query.where(ad_spend.c.day <= last)
+    with state.connect() as conn:
+        return [
+            {
+                "day": r.day.isoformat(),
+                "channel": r.channel,
+                "campaign": r.campaign,
+                "currency": r.currency,
+                "cost_minor": int(r.cost_minor),
+                "source": r.source,
+            }
+            for r in conn.execute(query)
+        ]
+
+
+def global_control_lift(
+    events: EventStore,
+    in_control: Callable[[str], bool],
+    start: datetime | None = None,
+    end: datetime | None = None,
+    conversion: str = store.DEFAULT_CONVERSION,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """Conversion and revenue of the profiles active in [start, end) (default: the last 30 days of events), everyone
+    else against the global control group (IN_CONTROL, messaging's test)."""
+    default = store.default_period(events, timedelta(days=30), days=30)
+    return holdouts.global_control_lift(events, in_control, start or default.start, end or default.end, conversion,
+                                        confidence)  # fmt: skip
 
 
 def lift_from_file(
@@ -195,7 +348,22 @@ def clv_from_file(
     discount_rate: float = 0.0,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """BG/NBD + Gamma-Gamma on a transactions file: the summary document and one score row per customer."""
-    tx = cust.transactions_from_table(read_table(path), customer_col, date_col, value_col)
+    return clv_from_table(read_table(path), customer_col, date_col, value_col, calibration_end, time_unit,
+                          horizon_days, discount_rate)  # fmt: skip
+
+
+def clv_from_table(
+    table: pa.Table,
+    customer_col: str,
+    date_col: str,
+    value_col: str | None,
+    calibration_end: str | None = None,
+    time_unit: str = "week",
+    horizon_days: float = 365.0,
+    discount_rate: float = 0.0,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """clv_from_file on a table already read (or posted as rows)."""
+    tx = cust.transactions_from_table(table, customer_col, date_col, value_col)
     end = cust.parse_date(calibration_end) if calibration_end else None
     return cust.clv_report(tx, end, time_unit, horizon_days, discount_rate)
 

@@ -169,24 +169,26 @@ def purchases(events: EventStore, conversion: str = DEFAULT_CONVERSION, currency
     return transactions([r[0] for r in rows], day, value, [r[4] for r in rows])
 
 
-def channel_reach(events: EventStore, period: Period, conversion: str = DEFAULT_CONVERSION) -> list[dict[str, Any]]:
-    """Per channel: profiles reached and touch events (conversions excluded), conversions and revenue that happened
-    in the channel, per currency."""
+def channel_reach(
+    events: EventStore, period: Period, conversion: str = DEFAULT_CONVERSION, currency: str | None = None
+) -> list[dict[str, Any]]:
+    """Per channel: profiles reached and touch events (conversions excluded), and the conversions that happened in
+    the channel with their revenue (minor units of CURRENCY; conversions in other currencies add no revenue)."""
     sql = """
         SELECT channel,
                count(DISTINCT CASE WHEN NOT conv THEN profile_id END) AS reach,
                count(*) FILTER (WHERE NOT conv) AS touches,
-               count(*) FILTER (WHERE conv) AS conversions
-        FROM (SELECT profile_id, channel, (type = 'track' AND event = ?) AS conv FROM events
+               count(*) FILTER (WHERE conv) AS conversions,
+               coalesce(sum(revenue_minor) FILTER (WHERE conv AND currency = ?), 0) AS revenue
+        FROM (SELECT profile_id, channel, (type = 'track' AND event = ?) AS conv, revenue_minor, currency FROM events
               WHERE profile_id IS NOT NULL AND type IN ('track', 'page', 'screen')
                 AND timestamp >= ? AND timestamp < ?)
         GROUP BY channel ORDER BY channel
     """
-    out = [
-        {"channel": ch, "reach": int(reach), "touches": int(t), "conversions": int(c)}
-        for ch, reach, t, c in events.query(sql, [conversion, period.start, period.end])
+    return [
+        {"channel": ch, "reach": int(reach), "touches": int(t), "conversions": int(c), "revenue": int(rev)}
+        for ch, reach, t, c, rev in events.query(sql, [currency or "", conversion, period.start, period.end])
     ]
-    return out
 
 
 def purchase_rate_by_channels(
@@ -267,3 +269,55 @@ def sales_lines(events: EventStore, conversion: str = DEFAULT_CONVERSION) -> lis
             if sku and isinstance(qty, int | float) and qty > 0:
                 out.append((str(store_id), str(sku), _aware(ts), float(qty)))
     return out
+
+
+MESSAGE_COST_SQL = """
+    SELECT channel, json_extract_string(raw, '$.properties.currency') AS currency,
+           sum(CAST(json_extract_string(raw, '$.properties.cost_minor') AS BIGINT)) AS cost, count(*) AS messages
+    FROM events
+    WHERE type = 'track' AND timestamp >= ? AND timestamp < ?
+      AND json_extract_string(raw, '$.properties.delivery_id') IS NOT NULL
+      AND json_extract_string(raw, '$.properties.cost_minor') IS NOT NULL
+    GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+
+def message_costs(events: EventStore, period: Period) -> list[dict[str, Any]]:
+    """Cost of the messages delivered in the period per channel and currency, from messaging's delivery events.
+
+    Messaging prices a message once, on the event that first proves delivery (delivered, or an open or click
+    before any delivery report), with properties cost_minor and currency; the event's channel is the timeline
+    channel (email, sms, push, app for in-app, ...). Any track event carrying delivery_id and cost_minor counts, so
+    delivery events imported from another sending tool (e.g. Segment's "Email Delivered") are priced the same way.
+    """
+    return [
+        {"channel": ch, "currency": cur, "cost_minor": int(cost or 0), "messages": int(n)}
+        for ch, cur, cost, n in events.query(MESSAGE_COST_SQL, [period.start, period.end])
+    ]
+
+
+def outcomes(
+    events: EventStore,
+    since: datetime,
+    until: datetime,
+    conversion: str = DEFAULT_CONVERSION,
+    currency: str | None = None,
+) -> dict[str, tuple[int, float]]:
+    """Conversions and revenue (minor units of CURRENCY; other currencies count 0) per profile in [since, until)."""
+    rows = events.query(
+        "SELECT profile_id, count(*), sum(CASE WHEN currency = ? THEN coalesce(revenue_minor, 0) ELSE 0 END) "
+        "FROM events WHERE profile_id IS NOT NULL AND type = 'track' AND event = ? "
+        "AND timestamp >= ? AND timestamp < ? GROUP BY profile_id",
+        [currency or "", conversion, since, until],
+    )
+    return {str(p): (int(n), float(v or 0)) for p, n, v in rows}
+
+
+def main_currency(events: EventStore, conversion: str = DEFAULT_CONVERSION) -> str | None:
+    """The most common currency of the conversion events (None when they carry none)."""
+    rows = events.query(
+        "SELECT currency, count(*) AS n FROM events WHERE type = 'track' AND event = ? AND currency IS NOT NULL "
+        "GROUP BY currency ORDER BY n DESC, currency LIMIT 1",
+        [conversion],
+    )
+    return str(rows[0][0]) if rows else None

@@ -1,4 +1,4 @@
-"""State-store table of the analytics domain: computed customer scores (CLV, P(alive), churn, next purchase, RFM)."""
+"""State-store tables of the analytics domain: computed customer scores, and imported ad spend per channel and day."""
 
 import sqlalchemy as sa
 
@@ -23,4 +23,18 @@ profile_scores = sa.Table(
     sa.Column("rfm_f", sa.SmallInteger(), nullable=True),
     sa.Column("rfm_m", sa.SmallInteger(), nullable=True),
     sa.Column("rfm_segment", sa.String(32), nullable=True),
+)
+
+# Imported ad spend: one row per day, channel and campaign ("" when the file has none), in minor units. A
+# re-import of the same (day, channel, campaign) replaces the amount, so importing a file twice changes nothing.
+ad_spend = sa.Table(
+    "analytics_ad_spend",
+    metadata,
+    sa.Column("day", sa.Date(), primary_key=True),
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("campaign", sa.String(200), primary_key=True),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("cost_minor", sa.BigInteger(), nullable=False),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("imported_at", UTCDateTime(), nullable=False),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -36,6 +36,41 @@ class LiftIn(msgspec.Struct):
     confidence: float = 0.95
 
 
+class SpendIn(msgspec.Struct):
+    """Ad spend rows as a file would hold them: date, channel, cost (or cost_minor), currency, campaign."""
+
+    rows: list[dict[str, Any]]
+    source: str = "api"
+
+
+class PathsIn(msgspec.Struct):
+    """The rows of a paths file (one object per row) and the options of `accord analyze attribution --paths`."""
+
+    rows: list[dict[str, Any]]
+    path_col: str = "path"
+    sep: str = ">"
+    conversions_col: str | None = None
+    nulls_col: str | None = None
+    value_col: str | None = None
+    model: str = "markov"
+    order: int = 1
+    half_life: float = 7.0
+    keep_repeats: bool = False
+
+
+class TransactionsIn(msgspec.Struct):
+    """The rows of a transactions file and the options of `accord analyze clv --transactions`."""
+
+    rows: list[dict[str, Any]]
+    customer_col: str = "customer"
+    date_col: str = "date"
+    value_col: str | None = None
+    calibration_end: str | None = None
+    time_unit: str = "week"
+    horizon_days: float = 365.0
+    discount_rate: float = 0.0
+
+
 class ClvIn(msgspec.Struct):
     """Options of a scoring run."""
 
@@ -44,6 +79,7 @@ class ClvIn(msgspec.Struct):
     horizon_days: float = 365.0
     discount_rate: float = 0.0
     write: bool = True
+    top: int = 0  # also return this many customers' scores, highest value first
 
 
 def _platform(request: Request[Any, Any, Any]) -> Platform:
@@ -70,11 +106,86 @@ def _time(text: str | None, what: str) -> datetime | None:
     return value
 
 
+def _day(text: str | None, what: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise AnalyticsApiError(InvalidInput(f"{what} must be an ISO date (YYYY-MM-DD), not {text!r}")) from exc
+
+
+def _messaging_error(exc: Exception) -> HTTPException:
+    code, status, message = getattr(exc, "code", "invalid_request"), getattr(exc, "status", 400), str(exc)
+    return HTTPException(status_code=status, detail=message, extra={"code": code})
+
+
 def _window(text: str) -> Any:
     try:
         return parse_window(text)
     except AnalyticsError as exc:
         raise AnalyticsApiError(exc) from exc
+
+
+async def _scorecard(
+    platform: Platform,
+    window: str,
+    conversion: str,
+    start: str | None = None,
+    end: str | None = None,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    from accord.analytics import service
+    from accord.api.analytics_sources import holdout_tests
+
+    return await _run(
+        service.channel_scorecard,
+        platform.events,
+        platform.state,
+        _window(window),
+        conversion,
+        _time(start, "start"),
+        _time(end, "end"),
+        holdout_tests=holdout_tests(platform),
+        confidence=confidence,
+    )
+
+
+async def _broadcast_lift(
+    platform: Platform,
+    name: str,
+    window: str,
+    conversion: str,
+    control: str = "holdout",
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    from accord.analytics import service
+    from accord.api.analytics_sources import broadcast_groups
+    from accord.messaging.service import MessagingError
+
+    try:
+        groups = await asyncio.to_thread(broadcast_groups, platform, name)
+    except MessagingError as exc:
+        raise _messaging_error(exc) from exc
+    return await _run(service.broadcast_lift, platform.events, groups, _window(window), conversion, control, confidence)
+
+
+async def _journey_lift(platform: Platform, name: str, confidence: float = 0.95) -> dict[str, Any]:
+    from accord.analytics.lift import lift_from_counts
+    from accord.journeys import service as journeys
+    from accord.journeys.errors import JourneyError
+
+    try:
+        stats = await asyncio.to_thread(journeys.stats, platform.state, name)
+    except JourneyError as exc:
+        raise HTTPException(status_code=exc.status, detail=exc.message, extra={"code": exc.code}) from exc
+    conversion = stats["conversion"]
+    counts = {
+        "journey": (conversion["journey"]["entered"], conversion["journey"]["converted"]),
+        "holdout": (conversion["holdout"]["entered"], conversion["holdout"]["converted"]),
+    }
+    doc = await _run(lift_from_counts, counts, "holdout", "converted", confidence)
+    return {"journey": name, **doc}
 
 
 class AnalyticsController(Controller):
@@ -129,17 +240,156 @@ class AnalyticsController(Controller):
         conversion: str = DEFAULT_CONVERSION,
         start: str | None = None,
         end: str | None = None,
+        confidence: float = 0.95,
     ) -> dict[str, Any]:
+        return await _scorecard(_platform(request), window, conversion, start, end, confidence)
+
+    @post("/spend", summary="Import ad spend rows (date, channel, cost or cost_minor, currency, campaign)",
+          status_code=200)  # fmt: skip
+    async def spend_import(self, request: Request[Any, Any, Any], data: SpendIn) -> dict[str, Any]:
         from accord.analytics import service
 
+        return await _run(service.import_spend, _platform(request).state, data.rows, data.source)
+
+    @post("/spend.csv", summary="Import ad spend from a CSV body (first line names the columns)", status_code=200)
+    async def spend_import_csv(self, request: Request[Any, Any, Any], source: str = "api") -> dict[str, Any]:
+        from accord.analytics import service
+        from accord.analytics.spend import rows_from_csv_text
+
+        try:
+            text = (await request.body()).decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise AnalyticsApiError(InvalidInput("the CSV body is not UTF-8 text")) from exc
+        rows = await _run(rows_from_csv_text, text)
+        return await _run(service.import_spend, _platform(request).state, rows, source)
+
+    @get("/spend", summary="Imported ad spend by day, channel and campaign (start..end inclusive, ISO dates)")
+    async def spend(
+        self, request: Request[Any, Any, Any], start: str | None = None, end: str | None = None
+    ) -> list[dict[str, Any]]:
+        from accord.analytics import service
+
+        return await _run(service.read_spend, _platform(request).state, _day(start, "start"), _day(end, "end"))
+
+    @post("/attribution/paths", summary="Attribution of posted paths (the rows of a paths file)", status_code=200)
+    async def attribution_paths(self, data: PathsIn) -> dict[str, Any]:
+        from accord.analytics import service
+
+        table = await _run(service.table_of_rows, data.rows)
+        options = {"order": data.order, "half_life": data.half_life, "collapse_repeats": not data.keep_repeats}
         return await _run(
-            service.channel_scorecard,
-            _platform(request).events,
-            _window(window),
-            conversion,
-            _time(start, "start"),
-            _time(end, "end"),
-        )
+            service.attribution_from_table, table, data.path_col, data.sep, data.conversions_col, data.nulls_col,
+            data.value_col, data.model, **options,
+        )  # fmt: skip
+
+    @post("/clv/transactions", summary="BG/NBD + Gamma-Gamma on posted transactions (the rows of a file)",
+          status_code=200)  # fmt: skip
+    async def clv_transactions(self, data: TransactionsIn) -> dict[str, Any]:
+        from accord.analytics import service
+
+        table = await _run(service.table_of_rows, data.rows)
+        summary, _rows = await _run(
+            service.clv_from_table, table, data.customer_col, data.date_col, data.value_col, data.calibration_end,
+            data.time_unit, data.horizon_days, data.discount_rate,
+        )  # fmt: skip
+        return summary
+
+    @get("/lift/broadcast/{name:str}", summary="Conversion and revenue of a broadcast's groups against its holdout")
+    async def broadcast_lift(
+        self,
+        request: Request[Any, Any, Any],
+        name: str,
+        window: str = "7d",
+        conversion: str = DEFAULT_CONVERSION,
+        control: str = "holdout",
+        confidence: float = 0.95,
+    ) -> dict[str, Any]:
+        return await _broadcast_lift(_platform(request), name, window, conversion, control, confidence)
+
+    @get("/lift/global-control", summary="Everyone messaged against the global control group, over a period")
+    async def global_control_lift(
+        self,
+        request: Request[Any, Any, Any],
+        start: str | None = None,
+        end: str | None = None,
+        conversion: str = DEFAULT_CONVERSION,
+        confidence: float = 0.95,
+    ) -> dict[str, Any]:
+        from accord.analytics import service
+        from accord.api.analytics_sources import in_global_control
+
+        platform = _platform(request)
+        return await _run(
+            service.global_control_lift, platform.events, in_global_control(platform), _time(start, "start"),
+            _time(end, "end"), conversion, confidence,
+        )  # fmt: skip
+
+    @get("/sample-size", summary="Members needed per group to detect an effect (a rate with baseline, or sd)")
+    async def sample_size(
+        self,
+        effect: float,
+        baseline: float | None = None,
+        sd: float | None = None,
+        alpha: float = 0.05,
+        power: float = 0.8,
+    ) -> dict[str, Any]:
+        from accord.analytics.lift import sample_size_means, sample_size_proportions
+
+        if (baseline is None) == (sd is None):
+            raise AnalyticsApiError(InvalidInput("give either baseline (a rate) or sd (an amount)"))
+        if baseline is not None:
+            n = await _run(sample_size_proportions, baseline, effect, alpha, power)
+        else:
+            n = await _run(sample_size_means, sd, effect, alpha, power)
+        return {"per_group": n, "alpha": alpha, "power": power, "effect": effect}
+
+    @get("/charts/{name:str}", summary="Chart as PNG, SVG or HTML: attribution, channels, cohorts, clv or lift "
+         "(e.g. channels.svg; lift takes broadcast= or journey=)")  # fmt: skip
+    async def chart(
+        self,
+        request: Request[Any, Any, Any],
+        name: str,
+        window: str | None = None,
+        conversion: str = DEFAULT_CONVERSION,
+        by: str = "month",
+        periods: int = 12,
+        broadcast: str | None = None,
+        journey: str | None = None,
+        metric: str = "converted",
+    ) -> Response[bytes]:
+        from accord.analytics import charts, service
+
+        kind = name.rpartition(".")[0]
+        fmt = await _run(charts.format_of, name)
+        platform = _platform(request)
+        if kind == "attribution":
+            doc = await _run(
+                service.attribution_from_store, platform.events, "all", _window(window or "30d"), conversion
+            )
+            body = await _run(charts.attribution_chart, doc["models"], fmt)
+        elif kind == "channels":
+            doc = await _scorecard(platform, window or "30d", conversion)
+            body = await _run(charts.scorecard_chart, doc, fmt)
+        elif kind == "cohorts":
+            rows = await _run(service.cohorts_from_store, platform.events, by, periods, conversion)
+            body = await _run(charts.cohort_chart, rows, fmt)
+        elif kind == "clv":
+            _summary, scored = await _run(service.clv_from_store, platform.events, None, conversion)
+            body = await _run(charts.clv_chart, scored, fmt)
+        elif kind == "lift" and (broadcast or journey):
+            if broadcast:
+                doc = await _broadcast_lift(platform, broadcast, window or "7d", conversion)
+            else:
+                doc = await _journey_lift(platform, str(journey))
+            if not doc["treatments"] or metric not in doc["treatments"][0]["metrics"]:
+                raise AnalyticsApiError(InvalidInput(f"no metric {metric!r} in this lift"))
+            body = await _run(charts.lift_chart, doc, metric, fmt)
+        else:
+            raise AnalyticsApiError(
+                InvalidInput("charts are attribution, channels, cohorts, clv and lift (with broadcast= or journey=)")
+            )
+        media = {"png": "image/png", "svg": "image/svg+xml", "html": "text/html; charset=utf-8"}[fmt]
+        return Response(body, media_type=media)
 
     @post("/lift", summary="Lift of each group against the control group (z-test for 0/1, Welch for amounts)")
     async def lift(self, data: LiftIn) -> dict[str, Any]:
@@ -157,28 +407,14 @@ class AnalyticsController(Controller):
     async def journey_lift(
         self, request: Request[Any, Any, Any], name: str, confidence: float = 0.95
     ) -> dict[str, Any]:
-        from accord.analytics.lift import lift_from_counts
-        from accord.journeys import service as journeys
-        from accord.journeys.errors import JourneyError
-
-        try:
-            stats = await asyncio.to_thread(journeys.stats, _platform(request).state, name)
-        except JourneyError as exc:
-            raise HTTPException(status_code=exc.status, detail=exc.message, extra={"code": exc.code}) from exc
-        conversion = stats["conversion"]
-        counts = {
-            "journey": (conversion["journey"]["entered"], conversion["journey"]["converted"]),
-            "holdout": (conversion["holdout"]["entered"], conversion["holdout"]["converted"]),
-        }
-        doc = await _run(lift_from_counts, counts, "holdout", "converted", confidence)
-        return {"journey": name, **doc}
+        return await _journey_lift(_platform(request), name, confidence)
 
     @post("/clv", summary="Fit BG/NBD + Gamma-Gamma on purchases and write the scores to profiles", status_code=200)
     async def clv(self, request: Request[Any, Any, Any], data: ClvIn) -> dict[str, Any]:
         from accord.analytics import service
 
         platform = _platform(request)
-        summary, _rows = await _run(
+        summary, rows = await _run(
             service.clv_from_store,
             platform.events,
             platform.state if data.write else None,
@@ -188,6 +424,8 @@ class AnalyticsController(Controller):
             data.horizon_days,
             data.discount_rate,
         )
+        if data.top > 0:
+            summary["top"] = sorted(rows, key=lambda r: -r["clv"])[: data.top]
         return summary
 
     @get("/scores/{profile_id:str}", summary="Computed scores of one profile (CLV, P(alive), churn, next purchase)")

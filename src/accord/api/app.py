@@ -99,7 +99,11 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
         writer = JournalWriter(plat.journal, on_commit=plat.processor.wake)
         await writer.start()
         if settings.processing:
-            plat.processor.start(worker_process=settings.resolver == "process", state_url=settings.state_url)
+            plat.processor.start(
+                worker_process=settings.resolver == "process",
+                state_url=settings.state_url,
+                lock_share=settings.processing_share,
+            )
             plat.journey_runner.start()
             plat.segments.start()  # time-driven re-evaluation of rolling windows
         app.state.platform = plat

@@ -15,7 +15,8 @@ from litestar import Controller, Request, get, post, put
 from accord.api.admin import ApiError
 from accord.commerce import service as commerce
 from accord.commerce.desk import ReservationDesk
-from accord.commerce.errors import CommerceError
+from accord.commerce.errors import CommerceError, NotFound
+from accord.loyalty.service import LoyaltyError
 from accord.platform import Platform
 from accord.profiles import service as profiles
 
@@ -102,6 +103,35 @@ async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.to_thread(fn, *args, **kwargs)
     except CommerceError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from exc
+
+
+def store_customer(platform: Platform, store_id: str, customer_key: str) -> dict[str, Any]:
+    """The store-associate lookup (story 15): who the customer is, their points, the offers they hold and can use at
+    this store now (each with why and the message that delivered it), and their pickup orders waiting here."""
+    store = commerce.store(platform.state, store_id)
+    profile_id = profiles.resolve(platform.state, platform.rules, customer_key)
+    if profile_id is None:
+        raise NotFound(f"no customer holds {customer_key}", code="unknown_customer")
+    view = profiles.profile_view(platform.state, platform.events, profile_id) or {}
+    traits = {k: v.get("value") if isinstance(v, dict) else v for k, v in (view.get("traits") or {}).items()}
+    try:
+        points: dict[str, Any] | None = platform.loyalty.account(profile_id)
+        points_note = None
+    except LoyaltyError as exc:
+        points, points_note = None, exc.message
+    return {
+        "store": {"id": store["id"], "name": store.get("name"), "timezone": store.get("timezone")},
+        "customer": {
+            "profile_id": profile_id,
+            "identifiers": view.get("identifiers", []),
+            "name": " ".join(str(traits[k]) for k in ("first_name", "last_name") if traits.get(k)) or None,
+            "locale": traits.get("locale"),
+        },
+        "points": points,
+        "points_note": points_note,
+        "offers": platform.offers.active_offers(profile_id, store_id, "store"),
+        "pickup_orders": commerce.open_pickup_orders(platform.state, profile_id, store_id),
+    }
 
 
 def reserve_args(platform: Platform, data: ReservationIn, key: str | None) -> tuple[Any, ...]:
@@ -258,6 +288,17 @@ class CommerceController(Controller):
         body = dict(data)
         body["idempotency_key"] = _key(request, body.get("idempotency_key"))
         return await _run(commerce.return_order, p.state, p.journal, order_id, body)
+
+    @get(
+        "/store/{store_id:str}/customer",
+        summary="Store-associate lookup by identifier (TYPE:VALUE): customer, points, offers usable here, pickups",
+        description="404 unknown_customer or not_found (store); 400 invalid_identifier.",
+    )
+    async def store_customer(self, request: Request[Any, Any, Any], store_id: str, identifier: str) -> dict[str, Any]:
+        p = _platform(request)
+        key = _customer(p, identifier)
+        assert key is not None
+        return await _run(store_customer, p, store_id, key)
 
     @get("/customers/orders", summary="Orders of the customer holding an identifier (TYPE:VALUE)")
     async def customer_orders(self, request: Request[Any, Any, Any], identifier: str) -> list[dict[str, Any]]:

@@ -14,7 +14,9 @@ from rich.table import Table
 
 from accord.analytics.errors import AnalyticsError
 from accord.analytics.options import DEFAULT_CONVERSION, parse_window
-from accord.cli.context import api_result, console, fail, local_platform, running_server, settings
+from accord.cli.context import api_result, console, err_console, fail, local_platform, running_server, settings
+
+SHOWN_TESTS = 20  # holdout tests listed in the scorecard's table
 
 app = typer.Typer(
     help="Analyses: which channels work (attribution, scorecard, lift) and what customers are worth (CLV, RFM).",
@@ -78,7 +80,7 @@ def _write_chart(path: Path | None, make: Callable[[str], bytes]) -> None:
 
     fmt = _guard(lambda: charts.format_of(str(path)))
     path.write_bytes(make(fmt))
-    console.print(f"chart written to {path}")
+    err_console.print(f"chart written to {path}")
 
 
 def _attribution_table(docs: list[dict[str, Any]]) -> None:
@@ -114,7 +116,7 @@ def attribution(
     conversions_col: str = typer.Option(None, help="File: conversions per path (default 1 each)."),
     nulls_col: str = typer.Option(None, help="File: non-converting journeys per path."),
     value_col: str = typer.Option(None, help="File: conversion value per path."),
-    chart: Path = typer.Option(None, help="Also write a chart comparing the models (.png or .svg)."),
+    chart: Path = typer.Option(None, help="Also write a chart comparing the models (.png, .svg or .html)."),
     fmt: Format = FORMAT,
 ) -> None:
     """Which channels led to the conversions: rule-based, Markov and Shapley attribution side by side."""
@@ -154,83 +156,185 @@ def attribution(
 
 @app.command()
 def channels(
-    window: str = typer.Option("30d", help="Lookback window before each conversion."),
+    window: str = typer.Option("30d", help="Lookback window before each conversion (and after each holdout send)."),
     conversion: str = CONVERSION,
     start: str = typer.Option(None, help="Period start (ISO)."),
     end: str = typer.Option(None, help="Period end (ISO)."),
-    costs: Path = typer.Option(None, help="CSV/Parquet with columns channel, cost (minor units; rows are summed)."),
-    chart: Path = typer.Option(None, help="Also write a chart (.png or .svg)."),
+    confidence: float = typer.Option(0.95, help="Confidence level of the lift intervals."),
+    chart: Path = typer.Option(None, help="Also write a chart (.png, .svg or .html)."),
     fmt: Format = FORMAT,
 ) -> None:
-    """Channel scorecard: reach, touches, conversions, attributed conversions and value, cost, CPA, ROAS."""
+    """Channel scorecard: reach, conversions, attributed value, cost, CPA, ROAS, lift against holdouts.
+
+    Cost is the messages delivered in the period plus the imported ad spend (`accord analyze spend import`)."""
     from accord.analytics import charts, service
 
     w = _guard(lambda: parse_window(window))
-    spend = _guard(lambda: service.read_costs(costs)) if costs else None
-    if spend is not None:
-        with local_platform(settings(), read_only=True) as p:
-            doc = _guard(
-                lambda: service.channel_scorecard(
-                    p.events, w, conversion, _time(start, "start"), _time(end, "end"), spend
-                )
-            )
-    else:
-        doc = _from_store(
-            "/channels",
-            {"window": window, "conversion": conversion, "start": start, "end": end},
-            lambda p: service.channel_scorecard(p.events, w, conversion, _time(start, "start"), _time(end, "end")),
-        )
+
+    def local(p: Any) -> Any:
+        from accord.api.analytics_sources import holdout_tests
+
+        return service.channel_scorecard(
+            p.events, p.state, w, conversion, _time(start, "start"), _time(end, "end"),
+            holdout_tests=holdout_tests(p), confidence=confidence,
+        )  # fmt: skip
+
+    doc = _from_store(
+        "/channels",
+        {"window": window, "conversion": conversion, "start": start, "end": end, "confidence": confidence},
+        local,
+    )
     _write_chart(chart, lambda f: charts.scorecard_chart(doc, f))
     if fmt is Format.json:
         _dump(doc)
         return
     ref = doc["reference_model"]
-    table = Table("channel", "reach", "touches", "conv. here", f"attributed ({ref})", "value", "cost", "CPA", "ROAS")
+    table = Table(
+        "channel", "reach", "touches", "conv. here", "revenue here", f"attributed ({ref})", "value", "cost", "CPA",
+        "ROAS",
+        "lift vs holdout", title=f"Channel scorecard {doc['start'][:10]} .. {doc['end'][:10]}",
+    )  # fmt: skip
     for r in doc["channels"]:
         a = r["attributed"][ref]
+        lift = r.get("lift")
         table.add_row(
             r["channel"],
             str(r["reach"]),
             str(r["touches"]),
             str(r["conversions"]),
+            str(r.get("revenue", "")),
             f"{a['conversions']:.1f}",
             f"{a['value']:.0f}",
             "" if r["cost"] is None else f"{r['cost']:.0f}",
             "" if r["cpa"] is None else f"{r['cpa']:.0f}",
             "" if r["roas"] is None else f"{r['roas']:.2f}",
+            ""
+            if not lift
+            else f"{lift['lift_abs']:+.2%} [{lift['ci_low']:+.2%}, {lift['ci_high']:+.2%}] p={lift['p_value']:.2g}",
         )
     console.print(table)
-    console.print(f"values in minor units of {doc['currency']}")
+    console.print(f"values in minor units of {doc['currency']}; costs in minor units of {doc['cost_currency']}")
+    for other in doc["costs_in_other_currencies"]:
+        console.print(f"not counted: {other['channel']} {other['source']} {other['cost_minor']} {other['currency']}")
+    if doc["holdout_tests"]:
+        tests = Table("test", "channel", "n", "converted", "holdout n", "converted", title="Holdout tests")
+        shown = doc["holdout_tests"][-SHOWN_TESTS:]  # the newest; the demo has hundreds of campaigns
+        for t in shown:
+            tests.add_row(f"{t['kind']} {t['name']}", t["channel"] or "(several)", str(t["n"]), str(t["converted"]),
+                          str(t["control_n"]), str(t["control_converted"]))  # fmt: skip
+        console.print(tests)
+        if len(doc["holdout_tests"]) > len(shown):
+            console.print(f"{len(doc['holdout_tests']) - len(shown)} older tests not shown (--format json lists all)")
     rate = Table("channels reached", "profiles", "buyers", "purchase rate", title="Purchase rate by channels reached")
     for r in doc["purchase_rate_by_channels"]:
         rate.add_row(str(r["channels"]), str(r["profiles"]), str(r["buyers"]), f"{r['purchase_rate']:.1%}")
     console.print(rate)
 
 
+spend_app = typer.Typer(help="Imported ad spend per channel and day (the scorecard's cost besides messages).",
+                        no_args_is_help=True)  # fmt: skip
+app.add_typer(spend_app, name="spend")
+
+
+@spend_app.command("import")
+def spend_import(
+    file: Path = typer.Argument(..., help="CSV or Parquet: date, channel, cost (or cost_minor), currency[, campaign]."),
+    fmt: Format = FORMAT,
+) -> None:
+    """Import ad spend: one row per day, channel (and campaign). Re-importing replaces those days' amounts, so a
+    file imported twice changes nothing; bad rows are listed with their row number and reason (exit status 1)."""
+    from accord.analytics import service
+    from accord.analytics.spend import read_rows
+
+    rows = _guard(lambda: read_rows(file))
+    s = settings()
+    if (client := running_server(s)) is not None:
+        with client:
+            body = {"source": file.name, "rows": rows}
+            response = client.post("/api/v1/analytics/spend", content=json.dumps(body, default=str),
+                                   headers={"Content-Type": "application/json"})  # fmt: skip
+            doc = api_result(response)
+    else:
+        with local_platform(s, read_only=True) as p:
+            doc = _guard(lambda: service.import_spend(p.state, rows, file.name))
+    if fmt is Format.json:
+        _dump(doc)
+    else:
+        console.print(
+            f"{doc['imported']} of {doc['rows']} rows imported ({doc['inserted']} new, {doc['updated']} changed, "
+            f"{doc['unchanged']} unchanged)"
+        )
+        for r in doc["rejected"]:
+            console.print(f"row {r['row']} rejected: {r['reason']}")
+    if doc["rejected"]:
+        raise typer.Exit(1)
+
+
+@spend_app.command("list")
+def spend_list(
+    start: str = typer.Option(None, help="First day (ISO date)."),
+    end: str = typer.Option(None, help="Last day (ISO date, inclusive)."),
+    fmt: Format = FORMAT,
+) -> None:
+    """Imported spend by day, channel and campaign."""
+    from accord.analytics import service
+
+    first, last = _day(start, "start"), _day(end, "end")
+    rows = _from_store("/spend", {"start": start, "end": end}, lambda p: service.read_spend(p.state, first, last))
+    if fmt is Format.json:
+        _dump(rows)
+        return
+    table = Table("day", "channel", "campaign", "cost (minor units)", "currency", "from")
+    for r in rows:
+        table.add_row(r["day"], r["channel"], r["campaign"], str(r["cost_minor"]), r["currency"], r["source"])
+    console.print(table)
+
+
+def _day(text: str | None, what: str) -> Any:
+    from datetime import date
+
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise fail(f"--{what} must be an ISO date (YYYY-MM-DD), not {text!r}") from exc
+
+
 @app.command()
 def lift(
     input_file: Path = typer.Option(None, "--input", help="CSV/Parquet with one row per member."),
     group_col: str = typer.Option("group", help="Column naming each member's group."),
-    control: str = typer.Option("control", help="Label of the control (holdout) group."),
+    control: str = typer.Option(None, help="Label of the control group (default: control; holdout for broadcasts)."),
     metric: list[str] = typer.Option([], "--metric", help="Metric column (0/1 flag or amount); repeatable."),
     confidence: float = typer.Option(0.95, help="Confidence level of the intervals."),
-    journey: str = typer.Option(None, help="Lift of a journey against its holdout (needs the journeys domain)."),
-    broadcast: str = typer.Option(None, help="Lift of a broadcast against its holdout (needs messaging)."),
-    chart: Path = typer.Option(None, help="Also write a chart of the first metric (.png or .svg)."),
+    journey: str = typer.Option(None, help="Lift of a journey against its holdout (the journey's goal)."),
+    broadcast: str = typer.Option(None, help="Lift of a broadcast (name or id) against its holdout, per variant."),
+    global_control: bool = typer.Option(False, help="Everyone messaged against messaging's global control group."),
+    window: str = typer.Option("7d", help="Broadcast: conversions counted this long after the send."),
+    conversion: str = CONVERSION,
+    start: str = typer.Option(None, help="Global control: period start (ISO; default the last 30 days of events)."),
+    end: str = typer.Option(None, help="Global control: period end (ISO)."),
+    chart: Path = typer.Option(None, help="Also write a chart of the first metric (.png, .svg or .html)."),
     fmt: Format = FORMAT,
 ) -> None:
     """Holdout/A-B lift: rates, absolute and relative lift, CIs, z or Welch test, Holm-adjusted p-values."""
     from accord.analytics import charts, service
 
-    if broadcast:
-        raise fail("broadcast holdouts are not measured here yet: export the groups to a file and use --input")
+    if sum(x is not None and x is not False for x in (input_file, journey, broadcast, global_control or None)) != 1:
+        raise fail("give one of --input FILE (with --group-col, --control, --metric), --journey NAME, "
+                   "--broadcast NAME or --global-control")  # fmt: skip
     if journey:
         doc = _journey_lift(journey, confidence)
         metric = ["converted"]
-    elif input_file is None:
-        raise fail("give --input FILE (with --group-col, --control and --metric) or --journey NAME")
+    elif broadcast:
+        doc = _broadcast_lift(broadcast, window, conversion, control or "holdout", confidence)
+        metric = ["converted", "revenue"]
+    elif global_control:
+        doc = _global_control_lift(start, end, conversion, confidence)
+        metric = ["converted", "revenue"]
     else:
-        doc = _guard(lambda: service.lift_from_file(input_file, group_col, control, metric, confidence))
+        doc = _guard(lambda: service.lift_from_file(input_file, group_col, control or "control", metric, confidence))
     if metric:
         _write_chart(chart, lambda f: charts.lift_chart(doc, metric[0], f))
     if fmt is Format.json:
@@ -253,6 +357,55 @@ def lift(
                 f"{m['p_value_holm']:.3g}",
             )
     console.print(table)
+    console.print(f"control group {doc['control']}: {doc['control_n']} members")
+
+
+def _broadcast_lift(name: str, window: str, conversion: str, control: str, confidence: float) -> dict[str, Any]:
+    """A broadcast's groups from messaging, their conversions after the send from the event store."""
+    from accord.analytics import service
+    from accord.messaging.service import MessagingError
+
+    w = _guard(lambda: parse_window(window))
+    s = settings()
+    if (client := running_server(s)) is not None:
+        with client:
+            params: dict[str, Any] = {
+                "window": window,
+                "conversion": conversion,
+                "control": control,
+                "confidence": confidence,
+            }
+            return dict(api_result(client.get(f"/api/v1/analytics/lift/broadcast/{name}", params=params)))
+    from accord.api.analytics_sources import broadcast_groups
+
+    with local_platform(s, read_only=True) as p:
+        try:
+            groups = broadcast_groups(p, name)
+        except MessagingError as exc:
+            raise fail(exc.message) from exc
+        return dict(_guard(lambda: service.broadcast_lift(p.events, groups, w, conversion, control, confidence)))
+
+
+def _global_control_lift(start: str | None, end: str | None, conversion: str, confidence: float) -> dict[str, Any]:
+    """Everyone else against messaging's global control group over a period."""
+    from accord.analytics import service
+
+    s = settings()
+    if (client := running_server(s)) is not None:
+        with client:
+            params = {"start": start, "end": end, "conversion": conversion, "confidence": confidence}
+            clean = {k: v for k, v in params.items() if v is not None}
+            return dict(api_result(client.get("/api/v1/analytics/lift/global-control", params=clean)))
+    from accord.api.analytics_sources import in_global_control
+
+    with local_platform(s, read_only=True) as p:
+        return dict(
+            _guard(
+                lambda: service.global_control_lift(
+                    p.events, in_global_control(p), _time(start, "start"), _time(end, "end"), conversion, confidence
+                )
+            )
+        )
 
 
 def in_stock_near(state: Any, near: str, radius_km: float) -> Callable[[str], dict[str, Any] | None]:
@@ -335,7 +488,7 @@ def clv(
     conversion: str = CONVERSION,
     write: bool = typer.Option(True, help="Store: write the scores to profiles (computed traits)."),
     top: int = typer.Option(10, help="Customers to list (highest value first)."),
-    chart: Path = typer.Option(None, help="Also write the CLV and P(alive) distribution (.png or .svg)."),
+    chart: Path = typer.Option(None, help="Also write the CLV and P(alive) distribution (.png, .svg or .html)."),
     fmt: Format = FORMAT,
 ) -> None:
     """BG/NBD + Gamma-Gamma: P(alive), expected purchases, predicted value and next purchase date per customer."""
@@ -343,6 +496,7 @@ def clv(
 
     horizon_days = _guard(lambda: parse_window(horizon)).total_seconds() / 86400
     rows: list[dict[str, Any]] = []
+    drawn = False
     if transactions is not None:
         summary, rows = _guard(
             lambda: service.clv_from_file(
@@ -353,8 +507,18 @@ def clv(
         s = settings()
         if (client := running_server(s)) is not None:
             with client:
-                body = {"conversion": conversion, "time_unit": time_unit, "horizon_days": horizon_days, "write": write}
+                body = {"conversion": conversion, "time_unit": time_unit, "horizon_days": horizon_days, "write": write,
+                        "top": top}  # fmt: skip
                 summary = api_result(client.post("/api/v1/analytics/clv", json=body))
+                rows = summary.pop("top", [])
+                if chart is not None:  # the chart needs every customer: the server draws it
+                    fmt_ = _guard(lambda: charts.format_of(str(chart)))
+                    response = client.get(f"/api/v1/analytics/charts/clv.{fmt_}", params={"conversion": conversion})
+                    if response.status_code >= 400:
+                        api_result(response)
+                    chart.write_bytes(response.content)
+                    err_console.print(f"chart written to {chart}")
+                    drawn = True
         else:
             with local_platform(s) as p:
                 summary, rows = _guard(
@@ -362,7 +526,7 @@ def clv(
                         p.events, p.state if write else None, conversion, None, time_unit, horizon_days
                     )
                 )
-    if rows:
+    if rows and not drawn:
         _write_chart(chart, lambda f: charts.clv_chart(rows, f))
     if fmt is Format.json:
         _dump({**summary, "top": sorted(rows, key=lambda r: -r["clv"])[:top]} if rows else summary)
@@ -415,7 +579,7 @@ def cohorts(
     customer_col: str = typer.Option("customer", help="File: customer id column."),
     date_col: str = typer.Option("date", help="File: purchase date column."),
     conversion: str = CONVERSION,
-    chart: Path = typer.Option(None, help="Also write a heat map (.png or .svg)."),
+    chart: Path = typer.Option(None, help="Also write a heat map (.png, .svg or .html)."),
     fmt: Format = FORMAT,
 ) -> None:
     """Retention: share of each cohort buying again in each month after the first purchase."""

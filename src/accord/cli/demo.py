@@ -28,14 +28,20 @@ def _progress() -> Progress:
     )
 
 
-def generate_files(customers: int, days: int, seed: int, out: Path) -> dict[str, Any]:
-    """Write the demo retailer's files to OUT with a progress bar; returns the counts."""
+DEMO_HOLDOUT_PERCENT = 10.0
+
+
+def generate_files(
+    customers: int, days: int, seed: int, out: Path, holdout_percent: float = DEMO_HOLDOUT_PERCENT
+) -> dict[str, Any]:
+    """Write the demo retailer's files to OUT with a progress bar; returns the counts. HOLDOUT_PERCENT of each
+    campaign's targets get no message (the holdouts the scorecard's lift is measured on)."""
     from accord.demo.generator import DemoSpec, generate
 
     with _progress() as progress:
         task = progress.add_task("generating customers", total=customers)
         result = generate(
-            DemoSpec(customers=customers, days=days, seed=seed),
+            DemoSpec(customers=customers, days=days, seed=seed, holdout_percent=holdout_percent),
             out,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
@@ -97,6 +103,7 @@ def load_files(directory: Path) -> dict[str, Any]:
                 progress.update(task, completed=total - platform.processor.lag())
         platform.processor.sync_identity()
         summary["processing_seconds"] = round(time.perf_counter() - started, 2)
+        summary["campaigns"] = _load_campaigns(platform, directory)
         from accord.segments import service as segments
         from accord.segments.engines import DuckDBEngine
 
@@ -109,12 +116,59 @@ def load_files(directory: Path) -> dict[str, Any]:
     return summary
 
 
+def _load_campaigns(platform: Any, directory: Path) -> dict[str, Any]:
+    """The demo's campaign history: each email/SMS/push campaign as a broadcast already sent, with its holdout
+    (messaging's broadcast groups, what `accord analyze lift --broadcast` and the scorecard measure), and the ad
+    spend (`accord analyze spend import`). Targets are matched to profiles by their user id."""
+    import csv
+    from collections import defaultdict
+    from datetime import datetime
+
+    from accord.analytics import service as analytics
+    from accord.identity import queries as identity
+    from accord.messaging.broadcasts import record_past_broadcast
+
+    out: dict[str, Any] = {}
+    holdouts = directory / "holdouts.csv"
+    if holdouts.exists():
+        campaigns: dict[tuple[str, str, str], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        profile_of: dict[str, str | None] = {}
+        unmatched = 0
+        with open(holdouts, encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                uid = row["user_id"]
+                if uid not in profile_of:
+                    pid = identity.profile_for_identifier(platform.state, f"user_id:{uid}")
+                    profile_of[uid] = identity.current_profile(platform.state, pid) if pid else None
+                pid = profile_of[uid]
+                if pid is None:
+                    unmatched += 1
+                    continue
+                campaigns[(row["campaign"], row["channel"], row["sent_at"])][row["group"]].append(pid)
+        recorded = 0
+        for (name, channel, sent_at), groups in sorted(campaigns.items(), key=lambda kv: kv[0][2]):
+            at = datetime.fromisoformat(sent_at.replace("Z", "+00:00"))
+            done = record_past_broadcast(
+                platform.state, name, channel, at, groups.get("treated", []), groups.get("holdout", []), "demo"
+            )
+            recorded += bool(done["recorded"])
+        out["broadcasts"] = recorded
+        out["targets_without_profile"] = unmatched
+    spend = directory / "ad_spend.csv"
+    if spend.exists():
+        out["ad_spend"] = analytics.import_spend_file(platform.state, spend)
+    return out
+
+
 @app.callback()
 def demo(
     ctx: typer.Context,
     customers: int = typer.Option(10_000, min=10, help="Number of customers to generate."),
     days: int = typer.Option(365, min=7, help="Days of history."),
     seed: int = typer.Option(42, help="Random seed (same seed, same retailer)."),
+    holdout_percent: float = typer.Option(
+        DEMO_HOLDOUT_PERCENT, min=0, max=99, help="Share of each campaign's targets held out (no message)."
+    ),
     serve: bool = typer.Option(True, help="Serve the platform after loading."),
 ) -> None:
     """Generate (10k customers by default), load and serve the demo retailer. Reuses a loaded demo."""
@@ -127,7 +181,7 @@ def demo(
     else:
         out = s.home / "demo-data"
         console.print(f"generating the demo retailer into {out}")
-        counts = generate_files(customers, days, seed, out)
+        counts = generate_files(customers, days, seed, out, holdout_percent)
         summary = load_files(out)
         marker.write_text(json.dumps({"counts": counts, "load": summary}, indent=2, default=str))
         console.print_json(json.dumps(summary, default=str))
@@ -143,9 +197,12 @@ def generate_command(
     days: int = typer.Option(365, min=7, help="Days of history."),
     seed: int = typer.Option(42, help="Random seed."),
     out: Path = typer.Option(Path("demo-data"), help="Output directory."),
+    holdout_percent: float = typer.Option(
+        DEMO_HOLDOUT_PERCENT, min=0, max=99, help="Share of each campaign's targets held out (no message)."
+    ),
 ) -> None:
     """Write the demo retailer's files (stores, catalog, CRM, POS receipts, events, ground truth)."""
-    counts = generate_files(customers, days, seed, out)
+    counts = generate_files(customers, days, seed, out, holdout_percent)
     console.print_json(json.dumps(counts))
 
 

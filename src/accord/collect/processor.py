@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 from accord.collect.journal import Journal
-from accord.collect.resolver import Resolver, read_ipc, worker_init, worker_resolve
+from accord.collect.resolver import Resolver, read_ipc, worker_init, worker_ready, worker_resolve
 from accord.identity.graph import IdentityGraph
 from accord.storage.events import EventStore
 
@@ -32,12 +32,14 @@ class Processor:
         events: EventStore,
         batch_size: int = 5000,
         batch_messages: int = 20_000,
+        min_interval: float = 0.05,
     ) -> None:
         self.journal = journal
         self.graph = graph
         self.events = events
         self.batch_size = batch_size  # journal entries per slice, at most
         self.batch_messages = batch_messages  # messages per slice, about (one request of a batch may exceed it)
+        self.min_interval = min_interval  # seconds between the starts of two slices that are not full
         self.resolver = Resolver(journal, graph)
         self._pool: ProcessPoolExecutor | None = None
         self._wake = threading.Event()
@@ -118,8 +120,11 @@ class Processor:
         """Tell the background loop there is new work."""
         self._wake.set()
 
-    def start(self, worker_process: bool = False, state_url: str | None = None) -> None:
-        """Run in a background thread until stop(); resolve in a worker process if asked."""
+    def start(
+        self, worker_process: bool = False, state_url: str | None = None, lock_share: float | None = None
+    ) -> None:
+        """Run in a background thread until stop(); resolve in a worker process if asked (which keeps about
+        LOCK_SHARE of the SQLite write lock while the intake waits for it)."""
         if worker_process:
             if state_url is None:
                 raise ValueError("a worker process needs the state store URL")
@@ -127,8 +132,9 @@ class Processor:
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=worker_init,
-                initargs=(state_url, self.graph.rules),
+                initargs=(state_url, self.graph.rules, lock_share),
             )
+            self._pool.submit(worker_ready)  # spawn it now: the first events should not wait for its start-up
         self._thread = threading.Thread(target=self._loop, name="accord-processor", daemon=True)
         self._thread.start()
 
@@ -146,8 +152,15 @@ class Processor:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                while not self._stop.is_set() and self.run_once():
-                    pass
+                while not self._stop.is_set():
+                    started = time.monotonic()
+                    covered = self.run_once()
+                    if not covered:
+                        break
+                    if covered < self.batch_size:
+                        # a small slice: let the next one gather what arrives meanwhile, so that steady single
+                        # messages are loaded (and listeners run) a few times a second, not once per request
+                        self._stop.wait(max(self.min_interval - (time.monotonic() - started), 0.0))
                 self.last_error = None
             except Exception as exc:  # keep serving; the batch is retried from the journal
                 self.last_error = f"{type(exc).__name__}: {exc}"

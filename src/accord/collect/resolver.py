@@ -175,17 +175,21 @@ class Resolver:
 
 # ---------------------------------------------------------------- running the resolver in a worker process
 _worker: Resolver | None = None
-WORKER_WRITE_CHUNK = 100  # messages per state-store transaction of the worker (see Resolver)
+WORKER_WRITE_CHUNK = 25  # messages per state-store transaction of the worker (see Resolver)
 
 
-def worker_init(state_url: str, rules: IdentityRules) -> None:
-    """Open the state store in the worker process, which yields the CPU to the intake when both want it."""
+def worker_init(state_url: str, rules: IdentityRules, lock_share: float | None = None) -> None:
+    """Open the state store in the worker process, which yields the CPU to the intake when both want it, and
+    the SQLite write lock too: while the intake waits for it, the worker holds it about LOCK_SHARE of the time
+    (processing falls behind during a burst of intake and catches up after it)."""
     global _worker
     _exit_with_parent()
     with contextlib.suppress(OSError):
         os.nice(19)  # acknowledging clients comes first; processing catches up in the gaps
     engine = create_state_engine(state_url, deferred_sync=True)
-    _worker = Resolver(Journal(engine), IdentityGraph(engine, rules), write_chunk=WORKER_WRITE_CHUNK)
+    journal = Journal(engine)
+    journal.turn.share = lock_share if lock_share is not None and lock_share < 1.0 else None
+    _worker = Resolver(journal, IdentityGraph(engine, rules), write_chunk=WORKER_WRITE_CHUNK)
 
 
 def _exit_with_parent() -> None:
@@ -198,6 +202,11 @@ def _exit_with_parent() -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def worker_ready() -> bool:
+    """Nothing: submitted once at start so that the worker process is spawned (and imported) before work arrives."""
+    return _worker is not None
 
 
 def worker_resolve(journal_seq: int, limit: int, max_messages: int | None = None) -> tuple[bytes, int] | None:

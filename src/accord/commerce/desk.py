@@ -19,7 +19,7 @@ from accord.commerce.errors import CommerceError, Conflict, InsufficientStock, I
 from accord.commerce.inventory import MAX_TTL_SECONDS, Reservation, positive_int, release_expired, reservation_from_row
 from accord.commerce.locations import get_location
 from accord.commerce.tables import reservations
-from accord.storage import new_id, utcnow
+from accord.storage import WriteTurn, new_id, utcnow
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,7 @@ class ReservationDesk:
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.served = 0
+        self._turn = WriteTurn(state)  # fair turns at the SQLite write lock for the desk's thread
 
     def start(self) -> ReservationDesk:
         """Start serving."""
@@ -106,6 +107,7 @@ class ReservationDesk:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
+        self._turn.close()
 
     def submit(
         self,
@@ -168,7 +170,7 @@ class ReservationDesk:
             now = utcnow()
             sql = _sql(self.state.dialect.name)
             stamp = sql.stamp(now)
-            with self.state.begin() as conn:
+            with self._turn(), self.state.begin() as conn:
                 for request in now_batch:
                     key = request.idempotency_key
                     if key is not None and key in existing:

@@ -27,6 +27,15 @@ Files written to ``out_dir``:
     ``traits.country`` for identify calls), mapped to a person id such as ``person-000123``.
 ``manifest.json``
     ``{"spec": ..., "counts": ..., "files": [...]}``.
+``holdouts.csv``
+    ``campaign,channel,sent_at,user_id,group`` -- everyone each email/SMS/push campaign targeted, ``treated`` or
+    ``holdout`` (a random ``holdout_percent`` share who got no message); see ``accord.demo.campaigns``.
+``channel_truth.json``
+    Per channel the simulated incremental effect of a campaign message and the message cost (the truth that
+    holdout lift is measured against).
+``ad_spend.csv``
+    ``date,channel,campaign,cost,currency`` -- what the ad views and clicks cost, per day and ad network, in the
+    shape ``accord analyze spend import`` takes.
 
 Email addresses only use the reserved ``example.com/.net/.org`` domains so demo data can never reach a
 real mailbox.  Phone numbers are valid mobile numbers for their country and therefore *could* belong to
@@ -55,6 +64,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from faker import Faker
 
+from accord.demo.campaigns import COST_CURRENCY, MESSAGE_COST_MINOR, CampaignLedger
 from accord.demo.legacy import LEGACY_HEADER, LegacyRegistry
 
 __all__ = ["DemoResult", "DemoSpec", "generate"]
@@ -110,6 +120,11 @@ class DemoSpec:
     days: int = 365
     seed: int = 42
     end: datetime = datetime(2026, 11, 1, tzinfo=UTC)
+    # campaign holdouts (see accord.demo.campaigns): the share of each campaign's targets who get no message,
+    # channels whose messages are delivered but change nothing (zero true effect), the lift window of the truth
+    holdout_percent: float = 0.0
+    inert_channels: tuple[str, ...] = ()
+    lift_window_days: int = 7
 
     def __post_init__(self) -> None:
         if self.customers < 1:
@@ -118,6 +133,8 @@ class DemoSpec:
             raise ValueError("days must be >= 1")
         if self.end.tzinfo is None:
             raise ValueError("end must be timezone-aware")
+        if not 0 <= self.holdout_percent < 100:
+            raise ValueError("holdout_percent must be in [0, 100)")
 
     @property
     def start(self) -> datetime:
@@ -130,6 +147,9 @@ class DemoSpec:
             "seed": self.seed,
             "start": _iso_z(self.start),
             "end": _iso_z(self.end),
+            "holdout_percent": self.holdout_percent,
+            "inert_channels": list(self.inert_channels),
+            "lift_window_days": self.lift_window_days,
         }
 
 
@@ -141,6 +161,7 @@ class DemoResult:
 
 FILES = (
     "stores.json", "catalog.csv", "customers.csv", "orders.csv", "events.jsonl", "truth.csv", "legacy_customers.csv",
+    "holdouts.csv", "channel_truth.json", "ad_spend.csv",
 )  # fmt: skip
 
 CATALOG_HEADER = ("sku", "name", "category", "price", "currency", "seasonal")
@@ -592,6 +613,7 @@ class _Generator:
             "households": 0, "story2_customers": 0, "churners": 0, "spring_buyers": 0, "legacy_rows": 0,
         }  # fmt: skip
         self._random = self.rng.random
+        self.ledger = CampaignLedger(spec.seed, spec.holdout_percent, spec.inert_channels, spec.lift_window_days)
 
     def count_cause(self, campaign: dict[str, str] | None, organic: str) -> None:
         """Ground truth for attribution: the channel whose click started the session that ended in an order
@@ -940,6 +962,7 @@ class _Generator:
             self._run_people(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        self.ledger.write(self.out_dir, self.counts)
         return dict(self.counts)
 
     def _plan_units(self) -> list[str]:
@@ -1150,6 +1173,19 @@ class _PersonSim:
         self.locale_tag = c.tag
         self.currency = c.currency
         self.cum_days = g.cum_days_spring if p.spring_buyer else g.cum_days
+        # campaign holdouts (accord.demo.campaigns): while QUIET, messages are simulated (same random draws) but not
+        # written -- a held-out customer's message, and what it would have caused
+        self.quiet = False
+        self.treated: list[tuple[str, str, int]] = []
+        self.purchases: list[tuple[int, str | None]] = []
+
+    def bought(self, ms: int, campaign: dict[str, str] | None, organic: str) -> None:
+        """An online order (not while quiet): counts, attribution truth, the campaign that caused it."""
+        g = self.g
+        g.counts["online_orders"] += 1
+        g.count_cause(campaign, organic)
+        caused = campaign is not None and campaign.get("medium") in ("email", "sms", "push")
+        self.purchases.append((ms, campaign["name"] if campaign is not None and caused else None))
 
     # ---- emission ---------------------------------------------------------------------------------
 
@@ -1162,6 +1198,9 @@ class _PersonSim:
         g = self.g
         if not g.start_ms <= ms < g.end_ms:
             return False
+        if self.quiet:
+            g.uuid4()  # the draw a written message makes
+            return True
         ts = g.fmt_ms(ms)
         ctx = msg.pop("context")
         body = _JSON.encode(msg)
@@ -1270,6 +1309,8 @@ class _PersonSim:
         sessions.sort()
         self.first_app_session = True
         for ms, _, kind, payload in sessions:
+            self.quiet = kind.endswith(":quiet")
+            kind = kind.removesuffix(":quiet")
             if kind == "web":
                 self.web_session(ms, payload)
             elif kind == "web_shared":
@@ -1286,6 +1327,7 @@ class _PersonSim:
                 camp = self.ad_event(ms, "Ad Clicked", payload)
                 if camp is not None:
                     self.web_session(ms + g.ri(1500, 6000), camp)
+        self.quiet = False
 
         # Push campaigns need the installs created during the session simulation.
         push_installs = [i for i in p.installs if i.token]
@@ -1296,6 +1338,7 @@ class _PersonSim:
                 live = [i for i in push_installs if i.created_ms <= c.ms]
                 if live:
                     self.push_campaign(c, live[-1])
+        g.ledger.settle(self.treated, self.purchases)
 
     # ---- identities -------------------------------------------------------------------------------
 
@@ -1466,9 +1509,10 @@ class _PersonSim:
         track("Checkout Started", dict(props), f"/{lang}/checkout")
         if rng.random() < 0.3:
             return
+        at = t
         track("Order Completed", props, f"/{lang}/checkout/complete")
-        g.counts["online_orders"] += 1
-        g.count_cause(campaign, "web")
+        if not self.quiet:
+            self.bought(at, campaign, "web")
 
     def emit_web(self, t: int, msg: dict[str, Any], uid: str | None, anon: str) -> None:
         self.emit(t, msg, self.id_pairs(uid, anon))
@@ -1634,11 +1678,37 @@ class _PersonSim:
         send({"type": "track", "event": "Checkout Started", "properties": dict(props), "context": ctx()})
         if rng.random() < 0.25:
             return
+        at = t
         send({"type": "track", "event": "Order Completed", "properties": props, "context": ctx()})
-        g.counts["online_orders"] += 1
-        g.count_cause(campaign, "app")
+        if not self.quiet:
+            self.bought(at, campaign, "app")
 
     # ---- outbound channels ------------------------------------------------------------------------
+
+    def target(
+        self, channel: str, c: _Campaign, add: Callable[[int, str, Any], None] | None
+    ) -> tuple[bool, Callable[[int, str, Any], None]]:
+        """Enter a campaign target in the ledger: (held out?, the ``add`` for the visits the message starts --
+        quiet ones for a held-out target or an inert channel). A held-out message is not written (quiet)."""
+        g = self.g
+        uid = self.p.user_id
+        assert uid is not None
+        held = g.ledger.assign(channel, c.name, g.fmt_ms(c.ms), uid)
+        self.quiet = held
+        if not held:
+            self.treated.append((channel, c.name, c.ms))
+        inner = add
+
+        def add_quiet(ms: int, kind: str, payload: Any) -> None:
+            assert inner is not None
+            inner(ms, f"{kind}:quiet" if held or channel in g.ledger.inert else kind, payload)
+
+        return held, add_quiet
+
+    def priced(self, props: dict[str, Any], channel: str, c: _Campaign) -> dict[str, Any]:
+        """Delivery properties as messaging records them: the delivery id and what the message cost."""
+        return {**props, "delivery_id": f"{c.name}:{self.p.user_id}", "cost_minor": MESSAGE_COST_MINOR[channel],
+                "currency": COST_CURRENCY}  # fmt: skip
 
     def email_campaign(self, c: _Campaign, add: Callable[[int, str, Any], None]) -> None:
         p, g, rng = self.p, self.g, self.rng
@@ -1648,8 +1718,10 @@ class _PersonSim:
         props = {"campaign_name": c.name, "campaign_id": c.name}
         ids = [("user_id", uid), ("email", p.email)]
         t = c.ms + g.ri(0, 900_000)
-        self.emit(t, {"type": "track", "event": "Email Delivered", "userId": uid, "properties": props,
-                      "context": base}, ids)  # fmt: skip
+        held, add = self.target("email", c, add)
+        self.emit(t, {"type": "track", "event": "Email Delivered", "userId": uid,
+                      "properties": self.priced(props, "email", c), "context": base}, ids)  # fmt: skip
+        self.quiet = held or "email" in g.ledger.inert
         if rng.random() < 0.27:
             t += int(rng.expovariate(1 / 10_800_000)) + 30_000
             self.emit(t, {"type": "track", "event": "Email Opened", "userId": uid, "properties": props,
@@ -1662,6 +1734,7 @@ class _PersonSim:
                 camp = {"source": "newsletter", "medium": "email", "name": c.name}
                 kind = "app" if p.persona in ("app_heavy", "story2") else "web"
                 add(t + g.ri(1000, 5000), kind, camp)
+        self.quiet = False
 
     def sms_campaign(self, c: _Campaign, add: Callable[[int, str, Any], None]) -> None:
         p, g, rng = self.p, self.g, self.rng
@@ -1671,13 +1744,16 @@ class _PersonSim:
         props = {"campaign_name": c.name, "campaign_id": c.name}
         ids = [("user_id", uid), ("phone", p.phone_e164)]
         t = c.ms + g.ri(0, 300_000)
-        self.emit(t, {"type": "track", "event": "SMS Delivered", "userId": uid, "properties": props,
-                      "context": base}, ids)  # fmt: skip
+        held, add = self.target("sms", c, add)
+        self.emit(t, {"type": "track", "event": "SMS Delivered", "userId": uid,
+                      "properties": self.priced(props, "sms", c), "context": base}, ids)  # fmt: skip
+        self.quiet = held or "sms" in g.ledger.inert
         if rng.random() < 0.09:
             t += g.ri(20_000, 3_600_000)
             self.emit(t, {"type": "track", "event": "SMS Link Clicked", "userId": uid, "properties": props,
                           "context": base}, ids)  # fmt: skip
             add(t + g.ri(1000, 5000), "web", {"source": "sms", "medium": "sms", "name": c.name})
+        self.quiet = False
 
     def push_campaign(self, c: _Campaign, inst: _Install) -> None:
         p, g, rng = self.p, self.g, self.rng
@@ -1688,14 +1764,17 @@ class _PersonSim:
         props = {"campaign_name": c.name, "campaign_id": c.name}
         ids = [("user_id", uid), ("device_id", inst.device_id), ("push_token", inst.token)]
         t = c.ms + g.ri(0, 120_000)
+        held, _ = self.target("push", c, None)
         self.emit(t, {"type": "track", "event": "Push Notification Received", "userId": uid,
-                      "properties": props, "context": base}, ids)  # fmt: skip
+                      "properties": self.priced(props, "push", c), "context": base}, ids)  # fmt: skip
+        self.quiet = held or "push" in g.ledger.inert
         if rng.random() < 0.08:
             t += g.ri(5000, 1_800_000)
             self.emit(t, {"type": "track", "event": "Push Notification Tapped", "userId": uid,
                           "properties": props, "context": base}, ids)  # fmt: skip
             camp = {"source": "push", "medium": "push", "name": c.name}
             self.app_session(t + g.ri(500, 3000), camp, inst)
+        self.quiet = False
 
     def ad_event(self, t: int, event: str, ad: tuple[str, str]) -> dict[str, str] | None:
         p, g, rng = self.p, self.g, self.rng
@@ -1707,6 +1786,8 @@ class _PersonSim:
         ctx = {"channel": "ads", "library": LIB_WEB, "locale": self.locale_tag, "campaign": camp}
         ok = self.emit(t, {"type": "track", "event": event, "anonymousId": b.anon, "properties": props,
                            "context": ctx}, [("anonymous_id", b.anon)])  # fmt: skip
+        if ok:
+            g.ledger.ad(g.day_str(t // DAY_MS), f"{source}-{p.country.code.lower()}", event)
         return camp if ok else None
 
     def call(self, t: int) -> None:
@@ -1798,4 +1879,5 @@ class _PersonSim:
             self.orders.append((ms, line))
         g.counts["orders"] += 1
         g.counts["order_lines"] += len(products)
+        self.purchases.append((ms, None))
         return ms

@@ -238,3 +238,124 @@ def broadcast_report(messaging: Messaging, broadcast_id: str) -> dict[str, Any]:
         "variants": variants,
         "currency": currency,
     }
+
+
+def _send_time(row: Any) -> datetime:
+    at = json.loads(row.spec).get("at")
+    return datetime.fromisoformat(at) if at else row.created_at
+
+
+def broadcast_groups(engine: sa.Engine, name_or_id: str) -> dict[str, Any]:
+    """Who was in which group of a broadcast (its id, or the newest broadcast of that name): "holdout" (held out by
+    the broadcast's holdout or the global control group), and every other audience member by A/B variant
+    ("broadcast" without variants) whatever the policy then decided — the intention-to-treat groups to measure
+    lift on. With the send time and the channels its messages went out on."""
+    b, d = t.broadcasts, t.deliveries
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(b).where(b.c.id == name_or_id)).first()
+        if row is None:
+            row = conn.execute(
+                sa.select(b).where(b.c.name == name_or_id).order_by(b.c.created_at.desc(), b.c.id.desc()).limit(1)
+            ).first()
+        if row is None:
+            raise MessagingError(f"no broadcast named {name_or_id!r}", "unknown_broadcast", 404)
+        members = conn.execute(
+            sa.select(d.c.profile_id, d.c.status, d.c.variant, d.c.channel, d.c.reason).where(
+                d.c.broadcast_id == row.id
+            )
+        ).all()
+    groups: dict[str, list[str]] = defaultdict(list)
+    channels: dict[str, int] = defaultdict(int)
+    reasons: dict[str, int] = defaultdict(int)
+    for profile_id, status, variant, channel, reason in members:
+        if status == "held_out":
+            groups["holdout"].append(profile_id)
+            reasons[reason] += 1
+        else:
+            groups[variant or "broadcast"].append(profile_id)
+            if channel:
+                channels[channel] += 1
+    return {
+        "id": row.id,
+        "name": row.name,
+        "sent_at": _send_time(row).isoformat(),
+        "channels": dict(channels),
+        "holdout_reasons": dict(reasons),
+        "groups": dict(groups),
+    }
+
+
+def holdout_broadcasts(engine: sa.Engine, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """broadcast_groups of every broadcast sent in [START, END) that held someone out."""
+    b, d = t.broadcasts, t.deliveries
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(b)
+            .where(sa.exists().where(d.c.broadcast_id == b.c.id, d.c.status == "held_out"))
+            .order_by(b.c.created_at)
+        ).all()
+    return [broadcast_groups(engine, row.id) for row in rows if start <= _send_time(row) < end]
+
+
+def record_past_broadcast(
+    engine: sa.Engine,
+    name: str,
+    channel: str,
+    sent_at: datetime,
+    sent: Sequence[str],
+    held_out: Sequence[str],
+    source: str = "import",
+) -> dict[str, Any]:
+    """Record a broadcast that another tool already sent (campaign history): SENT got the message on CHANNEL at
+    SENT_AT, HELD_OUT were its randomised holdout. Nothing is queued; the groups are what broadcast_groups and the
+    lift analyses read. Recording the same NAME and SENT_AT again changes nothing."""
+    if sent_at.tzinfo is None:
+        raise MessagingError("the send time needs a time zone", "invalid_time")
+    b, d = t.broadcasts, t.deliveries
+    key = f"{source}:{name}:{sent_at.isoformat()}"
+    bid = hashlib.sha256(key.encode()).hexdigest()[:26]
+    with engine.begin() as conn:
+        if conn.execute(sa.select(b.c.id).where(b.c.id == bid)).first() is not None:
+            return {"id": bid, "name": name, "recorded": False}
+        total = len(sent) + len(held_out)
+        spec = {
+            "audience": {"imported": source},
+            "channels": [channel],
+            "at": sent_at.isoformat(),
+            "holdout_percent": round(100.0 * len(held_out) / total, 3) if total else 0.0,
+            "audience_size": total,
+            "imported": True,
+        }
+        held = list(dict.fromkeys(held_out))
+        sent_only = [pid for pid in dict.fromkeys(sent) if pid not in set(held)]
+        counts = {"sent": len(sent_only), "held_out": len(held)}
+        conn.execute(
+            b.insert().values(
+                id=bid, name=name, template=name, spec=json.dumps(spec), status="imported", counts=json.dumps(counts),
+                created_at=sent_at,
+            )
+        )  # fmt: skip
+        now = utcnow()
+        rows = [
+            {
+                "id": new_id(),
+                "idempotency_key": f"b:{bid}:{pid}",
+                "profile_id": pid,
+                "broadcast_id": bid,
+                "template": name,
+                "purpose": "promotions",
+                "kind": MARKETING,
+                "tags": "[]",
+                "channel": channel if status == "sent" else None,
+                "status": status,
+                "reason": f"imported from {source}" if status == "sent" else f"imported holdout ({source})",
+                "due_at": sent_at,
+                "created_at": now,
+                "sent_at": sent_at if status == "sent" else None,
+            }
+            for status, members in (("sent", sent_only), ("held_out", held))
+            for pid in members
+        ]
+        for offset in range(0, len(rows), CHUNK):
+            conn.execute(d.insert(), rows[offset : offset + CHUNK])
+    return {"id": bid, "name": name, "recorded": True, **counts}

@@ -1,10 +1,13 @@
 """Rules to SQL, one definition for every engine: built once, generated per dialect by SQLGlot, values bound.
 
-The query groups the event log by profile: every leaf condition becomes one aggregate column (or a per-profile
-sub-query for modes and medians), and the rule becomes a boolean expression over those columns. Rule values never
-reach the SQL text: they are named placeholders (`$p1` in DuckDB, `{p1:Type}` in ClickHouse) with typed values.
-Dialect-specific functions are written once as `acc_*` pseudo-functions and rewritten per dialect on the SQLGlot
-tree.
+From the log alone, the query groups the event log by profile: every leaf condition becomes one aggregate column
+(or a per-profile sub-query for modes and medians), and the rule becomes a boolean expression over those columns.
+With the daily tables (`rollups`), the profiles come from `event_anchors` and each condition that counts events,
+sums revenue or asks for a first/last time is a filtered per-profile sub-query over `event_days` (whole days) and
+the log (the partial days at a window's edges); traits and local-time filters are filtered sub-queries of the log.
+Rule values never reach the SQL text: they are named placeholders (`$p1` in DuckDB, `{p1:Type}` in ClickHouse)
+with typed values. Dialect-specific functions are written once as `acc_*` pseudo-functions and rewritten per
+dialect on the SQLGlot tree.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlglot
@@ -30,6 +33,7 @@ from accord.segments.rules import (
     SegmentDefinition,
     TraitCondition,
     TraitDefinition,
+    Window,
     window_bounds,
 )
 
@@ -88,6 +92,7 @@ class Compiler:
         segments: Callable[[str], SegmentDefinition | None] = lambda _n: None,
         traits: Callable[[str], TraitDefinition | None] = lambda _n: None,
         rfm: RfmThresholds | None = None,
+        rollups: bool = False,
     ) -> None:
         if dialect not in DIALECTS:
             raise ValueError(f"unknown dialect {dialect!r}; expected one of {DIALECTS}")
@@ -96,6 +101,7 @@ class Compiler:
         self.segments = segments
         self.traits = traits
         self.rfm = rfm
+        self.rollups = rollups  # read counts, revenue and first/last times from event_days where possible
         self.params: dict[str, Any] = {}
         self._aggs: dict[str, str] = {}
         self._ctes: dict[str, str] = {}
@@ -123,9 +129,15 @@ class Compiler:
 
     def cte(self, select: str) -> str:
         """A per-profile sub-query (profile_id, v) joined to the base; returns its value column."""
+        return self.sub(select) + ".v"
+
+    def sub(self, select: str) -> str:
+        """A per-profile sub-query (profile_id, ...) left-joined to the base; returns its alias.
+
+        `{scope}` in SELECT becomes the profile restriction of the query."""
         if select not in self._ctes:
             self._ctes[select] = f"m{len(self._ctes) + 1}"
-        return self._ctes[select] + ".v"
+        return self._ctes[select]
 
     def json_text(self, root: str, path: str) -> str:
         """Text of a JSON value under raw.ROOT.PATH (NULL when absent)."""
@@ -134,20 +146,129 @@ class Compiler:
 
     def event_predicate(self, flt: EventFilter) -> str:
         """SQL that selects the events of a filter (always a track-like event, never an identify)."""
-        # a named event excludes identify calls by itself (they have no event name)
-        parts = [f"event = {self.param(flt.event)}"] if flt.event is not None else ["type <> 'identify'"]
-        if flt.channels:
-            parts.append("(" + " OR ".join(f"channel = {self.param(c)}" for c in flt.channels) + ")")
+        parts = self._kind_parts(_names(flt), flt.channels, flt.months, "timestamp")
         for where in flt.where:
             parts.append(self.value_predicate(self.json_text("properties", where.path), where))
-        if flt.months:
-            parts.append("(" + " OR ".join(f"acc_month(timestamp) = {self.param(m)}" for m in flt.months) + ")")
         start, end = window_bounds(flt.window, self.now)
         if start is not None:
             parts.append(f"timestamp >= {self.param(start)}")
         if end is not None:
             parts.append(f"timestamp < {self.param(end)}")
         return " AND ".join(parts)
+
+    def _kind_parts(
+        self, names: tuple[str, ...] | None, channels: tuple[str, ...], months: tuple[int, ...], time_column: str
+    ) -> list[str]:
+        # a named event excludes identify calls by itself (they have no event name)
+        if names is None:
+            parts = ["type <> 'identify'"]
+        elif len(names) == 1:
+            parts = [f"event = {self.param(names[0])}"]
+        else:
+            parts = ["(" + " OR ".join(f"event = {self.param(n)}" for n in names) + ")"]
+        if channels:
+            parts.append("(" + " OR ".join(f"channel = {self.param(c)}" for c in channels) + ")")
+        if months:
+            parts.append("(" + " OR ".join(f"acc_month({time_column}) = {self.param(m)}" for m in months) + ")")
+        return parts
+
+    def daily(
+        self,
+        names: tuple[str, ...] | None,
+        channels: tuple[str, ...] = (),
+        months: tuple[int, ...] = (),
+        window: Window | None = None,
+    ) -> str:
+        """Alias of a sub-query (profile_id, n, r, lo, hi): number of matching events, sum of revenue_minor, first
+        and last time, from event_days for the whole UTC days inside the window and from the events for the
+        partial days at its edges (exactly what the events alone give)."""
+        start, end = window_bounds(window, self.now)
+        day_from = _ceil_day(start) if start is not None else None
+        day_to = _floor_day(end) if end is not None else None
+        raw: list[tuple[datetime | None, datetime | None]] = []
+        whole: tuple[datetime | None, datetime | None] | None = (day_from, day_to)
+        if start is not None and end is not None and (day_from is None or day_to is None or day_from >= day_to):
+            raw, whole = [(start, end)], None
+        else:
+            if start is not None and day_from is not None and start < day_from:
+                raw.append((start, day_from))
+            if end is not None and day_to is not None and day_to < end:
+                raw.append((day_to, end))
+        selects = []
+        if whole is not None:
+            parts = self._kind_parts(names, channels, months, "day")
+            if whole[0] is not None:
+                parts.append(f"day >= {self.param(whole[0])}")
+            if whole[1] is not None:
+                parts.append(f"day < {self.param(whole[1])}")
+            selects.append(
+                "SELECT profile_id, events AS n, revenue_minor AS r, first_at AS lo, last_at AS hi FROM event_days "
+                "WHERE {scope} AND " + " AND ".join(parts)
+            )
+        for lo, hi in raw:
+            parts = self._kind_parts(names, channels, months, "timestamp")
+            if lo is not None:
+                parts.append(f"timestamp >= {self.param(lo)}")
+            if hi is not None:
+                parts.append(f"timestamp < {self.param(hi)}")
+            selects.append(
+                "SELECT profile_id, CAST(1 AS BIGINT) AS n, revenue_minor AS r, timestamp AS lo, timestamp AS hi "
+                "FROM events WHERE {scope} AND " + " AND ".join(parts)
+            )
+        return self.sub(
+            "SELECT profile_id, sum(n) AS n, sum(r) AS r, min(lo) AS lo, max(hi) AS hi FROM ("
+            + " UNION ALL ".join(selects)
+            + ") AS u GROUP BY profile_id"
+        )
+
+    def zones(self) -> str:
+        """SQL of a sub-query (profile_id, v): each profile's time zone, its latest `timezone` trait when that is
+        a known IANA name (profiles without one, or with an unknown name, are left out: they count as UTC)."""
+        text = self.json_text("traits", "timezone")
+        if self.dialect == "duckdb":
+            known = "SELECT name FROM pg_timezone_names()"
+        else:
+            known = "SELECT time_zone FROM system.time_zones"
+        return (
+            f"SELECT profile_id, v FROM (SELECT profile_id, arg_max({text}, (timestamp, event_id)) AS v FROM events "
+            f"WHERE {{scope}} AND type = 'identify' AND {text} IS NOT NULL GROUP BY profile_id) AS zt "
+            f"WHERE v IN ({known})"
+        )
+
+    def local(self, flt: EventFilter, sum_of: str | None = None) -> str:
+        """Alias of a sub-query (profile_id, n, r, lo, hi[, s]) over the events of FLT whose local weekday / hour
+        (in the profile's time zone) matches; s is the sum of the property SUM_OF."""
+        zone = "coalesce(z.v, 'UTC')"
+        parts = [self.event_predicate(flt)]
+        if flt.weekdays:
+            parts.append("(" + " OR ".join(f"acc_local_dow(timestamp, {zone}) = {self.param(d)}"
+                                           for d in flt.weekdays) + ")")  # fmt: skip
+        if flt.hours:
+            parts.append("(" + " OR ".join(f"acc_local_hour(timestamp, {zone}) = {self.param(h)}"
+                                           for h in flt.hours) + ")")  # fmt: skip
+        total = f", sum(acc_num({self.json_text('properties', sum_of)})) AS s" if sum_of else ""
+        return self.sub(
+            "SELECT e.profile_id, count(*) AS n, sum(revenue_minor) AS r, min(timestamp) AS lo, max(timestamp) AS hi"
+            f"{total} FROM (SELECT * FROM events WHERE {{scope}}) AS e LEFT JOIN ({self.zones()}) AS z "
+            f"ON z.profile_id = e.profile_id WHERE {' AND '.join(parts)} GROUP BY e.profile_id"
+        )
+
+    def measure(self, flt: EventFilter, what: str) -> str:
+        """count | revenue | first | last of the events of FLT, per profile (from event_days when it can)."""
+        if flt.local:
+            alias = self.local(flt)
+            return {"count": f"coalesce({alias}.n, 0)", "revenue": f"coalesce({alias}.r, 0)",
+                    "first": f"{alias}.lo", "last": f"{alias}.hi"}[what]  # fmt: skip
+        if self.rollups and not flt.where:
+            alias = self.daily(_names(flt), flt.channels, flt.months, flt.window)
+            return {"count": f"coalesce({alias}.n, 0)", "revenue": f"coalesce({alias}.r, 0)",
+                    "first": f"{alias}.lo", "last": f"{alias}.hi"}[what]  # fmt: skip
+        where = self.event_predicate(flt)
+        if what == "count":
+            return self.agg(f"count(*) FILTER (WHERE {where})")
+        if what == "revenue":
+            return self.agg(f"coalesce(sum(revenue_minor) FILTER (WHERE {where}), 0)")
+        return self.agg(f"{'min' if what == 'first' else 'max'}(acc_nullable(timestamp)) FILTER (WHERE {where})")
 
     def value_predicate(self, text_expr: str, cond: PropertyFilter | TraitCondition, kind: str = "text") -> str:
         """Compare a text (or number/time, by KIND) expression with the condition's value."""
@@ -201,11 +322,7 @@ class Compiler:
             if cond.computed:
                 kind, expr = self.computed(cond.name)
                 return self.value_predicate(expr, cond, kind)
-            text = self.agg(
-                f"arg_max({self.json_text('traits', cond.name)}, (timestamp, event_id)) FILTER "
-                f"(WHERE type = 'identify' AND {self.json_text('traits', cond.name)} IS NOT NULL)"
-            )
-            return self.value_predicate(text, cond)
+            return self.value_predicate(self.trait(cond.name), cond)
         if isinstance(cond, EventCondition):
             return self.event_condition(cond)
         if isinstance(cond, SegmentCondition):
@@ -214,17 +331,31 @@ class Compiler:
             return self.reachable(cond)
         raise TypeError(f"unknown condition {cond!r}")
 
+    def trait(self, name: str) -> str:
+        """The latest identify value of a trait, as text (NULL when never set)."""
+        text = self.json_text("traits", name)
+        if self.rollups:  # only identify events are read (the big per-profile scan stays out of it)
+            # the JSON test sits in the aggregate's filter: it runs after the profile restriction, not before
+            return self.cte(
+                f"SELECT profile_id, arg_max({text}, (timestamp, event_id)) FILTER (WHERE {text} IS NOT NULL) AS v "
+                "FROM events WHERE {scope} AND type = 'identify' GROUP BY profile_id"
+            )
+        return self.agg(
+            f"arg_max({text}, (timestamp, event_id)) FILTER (WHERE type = 'identify' AND {text} IS NOT NULL)"
+        )
+
     def event_condition(self, cond: EventCondition) -> str:
-        where = self.event_predicate(cond.filter)
         if cond.measure == "count":
-            column = self.agg(f"count(*) FILTER (WHERE {where})")
+            return self._compare_number(self.measure(cond.filter, "count"), cond.op, cond.value)
+        if cond.measure == "sum" and cond.filter.local:
+            column = f"coalesce({self.local(cond.filter, cond.property or '')}.s, 0)"
             return self._compare_number(column, cond.op, cond.value)
         if cond.measure == "sum":
+            where = self.event_predicate(cond.filter)
             prop = self.json_text("properties", cond.property or "")
             column = self.agg(f"coalesce(sum(acc_num({prop})) FILTER (WHERE {where}), 0)")
             return self._compare_number(column, cond.op, cond.value)
-        fn = "min" if cond.measure == "first" else "max"
-        column = self.agg(f"{fn}(acc_nullable(timestamp)) FILTER (WHERE {where})")
+        column = self.measure(cond.filter, cond.measure)
         if cond.op == "within":
             return f"coalesce({column} >= {self.param(self._ago(cond.value))}, FALSE)"
         if cond.op == "older_than":
@@ -267,8 +398,6 @@ class Compiler:
         return f"coalesce({address} > 0 AND {allowed}, FALSE)"
 
     def _ago(self, seconds: int) -> datetime:
-        from datetime import timedelta
-
         return self.now - timedelta(seconds=seconds)
 
     def _compare_number(self, column: str, op: str, value: Any) -> str:
@@ -302,10 +431,14 @@ class Compiler:
         return declared_kind(definition), self.declared(definition)
 
     def declared(self, d: TraitDefinition) -> str:
+        if d.compute == "count":
+            return self.measure(d.filter, "count")
+        if d.compute == "days_since":
+            return self.days_since(self.measure(d.filter, "last"))
+        if d.filter.local:
+            raise RuleError("of", f"weekdays and hours (local time) work with count and days_since, not {d.compute}")
         where = self.event_predicate(d.filter)
         value = self.json_text("properties", d.property) if d.property else "NULL"
-        if d.compute == "count":
-            return self.agg(f"count(*) FILTER (WHERE {where})")
         if d.compute in ("sum", "avg", "min", "max"):
             return self.agg(f"{d.compute}(acc_num({value})) FILTER (WHERE {where})")
         if d.compute == "first":
@@ -314,8 +447,6 @@ class Compiler:
             return self.agg(f"arg_max({value}, (timestamp, event_id)) FILTER (WHERE {where} AND {value} IS NOT NULL)")
         if d.compute == "distinct_count":
             return self.agg(f"count(DISTINCT {value}) FILTER (WHERE {where})")
-        if d.compute == "days_since":
-            return self.days_since(self.agg(f"max(acc_nullable(timestamp)) FILTER (WHERE {where})"))
         return self.mode(value, where)
 
     def mode(self, value: str, where: str) -> str:
@@ -329,46 +460,60 @@ class Compiler:
 
     # ---- whole queries ------------------------------------------------------------------------------------
 
-    def _from(self, restrict: bool) -> tuple[str, str]:
+    def _from(self, restrict: bool, anchor: bool = False) -> tuple[str, str, str]:
+        """(WITH clause, FROM clause, the base alias): one row per profile that has events (with its newest anchor
+        identifier as base.anchor when ANCHOR)."""
         scope = "profile_id IS NOT NULL"
         if restrict:
             scope += " AND profile_id IN (SELECT unnest($ids))"
         aggs = "".join(f", {expr} AS {name}" for expr, name in self._aggs.items())
-        ctes = [f"agg AS (SELECT profile_id{aggs} FROM events WHERE {scope} GROUP BY profile_id)"]
-        joins = ""
+        ctes, joins = [], ""
+        if self.rollups:
+            base = "base"
+            newest = ", arg_max(anchor, (last_at, last_event_id)) AS anchor" if anchor else ""
+            ctes.append(f"base AS (SELECT profile_id{newest} FROM event_anchors WHERE {scope} GROUP BY profile_id)")
+            if self._aggs:
+                ctes.append(f"agg AS (SELECT profile_id{aggs} FROM events WHERE {scope} GROUP BY profile_id)")
+                joins += " LEFT JOIN agg ON agg.profile_id = base.profile_id"
+        else:
+            base = "agg"
+            ctes.append(f"agg AS (SELECT profile_id{aggs} FROM events WHERE {scope} GROUP BY profile_id)")
         for select, name in self._ctes.items():
             ctes.append(f"{name} AS ({select.replace('{scope}', scope)})")
-            joins += f" LEFT JOIN {name} ON {name}.profile_id = agg.profile_id"
-        return "WITH " + ", ".join(ctes), f"FROM agg{joins}"
+            joins += f" LEFT JOIN {name} ON {name}.profile_id = {base}.profile_id"
+        return "WITH " + ", ".join(ctes), f"FROM {base}{joins}", base
 
     def members_query(self, rule: Condition, restrict: bool = False) -> Compiled:
         """profile_id of every member (of the profiles in $ids when RESTRICT)."""
         predicate = self.condition(rule)
-        head, source = self._from(restrict)
-        return self.finish(f"{head} SELECT agg.profile_id {source} WHERE {predicate}", restrict)
+        head, source, base = self._from(restrict)
+        return self.finish(f"{head} SELECT {base}.profile_id {source} WHERE {predicate}", restrict)
 
     def memberships_query(self, rules: list[Condition], restrict: bool = False) -> Compiled:
-        """profile_id, its newest anchor and one boolean per rule: every segment in one scan of the events."""
+        """profile_id, its newest anchor and one boolean per rule: every segment in one query."""
         predicates = [self.condition(r) for r in rules]
-        anchor = self.agg("arg_max(anchor, (timestamp, event_id)) FILTER (WHERE anchor IS NOT NULL)")
-        head, source = self._from(restrict)
+        if self.rollups:
+            anchor = "base.anchor"
+        else:
+            anchor = self.agg("arg_max(anchor, (timestamp, event_id)) FILTER (WHERE anchor IS NOT NULL)")
+        head, source, base = self._from(restrict, anchor=True)
         cols = "".join(f", {p} AS s{i}" for i, p in enumerate(predicates))
         # restricted: every touched profile comes back (with its anchor, to address exits); full: members only
         where = "" if restrict else " WHERE " + (" OR ".join(f"({p})" for p in predicates) or "FALSE")
-        return self.finish(f"{head} SELECT agg.profile_id, {anchor}{cols} {source}{where}", restrict)
+        return self.finish(f"{head} SELECT {base}.profile_id, {anchor}{cols} {source}{where}", restrict)
 
     def count_query(self, rule: Condition) -> Compiled:
         """The number of members."""
         predicate = self.condition(rule)
-        head, source = self._from(False)
+        head, source, _base = self._from(False)
         return self.finish(f"{head} SELECT count(*) {source} WHERE {predicate}", False)
 
     def traits_query(self, names: list[str], restrict: bool = True) -> Compiled:
         """profile_id and the value of each computed trait in NAMES."""
         exprs = [self.computed(n)[1] for n in names]
-        head, source = self._from(restrict)
+        head, source, base = self._from(restrict)
         cols = "".join(f", {e} AS {_ident(n)}" for n, e in zip(names, exprs, strict=True))
-        compiled = self.finish(f"{head} SELECT agg.profile_id{cols} {source} ORDER BY agg.profile_id", restrict)
+        compiled = self.finish(f"{head} SELECT {base}.profile_id{cols} {source} ORDER BY {base}.profile_id", restrict)
         return Compiled(compiled.sql, compiled.params, compiled.dialect, ("profile_id", *names))
 
     def finish(self, sql: str, restrict: bool) -> Compiled:
@@ -395,6 +540,19 @@ def _generate(sql: str, dialect: str, types: tuple[tuple[str, str], ...]) -> str
         if tree.sql(dialect="duckdb") == before:
             break
     return tree.sql(dialect=dialect)
+
+
+def _names(flt: EventFilter) -> tuple[str, ...] | None:
+    return None if flt.event is None else (flt.event,)
+
+
+def _floor_day(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _ceil_day(at: datetime) -> datetime:
+    floor = _floor_day(at)
+    return floor if floor == at else floor + timedelta(days=1)
 
 
 def _ident(name: str) -> str:
@@ -453,6 +611,13 @@ def _rewrite(node: exp.Expression, dialect: str, kinds: dict[str, str]) -> exp.E
         return tree.transform(
             lambda n: mapping[n.name].copy() if isinstance(n, exp.Column) and n.name in mapping else n
         )
+    if name in ("acc_local_dow", "acc_local_hour"):
+        if dialect == "duckdb":
+            local = _fn("timezone", args[1], args[0])
+            return _fn("isodow" if name == "acc_local_dow" else "hour", local)
+        # formatDateTime takes a per-row zone (allow_nonconst_timezone_arguments); toDayOfWeek/toHour do not
+        pattern = exp.Literal.string("%u" if name == "acc_local_dow" else "%H")
+        return _fn("toUInt8", _fn("formatDateTime", args[0], pattern, args[1]))
     if name == "acc_month":
         return _fn("month" if dialect == "duckdb" else "toMonth", args[0])
     if name == "acc_nullable":
@@ -489,20 +654,23 @@ def _rewrite(node: exp.Expression, dialect: str, kinds: dict[str, str]) -> exp.E
 # ---- built-in computed traits ----------------------------------------------------------------------------------
 
 
+ORDERS = EventFilter("Order Completed")
+
+
 def _orders(c: Compiler) -> str:
-    return c.agg(f"count(*) FILTER (WHERE {ORDER})")
+    return c.measure(ORDERS, "count")
 
 
 def _revenue(c: Compiler) -> str:
-    return c.agg(f"coalesce(sum(revenue_minor) FILTER (WHERE {ORDER}), 0)")
+    return c.measure(ORDERS, "revenue")
 
 
 def _last_purchase(c: Compiler) -> str:
-    return c.agg(f"max(acc_nullable(timestamp)) FILTER (WHERE {ORDER})")
+    return c.measure(ORDERS, "last")
 
 
 def _first_purchase(c: Compiler) -> str:
-    return c.agg(f"min(acc_nullable(timestamp)) FILTER (WHERE {ORDER})")
+    return c.measure(ORDERS, "first")
 
 
 def _aov(c: Compiler) -> str:
@@ -581,7 +749,10 @@ def _lifecycle(c: Compiler) -> str:
 
 def _funnel(c: Compiler) -> str:
     orders = _orders(c)
-    engaged = c.agg("count(*) FILTER (WHERE " + " OR ".join(f"event = {_q(e)}" for e in ENGAGED_EVENTS) + ")")
+    if c.rollups:
+        engaged = f"coalesce({c.daily(ENGAGED_EVENTS)}.n, 0)"
+    else:
+        engaged = c.agg("count(*) FILTER (WHERE " + " OR ".join(f"event = {_q(e)}" for e in ENGAGED_EVENTS) + ")")
     return (
         f"CASE WHEN {orders} >= 5 THEN 'loyal' WHEN {orders} >= 2 THEN 'repeat' WHEN {orders} = 1 THEN 'purchased' "
         f"WHEN {engaged} > 0 THEN 'engaged' ELSE 'aware' END"
@@ -622,9 +793,11 @@ class Vocabulary:
     segments: dict[str, SegmentDefinition] = field(default_factory=dict)
     traits: dict[str, TraitDefinition] = field(default_factory=dict)
 
-    def compiler(self, dialect: str, now: datetime, rfm: RfmThresholds | None = None) -> Compiler:
-        """A compiler that resolves names in this vocabulary."""
-        return Compiler(dialect, now, self.segments.get, self.traits.get, rfm)
+    def compiler(
+        self, dialect: str, now: datetime, rfm: RfmThresholds | None = None, rollups: bool = False
+    ) -> Compiler:
+        """A compiler that resolves names in this vocabulary (reading event_days where it can when ROLLUPS)."""
+        return Compiler(dialect, now, self.segments.get, self.traits.get, rfm, rollups)
 
 
 def check(rule: Condition, vocabulary: Vocabulary, now: datetime) -> None:

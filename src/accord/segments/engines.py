@@ -8,12 +8,14 @@ from typing import Any, Protocol, cast
 
 from accord.segments.compile import Compiled
 from accord.storage.events import EventStore
+from accord.storage.events.rollup import CLICKHOUSE_BUILD, CLICKHOUSE_DDL
 
 
 class QueryEngine(Protocol):
     """Runs compiled queries of one dialect."""
 
     dialect: str
+    rollups: bool  # whether the derived daily tables (event_days, event_anchors) exist beside the events
 
     def rows(self, compiled: Compiled) -> list[tuple[Any, ...]]:
         """The result rows."""
@@ -24,8 +26,9 @@ class DuckDBEngine:
 
     dialect = "duckdb"
 
-    def __init__(self, events: EventStore) -> None:
+    def __init__(self, events: EventStore, rollups: bool | None = None) -> None:
         self.events = events
+        self.rollups = events.rollups_ready() if rollups is None else rollups
 
     def rows(self, compiled: Compiled) -> list[tuple[Any, ...]]:
         return self.events.query(compiled.sql, cast(Any, compiled.params))
@@ -42,18 +45,24 @@ def _ch_value(value: Any) -> str:
 
 
 class ChdbEngine:
-    """ClickHouse in-process (chdb): an `events` table with the event store's columns in DATABASE."""
+    """ClickHouse in-process (chdb): an `events` table with the event store's columns in DATABASE (and the derived
+    daily tables when ROLLUPS)."""
 
     dialect = "clickhouse"
 
-    def __init__(self, session: Any, database: str = "accord") -> None:
+    def __init__(self, session: Any, database: str = "accord", rollups: bool = True) -> None:
         self.session = session
         self.database = database
+        self.rollups = rollups
 
     def rows(self, compiled: Compiled) -> list[tuple[Any, ...]]:
         params = {k: _ch_value(v) for k, v in compiled.params.items()}
         sql = f"USE {self.database}; " if self.database else ""
-        result = self.session.query(sql + compiled.sql + " SETTINGS join_use_nulls = 1", "JSONCompact", params=params)
+        result = self.session.query(
+            sql + compiled.sql + " SETTINGS join_use_nulls = 1, allow_nonconst_timezone_arguments = 1",
+            "JSONCompact",
+            params=params,
+        )
         data = json.loads(result.bytes() or b'{"data": []}')
         types = [m["type"] for m in data.get("meta", [])]
         return [tuple(_ch_cell(v, t) for v, t in zip(row, types, strict=True)) for row in data["data"]]
@@ -89,3 +98,10 @@ def load_chdb_from_parquet(session: Any, parquet_path: str, database: str = "acc
     session.query(CH_EVENTS_DDL.format(db=database))
     session.query(f"TRUNCATE TABLE {database}.events")
     session.query(f"INSERT INTO {database}.events SELECT * FROM file('{parquet_path}', Parquet)")
+    build_chdb_rollups(session, database)
+
+
+def build_chdb_rollups(session: Any, database: str = "accord") -> None:
+    """(Re)build the derived daily tables of DATABASE.events in ClickHouse."""
+    for statement in [*CLICKHOUSE_DDL, *CLICKHOUSE_BUILD]:
+        session.query(statement.format(db=database))

@@ -66,6 +66,13 @@ class EventFilter:
     where: tuple[PropertyFilter, ...] = ()
     window: Window | None = None
     months: tuple[int, ...] = ()
+    weekdays: tuple[int, ...] = ()  # ISO 1 = Monday .. 7 = Sunday, in the profile's local time
+    hours: tuple[int, ...] = ()  # 0-23, in the profile's local time
+
+    @property
+    def local(self) -> bool:
+        """Whether the filter depends on the profile's time zone (its `timezone` trait, UTC without one)."""
+        return bool(self.weekdays or self.hours)
 
 
 @dataclass(frozen=True)
@@ -358,12 +365,44 @@ def _event_filter(data: dict[str, Any], path: str) -> EventFilter:
         if not items or not all(isinstance(m, int) and not isinstance(m, bool) and 1 <= m <= 12 for m in items):
             raise _fail(data, _join(path, "months"), "months", "months must be month numbers 1-12, e.g. [3, 4, 5]")
         months = tuple(sorted(set(items)))
+    weekdays = _weekdays(data, path) if "weekdays" in data else ()
+    hours: tuple[int, ...] = ()
+    if "hours" in data:
+        raw_hours = data["hours"]
+        items = raw_hours if isinstance(raw_hours, list) else [raw_hours]
+        if not items or not all(isinstance(h, int) and not isinstance(h, bool) and 0 <= h <= 23 for h in items):
+            raise _fail(data, _join(path, "hours"), "hours", "hours must be local hours 0-23, e.g. [18, 19, 20]")
+        hours = tuple(sorted(set(items)))
     name = None if event in (None, "*") else str(event).strip()
-    return EventFilter(name, channels, tuple(where), _window(data, path), months)
+    return EventFilter(name, channels, tuple(where), _window(data, path), months, weekdays, hours)
+
+
+WEEKDAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
+
+
+def _weekdays(data: dict[str, Any], path: str) -> tuple[int, ...]:
+    raw = data["weekdays"]
+    items = raw if isinstance(raw, list) else [raw]
+    out = set()
+    for item in items:
+        key = str(item).strip().lower()[:3] if isinstance(item, str) else None
+        if key is None or key not in WEEKDAYS or (len(str(item).strip()) > 3 and not _day_name(str(item))):
+            raise _fail(data, _join(path, "weekdays"), "weekdays",
+                        f"{item!r} is not a day of the week; write e.g. [sat, sun] or [saturday, sunday]")  # fmt: skip
+        out.add(WEEKDAYS[key])
+    if not out:
+        raise _fail(data, _join(path, "weekdays"), "weekdays", "weekdays needs at least one day, e.g. [sat, sun]")
+    return tuple(sorted(out))
+
+
+def _day_name(text: str) -> bool:
+    names = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    return text.strip().lower() in names
 
 
 _EVENT_KEYS = {
-    "event", "channel", "where", "within", "between", "after", "before", "months", "count", "sum", "first", "last"
+    "event", "channel", "where", "within", "between", "after", "before", "months", "weekdays", "hours", "count", "sum",
+    "first", "last",
 }  # fmt: skip
 
 
@@ -488,7 +527,7 @@ def parse_trait(data: Any) -> TraitDefinition:
     if compute not in COMPUTATIONS:
         raise _fail(data, "compute", "compute", f"compute must be one of {', '.join(COMPUTATIONS)}, got {compute!r}")
     of = _mapping(data.get("of", {}), data, "of", "of", "of (which events)")
-    filter_keys = {"event", "channel", "where", "within", "between", "after", "before", "months"}
+    filter_keys = {"event", "channel", "where", "within", "between", "after", "before", "months", "weekdays", "hours"}
     unknown = [k for k in of if k not in filter_keys]
     if unknown:
         raise _fail(of, _join("of", unknown[0]), unknown[0], f"unknown field {unknown[0]!r} in of")

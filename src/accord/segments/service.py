@@ -182,7 +182,7 @@ def refresh_rfm(state: sa.Engine, engine: QueryEngine, now: datetime | None = No
     now = now or utcnow()
     query = (
         Vocabulary()
-        .compiler(engine.dialect, now)
+        .compiler(engine.dialect, now, None, engine.rollups)
         .traits_query(["days_since_last_purchase", "orders", "lifetime_revenue"], restrict=False)
     )
     rows = [r for r in engine.rows(query) if r[2] and r[2] > 0]
@@ -223,10 +223,10 @@ def compute_members(
     vocab = vocab or vocabulary(state)
     rfm = rfm_thresholds(state)
     if profile_ids is None:
-        query = vocab.compiler(engine.dialect, now, rfm).members_query(definition.rule)
+        query = vocab.compiler(engine.dialect, now, rfm, engine.rollups).members_query(definition.rule)
         return {str(r[0]) for r in engine.rows(query)}
     members: set[str] = set()
-    query = vocab.compiler(engine.dialect, now, rfm).members_query(definition.rule, restrict=True)
+    query = vocab.compiler(engine.dialect, now, rfm, engine.rollups).members_query(definition.rule, restrict=True)
     for chunk in _chunks(sorted(set(profile_ids)), SCAN_CHUNK):
         query.params["ids"] = chunk
         members.update(str(r[0]) for r in engine.rows(query))
@@ -247,7 +247,8 @@ def compute_all_members(
     ANCHORS, when given, receives each returned profile's newest anchor identifier (to address timeline events).
     """
     rules = [vocab.segments[n].rule for n in names]
-    query = vocab.compiler(engine.dialect, now, rfm_thresholds(state)).memberships_query(rules, profile_ids is not None)
+    compiler = vocab.compiler(engine.dialect, now, rfm_thresholds(state), engine.rollups)
+    query = compiler.memberships_query(rules, profile_ids is not None)
     out: dict[str, set[str]] = {n: set() for n in names}
     chunks = [None] if profile_ids is None else list(_chunks(sorted(set(profile_ids)), SCAN_CHUNK))
     for chunk in chunks:
@@ -290,11 +291,20 @@ def _anchors(engine: QueryEngine, profile_ids: Sequence[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     if engine.dialect != "duckdb":
         return out
+    if engine.rollups:
+        sql = (
+            "SELECT profile_id, arg_max(anchor, (last_at, last_event_id)) FROM event_anchors "
+            "WHERE profile_id IN (SELECT unnest($ids)) GROUP BY profile_id"
+        )
+    else:
+        sql = (
+            "SELECT profile_id, arg_max(anchor, (timestamp, event_id)) FROM events "
+            "WHERE profile_id IN (SELECT unnest($ids)) AND anchor IS NOT NULL GROUP BY profile_id"
+        )
     for chunk in _chunks(sorted(set(profile_ids)), SCAN_CHUNK):
         rows = engine.rows(
             Compiled(
-                "SELECT profile_id, arg_max(anchor, (timestamp, event_id)) FROM events "
-                "WHERE profile_id IN (SELECT unnest($ids)) AND anchor IS NOT NULL GROUP BY profile_id",
+                sql,
                 {"ids": chunk},
                 "duckdb",
             )
@@ -532,7 +542,7 @@ def computed_traits(
     """Every built-in and declared computed trait of the profiles, as of NOW."""
     vocab = vocabulary(state)
     names = [*BUILTINS, *sorted(vocab.traits)]
-    query = vocab.compiler(engine.dialect, now or utcnow(), rfm_thresholds(state)).traits_query(names)
+    query = vocab.compiler(engine.dialect, now or utcnow(), rfm_thresholds(state), engine.rollups).traits_query(names)
     out: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(sorted(set(profile_ids)), SCAN_CHUNK):
         query.params["ids"] = chunk

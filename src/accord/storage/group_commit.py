@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from accord.storage.state import WriteTurn
+
 T = TypeVar("T")
 
 MAX_GROUP = 500
@@ -58,6 +60,9 @@ class GroupCommitter:
         self.engine = engine
         self.flush = flush
         self.max_group = max_group
+        # the committer's thread takes fair turns at the SQLite write lock (the processing worker yields to it)
+        # instead of sleeping in SQLite's busy handler, whose back-off reaches 100 ms
+        self._turn = WriteTurn(engine)
         self._queue: queue.SimpleQueue[tuple[Callable[[sa.Connection], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -83,6 +88,7 @@ class GroupCommitter:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
+        self._turn.close()
 
     def _run(self) -> None:
         while True:
@@ -107,7 +113,7 @@ class GroupCommitter:
     def _commit(self, group: list[tuple[Callable[[sa.Connection], Any], Future[Any]]]) -> None:
         outcomes: list[tuple[Future[Any], bool, Any]] = []
         try:
-            with begin_write(self.engine) as conn:
+            with self._turn(), begin_write(self.engine) as conn:
                 staged: list[Any] = []
                 conn.info[_STAGED] = staged
                 try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,8 +102,11 @@ class WriteTurn:
     instance has its own open files: give every thread or process that takes turns its own instance.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, share: float | None = None) -> None:
         self._fds: tuple[int, int] | None = None
+        # SHARE (0 < share < 1): when another side waited for the turn, pause after handing it over so that this
+        # side holds the lock about that share of the time (the processing worker yields to the intake)
+        self.share = share
         database = engine.url.database if engine.dialect.name == "sqlite" else None
         if database and database != ":memory:":
             self._paths: tuple[str, str] | None = (database + "-turn", database + "-wlock")
@@ -125,10 +129,16 @@ class WriteTurn:
             fcntl.flock(turn, fcntl.LOCK_EX)
         finally:
             fcntl.flock(turnstile, fcntl.LOCK_UN)
+        started = time.monotonic()
+        contended = False
         try:
             yield
         finally:
+            if self.share:
+                contended = _is_locked(turnstile)  # a waiter holds the turnstile while it waits for the turn
             fcntl.flock(turn, fcntl.LOCK_UN)
+        if contended and self.share:
+            time.sleep((time.monotonic() - started) * (1.0 - self.share) / self.share)
 
     def close(self) -> None:
         """Close the lock files."""
@@ -136,6 +146,16 @@ class WriteTurn:
             for fd in self._fds:
                 os.close(fd)
             self._fds = None
+
+
+def _is_locked(fd: int) -> bool:
+    """Whether another open file holds FD's lock (tried without waiting; released at once if taken)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
 
 
 def migrate(engine: Engine) -> None:

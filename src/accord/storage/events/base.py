@@ -57,6 +57,15 @@ class EventStore(Protocol):
     def cursors(self) -> tuple[int, int]:
         """(last journal seq loaded, last identity change seq applied)."""
 
+    def rebuild_rollups(self) -> None:
+        """Recompute the derived tables (event_days, event_anchors; see rollup.py) from the events.
+
+        `load` and `apply_changes` keep them current in the same transaction as the events; this is for files
+        filled by other means and for compaction (each loaded batch appends its own daily rows)."""
+
+    def rollups_ready(self) -> bool:
+        """Whether the derived tables exist (a read-only file from an older release may lack them)."""
+
     def timeline(
         self,
         profile_id: str,

@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from accord.storage.events import rollup
 from accord.storage.events.base import TimelinePage
 
 SCHEMA = """
@@ -86,6 +87,9 @@ class DuckDBEventStore:
         self._write_lock = threading.Lock()
         if not read_only:
             self._con.execute(SCHEMA)
+            self._con.execute(rollup.DUCKDB_SCHEMA)
+            if self.query("SELECT count(*) FROM event_anchors")[0][0] == 0 and self.count_events() > 0:
+                self.rebuild_rollups()  # a file from before the derived tables existed
 
     def _cur(self) -> duckdb.DuckDBPyConnection:
         cur = self._con.cursor()
@@ -100,6 +104,9 @@ class DuckDBEventStore:
                 if batch.num_rows:
                     cur.register("incoming", batch)
                     cur.execute(f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM incoming")
+                    cur.execute(rollup.duckdb_append_days("incoming"))
+                    for statement in rollup.duckdb_merge_anchors("incoming"):
+                        cur.execute(statement)
                     cur.unregister("incoming")
                 self._apply(cur, changes)
                 cur.execute(
@@ -130,6 +137,8 @@ class DuckDBEventStore:
             "UPDATE events SET profile_id = c.profile_id FROM identity_changes c "
             "WHERE events.anchor = c.anchor AND events.profile_id IS DISTINCT FROM c.profile_id"
         )
+        cur.execute(rollup.duckdb_move("event_days", "identity_changes"))
+        cur.execute(rollup.duckdb_move("event_anchors", "identity_changes"))
         cur.unregister("identity_changes")
         cur.execute(
             "UPDATE ingest_state SET change_seq = greatest(change_seq, ?) WHERE id = 1",
@@ -148,6 +157,28 @@ class DuckDBEventStore:
                 raise
             finally:
                 cur.close()
+
+    def rebuild_rollups(self) -> None:
+        with self._write_lock:
+            cur = self._cur()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                cur.execute("DELETE FROM event_days")
+                cur.execute("DELETE FROM event_anchors")
+                cur.execute(rollup.duckdb_append_days("events"))
+                cur.execute("INSERT INTO event_anchors " + rollup.duckdb_anchor_rows("events"))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+
+    def rollups_ready(self) -> bool:
+        found = self.query(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('event_days', 'event_anchors')"
+        )
+        return int(found[0][0]) == 2
 
     def cursors(self) -> tuple[int, int]:
         cur = self._cur()
