@@ -112,6 +112,12 @@ def test_erase_then_reimport_and_new_events_bring_nothing_back(platform: Platfor
     # event store and journal: nothing of Ann left; Bob untouched
     assert events_with(platform, "Nowak") == 0 and events_with(platform, "ann-web") == 0
     assert events_with(platform, "Berg") == 1
+    for derived in ("event_days", "event_anchors"):  # the daily tables beside the log forget her too
+        left = platform.events.query(
+            f"SELECT count(*) FROM {derived} WHERE profile_id = ? OR anchor ILIKE ?", [ann, "%nowak%"]
+        )
+        assert left[0][0] == 0, derived
+    assert platform.events.query("SELECT count(*) FROM event_anchors WHERE profile_id = ?", [bob])[0][0] > 0
     assert "Nowak" not in journal_bodies(platform) and "ann-web" not in journal_bodies(platform)
     with pytest.raises(MessagingError) as gone:
         export_person(platform.state, platform.events, platform.consents, messaging, "email:ann.nowak@example.com")

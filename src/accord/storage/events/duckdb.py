@@ -300,6 +300,11 @@ class DuckDBEventStore:
                 found = cur.execute(f"SELECT journal_seq, source_id, message_id FROM events WHERE {where}", params)
                 gone = [(int(s) if s is not None else -1, str(src), str(m)) for s, src, m in found.fetchall()]
                 cur.execute(f"DELETE FROM events WHERE {where}", params)
+                for derived in ("event_days", "event_anchors"):  # the daily tables kept beside the log
+                    cur.execute(
+                        f"DELETE FROM {derived} WHERE list_contains(?, profile_id) OR list_contains(?, anchor)",
+                        [pids, keys],
+                    )
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
