@@ -33,12 +33,25 @@ def person(platform: Platform, user: str, drain: bool = True, **traits: Any) -> 
 class SmtpSink:
     """A real SMTP server (aiosmtpd) that keeps what it receives."""
 
-    def __init__(self, port: int, refuse: set[str] | None = None) -> None:
+    def __init__(self, port: int, refuse: set[str] | None = None, pipelining: bool = False) -> None:
         self.messages: list[Message] = []
         self.refuse = refuse or set()
+        self.commands: list[str] = []
         sink = self
 
         class Handler:
+            async def handle_EHLO(
+                self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+            ) -> list[str]:
+                session.host_name = hostname
+                # like Postfix and Exim: commands may be sent in groups (RFC 2920)
+                return [*responses[:-1], "250-PIPELINING", responses[-1]] if pipelining else responses
+
+            async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+                sink.commands.append("MAIL")
+                envelope.mail_from = address
+                return "250 OK"
+
             async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
                 if address in sink.refuse:
                     return "550 5.1.1 no such user"
@@ -113,6 +126,47 @@ class ScriptedProvider:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> ScriptedProvider:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class PushService:
+    """A real HTTP server playing a browser push service (RFC 8030): keeps each push's headers and raw (encrypted)
+    body per subscription path; answers from a script (status codes) and then 201 Created."""
+
+    def __init__(self, script: dict[str, list[int]] | None = None) -> None:
+        self.script = {k: list(v) for k, v in (script or {}).items()}  # path -> statuses to answer first
+        self.pushes: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with service.lock:
+                    steps = service.script.get(self.path, [])
+                    status = steps.pop(0) if steps else 201
+                    service.pushes.append(
+                        {"path": self.path, "status": status, "headers": dict(self.headers), "body": body}
+                    )
+                self.send_response(status)
+                if status == 201:
+                    self.send_header("Location", f"{service.url}/m/{len(service.pushes)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> PushService:
         self.thread.start()
         return self
 

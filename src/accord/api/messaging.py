@@ -104,6 +104,13 @@ class SuppressionIn(msgspec.Struct):
     note: str | None = None
 
 
+class ErasureIn(msgspec.Struct):
+    """A data-subject erasure request."""
+
+    identifier: str
+    requested_by: str = "api"
+
+
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
@@ -272,6 +279,39 @@ class MessagingController(Controller):
         platform: Platform = request.app.state.platform
         data = _call(export_person, platform.state, platform.events, platform.consents, platform.messaging, identifier)
         return dict(msgspec.json.decode(msgspec.json.encode(data, enc_hook=str)))
+
+    @post("/privacy/erase", summary="Erase the person holding an identifier, and keep them erased", status_code=200)
+    async def privacy_erase(self, request: Request[Any, Any, Any], data: ErasureIn) -> dict[str, Any]:
+        import asyncio
+
+        from accord.messaging.privacy import erase_person
+
+        platform: Platform = request.app.state.platform
+        result = await asyncio.to_thread(
+            _call,
+            erase_person,
+            platform.state,
+            platform.events,
+            platform.consents,
+            platform.messaging,
+            data.identifier,
+            data.requested_by,
+            platform.processor.drain,
+        )
+        return dict(result)
+
+    @get("/privacy/requests", summary="Audit trail of data-subject requests", sync_to_thread=True)
+    def privacy_requests(self, request: Request[Any, Any, Any], identifier: str | None = None) -> list[dict[str, Any]]:
+        from accord.consent.requests import requests_for
+
+        platform: Platform = request.app.state.platform
+        key = None
+        if identifier:
+            try:
+                key = profiles.parse_identifier(identifier, platform.rules)
+            except profiles.InvalidIdentifier as exc:
+                raise ApiError(400, "invalid_identifier", str(exc)) from exc
+        return requests_for(platform.state, key)
 
     @get("/inbox/{profile_id:str}", summary="In-app inbox of a profile", sync_to_thread=True)
     def inbox(self, request: Request[Any, Any, Any], profile_id: str) -> list[dict[str, Any]]:

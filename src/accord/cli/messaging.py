@@ -29,7 +29,9 @@ broadcast_app = typer.Typer(
 )
 consent_app = typer.Typer(help="Consent per purpose and channel: set and show.", no_args_is_help=True)
 providers_app = typer.Typer(help="Channel providers (SMTP, HTTP SMS/push, webhook, in-app).", no_args_is_help=True)
-privacy_app = typer.Typer(help="Data-subject requests: export everything held about a person.", no_args_is_help=True)
+privacy_app = typer.Typer(
+    help="Data-subject requests: export everything held about a person, or erase them.", no_args_is_help=True
+)
 outbox_app = typer.Typer(
     help="The outbox sender (the server runs one; this runs one without a server).", no_args_is_help=True
 )
@@ -291,7 +293,7 @@ def consent_show(
 def providers_add(
     name: str = typer.Argument(..., help="A name, e.g. smtp-main."),
     channel: str = typer.Option(..., help="email, sms, push, in_app, messenger, webhook."),
-    kind: str = typer.Option(..., help="smtp, http, twilio, fcm, webhook, in_app."),
+    kind: str = typer.Option(..., help="smtp, http, twilio, fcm, webpush, webhook, in_app."),
     config: str = typer.Option("{}", help='JSON settings, e.g. {"host": "smtp.example.com", "port": 587}.'),
     priority: int = typer.Option(100, help="Lower is tried first; the next takes over on failure."),
     cost: int = typer.Option(0, help="Cost per delivered message (per SMS segment) in minor units."),
@@ -377,6 +379,39 @@ def privacy_export(
             )
     out.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     console.print(f"{len(data['timeline'])} events, {len(data['messages'])} messages written to {out}")
+
+
+@privacy_app.command("erase")
+def privacy_erase(
+    identifier: str = typer.Argument(..., help="TYPE:VALUE of any identifier of the person."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    requested_by: str = typer.Option("cli", "--requested-by", help="Who asked (kept in the audit record)."),
+    fmt: Format = typer.Option(Format.text, "--format", help="text or json."),
+) -> None:
+    """Erase a person from the state and event stores and keep their identifiers (hashed) on the suppression list,
+    so that a re-import or a new event does not bring them back. Cannot be undone."""
+    from accord.messaging.privacy import erase_person
+
+    if not yes and not typer.confirm(f"Erase the person holding {identifier} everywhere? This cannot be undone"):
+        console.print("nothing erased")
+        raise typer.Exit(1)
+    s = settings()
+    if (client := running_server(s)) is not None:
+        with client:
+            data = api_result(
+                client.post("/api/v1/privacy/erase", json={"identifier": identifier, "requested_by": requested_by})
+            )
+    else:
+        with _local() as p:
+            data = erase_person(p.state, p.events, p.consents, p.messaging, identifier, requested_by, p.processor.drain)
+
+    def text(d: dict[str, Any]) -> None:
+        console.print(
+            f"erased {d['profiles']} profile(s), {d['identifiers']} identifier(s) now suppressed, "
+            f"{d['events']} events, {d['consents']} consents; request {d['request_id']}"
+        )
+
+    _out(data, fmt, text)
 
 
 # -- outbox ----------------------------------------------------------------------------------------------------------

@@ -307,3 +307,41 @@ class Journal:
         """Number of rejected messages kept."""
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(ingest_rejects)).scalar_one())
+
+
+def forget_in(conn: sa.Connection, messages: Sequence[tuple[int, str]], values: Sequence[str] = ()) -> int:
+    """Data-subject erasure in the journal, in CONN's transaction: blank MESSAGES (journal seq, message id) out of
+    the stored request bodies (the entries stay, with their other messages), and drop kept rejects whose payload
+    names one of VALUES (an email address, a phone number). Returns the number of messages blanked."""
+    by_seq: dict[int, set[str]] = {}
+    for seq, message_id in messages:
+        if seq is not None:
+            by_seq.setdefault(int(seq), set()).add(str(message_id))
+    blanked = 0
+    seqs = sorted(by_seq)
+    for start in range(0, len(seqs), 500):
+        rows = conn.execute(
+            sa.select(journal.c.seq, journal.c.kind, journal.c.body, journal.c["items"]).where(
+                journal.c.seq.in_(seqs[start : start + 500])
+            )
+        ).all()
+        for row in rows:
+            drop = by_seq[int(row.seq)]
+            items = [(int(i), str(m)) for i, m in json.loads(row.items)]
+            gone = [(i, m) for i, m in items if m in drop]
+            if not gone:
+                continue
+            kept = [(i, m) for i, m in items if m not in drop]
+            if row.kind in ("batch", "import"):
+                body = json.loads(bytes(row.body))
+                for index, _m in gone:
+                    body["batch"][index] = {}
+                data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+            else:
+                data = b"{}"
+            conn.execute(journal.update().where(journal.c.seq == row.seq).values(body=data, items=json.dumps(kept)))
+            blanked += len(gone)
+    for value in values:
+        if value:
+            conn.execute(ingest_rejects.delete().where(ingest_rejects.c.payload.contains(value, autoescape=True)))
+    return blanked

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 import msgspec
 import pyarrow as pa
 
-from accord.collect.journal import Journal, JournalEntry
+from accord.collect.journal import Journal, JournalEntry, forget_in
 from accord.collect.record import EventRecord
 from accord.collect.segment import SourceInfo, build_record, merge_batch_level
 from accord.collect.sources import source_by_id
+from accord.identity.erasure import ErasedKeys
 from accord.identity.graph import IdentityGraph, Resolution, Touch
 from accord.identity.rules import IdentityRules
 from accord.storage import create_state_engine, sync_state
@@ -73,6 +74,7 @@ class Resolver:
         self.graph = graph
         self.write_chunk = write_chunk
         self._sources: dict[str, SourceInfo] = {}
+        self.erased = ErasedKeys()
 
     def resolve_after(
         self, journal_seq: int, limit: int, max_messages: int | None = None
@@ -89,6 +91,7 @@ class Resolver:
             for record in self._records(entry, duplicates[entry.seq]):
                 seqs.append(entry.seq)
                 records.append(record)
+        seqs, records = self._drop_erased(seqs, records)
         touches = [Touch(r.identifiers, r.timestamp, r.message_id, r.source_id, r.previous_id) for r in records]
         step = self.write_chunk or len(touches) or 1
         resolutions: list[Resolution] = []
@@ -97,6 +100,40 @@ class Resolver:
                 resolutions.extend(self.graph.resolve(touches[i : i + step]))
         sync_state(self.journal.engine)  # durable before the event store loads what it wrote
         return records_to_table(seqs, records, resolutions), entries[-1].seq
+
+    def _drop_erased(self, seqs: list[int], records: list[EventRecord]) -> tuple[list[int], list[EventRecord]]:
+        """Leave out messages that carry an identifier of an erased person (kept as rejects, without payload)."""
+        self.erased.refresh_from(self.journal.engine)
+        if not len(self.erased):
+            return seqs, records
+        kept_seqs: list[int] = []
+        kept: list[EventRecord] = []
+        rejects: list[tuple[str | None, str, str, str, str | None]] = []
+        dropped: list[tuple[int, str]] = []
+        for seq, rec in zip(seqs, records, strict=True):
+            keys = rec.identifiers
+            if rec.previous_id:
+                keys = [*keys, f"user_id:{rec.previous_id}", f"anonymous_id:{rec.previous_id}"]
+            if self.erased.hits(keys):
+                rejects.append(
+                    (
+                        rec.source_id,
+                        "erased",
+                        "erased_subject",
+                        f"message {rec.message_id} is about an erased person",
+                        None,
+                    )
+                )
+                dropped.append((seq, rec.message_id))
+                continue
+            kept_seqs.append(seq)
+            kept.append(rec)
+        if rejects:
+            with self.journal.turn():
+                self.journal.record_rejects(rejects)
+                with self.journal.engine.begin() as conn:
+                    forget_in(conn, dropped)  # what they sent is not kept either
+        return kept_seqs, kept
 
     def _records(self, entry: JournalEntry, duplicates: set[str]) -> list[EventRecord]:
         source = self._source(entry.source_id)

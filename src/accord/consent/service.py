@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,6 +42,10 @@ REACH: dict[str, tuple[str, ...]] = {
 }
 
 SOURCE_NAME = "accord-consent"
+_SQLITE_CONSENTS = (
+    "SELECT identifier_key, purpose, channel, status, source, legal_basis, updated_at, expires_at FROM consents "
+    "WHERE identifier_key IN (SELECT value FROM json_each(?))"
+)
 CONFIRM_TTL = 7 * 24 * 3600
 SMS_STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "STOP ALL"}
 SMS_START = {"START", "UNSTOP", "SUBSCRIBE"}
@@ -109,6 +115,12 @@ class ConsentRecord:
             "updated_at": self.updated_at.isoformat(),
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
         }
+
+
+@lru_cache(maxsize=4096)
+def _sqlite_time(text: str) -> datetime:
+    """A UTC timestamp as SQLite stores it ('YYYY-MM-DD HH:MM:SS.ffffff'), aware (consents share few times)."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def reachable(identifiers: Mapping[str, Sequence[str]], channels: Iterable[str] = CONSENT_CHANNELS) -> list[str]:
@@ -261,6 +273,16 @@ class Consents:
         """Every consent held by any of KEYS (chunked for large audiences)."""
         out: list[ConsentRecord] = []
         keys = list(dict.fromkeys(keys))
+        if conn.dialect.name == "sqlite" and keys:  # bulk planning: one JSON parameter, no per-row type processing
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                rows = cursor.execute(_SQLITE_CONSENTS, (json.dumps(keys),)).fetchall()
+            finally:
+                cursor.close()
+            return [
+                ConsentRecord(k, p, c, st, src, lb, _sqlite_time(at), _sqlite_time(exp) if exp else None)
+                for k, p, c, st, src, lb, at, exp in rows
+            ]
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             rows = conn.execute(sa.select(consents).where(consents.c.identifier_key.in_(chunk)))

@@ -120,3 +120,15 @@ identity_reviews = sa.Table(
     sa.Column("decided_at", UTCDateTime(), nullable=True),
     sa.Column("note", sa.Text(), nullable=True),
 )
+
+# Identifiers of erased people (data-subject erasure), as SHA-256 of the normalised 'type:value' key: the intake
+# drops any later message carrying one, so a re-import or a new event does not bring the person back.
+erased_identifiers = sa.Table(
+    "erased_identifiers",
+    metadata,
+    sa.Column("seq", BigIntPK, primary_key=True, autoincrement=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("id_type", sa.String(64), nullable=False),
+    sa.Column("request_id", sa.String(26), nullable=False),
+    sa.Column("erased_at", UTCDateTime(), nullable=False),
+)

@@ -6,18 +6,23 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from accord.identity import queries as identity_queries
 from accord.messaging import tables as t
-from accord.messaging.policy import MARKETING, local_zone
+from accord.messaging.policy import MARKETING, PolicyConfig, local_zone
 from accord.messaging.recipients import Recipient
 from accord.messaging.service import Messaging, MessagingError, SendRequest
 from accord.profiles.service import InvalidIdentifier, parse_identifier
 from accord.storage import new_id, utcnow
+
+if TYPE_CHECKING:
+    from accord.messaging.parallel import ParallelPlanner
 
 CHUNK = 1000
 
@@ -60,23 +65,29 @@ def variant_for(broadcast_id: str, profile_id: str, variants: Sequence[Mapping[s
     return variants[-1]
 
 
-def _scheduler(
-    messaging: Messaging, start: datetime, local_time: time | None, rate: float | None, offset: int
-) -> Callable[[Recipient, int], datetime]:
-    def due_for(recipient: Recipient, index: int) -> datetime:
-        due = start
-        if local_time is not None:
-            zone = local_zone(recipient.traits, messaging.policy)
-            local = start.astimezone(zone)
-            candidate = local.replace(hour=local_time.hour, minute=local_time.minute, second=0, microsecond=0)
+@dataclass(frozen=True)
+class _Schedule:
+    """Each recipient's due time: START, or the next LOCAL_TIME of day in their zone, spread by RATE per second.
+    A plain object rather than a closure, so that requests can travel to planning worker processes."""
+
+    policy: PolicyConfig
+    start: datetime
+    local_time: time | None
+    rate: float | None
+    offset: int
+
+    def __call__(self, recipient: Recipient, index: int) -> datetime:
+        due = self.start
+        if self.local_time is not None:
+            zone = local_zone(recipient.traits, self.policy)
+            local = self.start.astimezone(zone)
+            candidate = local.replace(hour=self.local_time.hour, minute=self.local_time.minute, second=0, microsecond=0)
             if candidate < local:
                 candidate += timedelta(days=1)
-            due = candidate.astimezone(start.tzinfo)
-        if rate:
-            due += timedelta(seconds=(offset + index) / rate)
+            due = candidate.astimezone(self.start.tzinfo)
+        if self.rate:
+            due += timedelta(seconds=(self.offset + index) / self.rate)
         return due
-
-    return due_for
 
 
 def create_broadcast(
@@ -94,10 +105,12 @@ def create_broadcast(
     tags: Sequence[str] = (),
     broadcast_id: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    planner: ParallelPlanner | None = None,
 ) -> dict[str, Any]:
     """Plan a broadcast: a decision (and an outbox row when it is to be sent) for every audience member.
     Planning runs in chunks, each in one transaction; running it again with the same BROADCAST_ID resumes it
-    without duplicating anyone (idempotency key per broadcast and profile)."""
+    without duplicating anyone (idempotency key per broadcast and profile). With PLANNER, chunks are decided,
+    rendered and written by its worker processes while this one loads the next recipients."""
     if not 0 <= holdout_percent < 100:
         raise MessagingError("holdout must be between 0 and 100 percent", "invalid_holdout")
     if rate_per_second is not None and rate_per_second <= 0:
@@ -141,6 +154,7 @@ def create_broadcast(
             )
     start = at or utcnow()
     totals: dict[str, int] = defaultdict(int)
+    pending: list[Future[dict[str, int]]] = []
     for offset in range(0, len(profile_ids), CHUNK):
         chunk = profile_ids[offset : offset + CHUNK]
         recipients = messaging.loader(chunk)
@@ -165,12 +179,21 @@ def create_broadcast(
                     broadcast_id=bid,
                     variant=arm_name if len(arms) > 1 else None,
                     holdout_percent=holdout_percent,
-                    due_for=_scheduler(messaging, start, wall, rate_per_second, offset),
+                    due_for=_Schedule(messaging.policy, start, wall, rate_per_second, offset),
                 )
+                if planner is not None:
+                    pending.append(planner.submit(batch, request))
+                    continue
                 for status, n in messaging.plan_in(conn, batch, request).items():
                     totals[status] += n
+        while planner is not None and len(pending) > 2 * planner.workers:  # keep the workers busy, memory bounded
+            for status, n in pending.pop(0).result().items():
+                totals[status] += n
         if progress:
             progress(min(offset + CHUNK, len(profile_ids)), len(profile_ids))
+    for future in pending:
+        for status, n in future.result().items():
+            totals[status] += n
     with messaging.engine.begin() as conn:
         conn.execute(b.update().where(b.c.id == bid).values(status="planned", counts=json.dumps(totals)))
     return {"id": bid, "name": name, "audience": len(profile_ids), "planned": dict(totals)}

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -136,15 +137,24 @@ class Decision:
     timezone: str | None = None
 
 
+_ZONES: dict[str, ZoneInfo | None] = {}  # recipients share few zones: looked up (or found unknown) once
+
+
 def _zone(name: str | None, strict: bool = False) -> ZoneInfo | None:
     if not name or not isinstance(name, str):
         return None
+    found = _ZONES.get(name, False)
+    if found is not False and not (strict and found is None):
+        return found  # type: ignore[return-value]
     try:
-        return ZoneInfo(name)
+        zone: ZoneInfo | None = ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         if strict:
             raise PolicyError(f"unknown time zone {name!r}") from exc
-        return None
+        zone = None
+    if len(_ZONES) < 4096:
+        _ZONES[name] = zone
+    return zone
 
 
 def local_zone(traits: Mapping[str, Any], config: PolicyConfig) -> ZoneInfo:
@@ -191,11 +201,9 @@ def decide(
             return Decision("suppressed", "suppressed: " + ", ".join(active))
     zone = local_zone(traits, config)
     if marketing and config.quiet_hours is not None:
-        local = due_at.astimezone(zone)
-        if config.quiet_hours.contains(local.time()):
-            if config.quiet_hours.action == "drop":
-                return Decision("dropped", f"quiet hours at {local:%H:%M} {zone.key}", timezone=zone.key)
-            due_at = config.quiet_hours.next_open(local).astimezone(due_at.tzinfo)
+        quiet, due_at = _quiet(config.quiet_hours, due_at, zone)
+        if quiet is not None:
+            return Decision("dropped", quiet, timezone=zone.key)
     candidates: list[str] = []
     refusals: list[str] = []
     can_reach = set(reachable(identifiers, channels))
@@ -221,9 +229,25 @@ def decide(
     note = f"{candidates[0]}" + (f" (fallback {', '.join(candidates[1:])})" if candidates[1:] else "")
     if refusals:
         note += "; skipped " + "; ".join(refusals)
-    local_due = due_at.astimezone(zone)
-    note += f"; due {local_due:%Y-%m-%d %H:%M} {zone.key}"
+    note += _due_note(due_at, zone)
     return Decision("queued", note, candidates, due_at, zone.key)
+
+
+@lru_cache(maxsize=8192)
+def _quiet(quiet: QuietHours, due_at: datetime, zone: ZoneInfo) -> tuple[str | None, datetime]:
+    """(reason to drop, or None; the due time moved out of the quiet window). Pure, and a broadcast's recipients
+    share a due time and a few zones: computed once per (due time, zone)."""
+    local = due_at.astimezone(zone)
+    if not quiet.contains(local.time()):
+        return None, due_at
+    if quiet.action == "drop":
+        return f"quiet hours at {local:%H:%M} {zone.key}", due_at
+    return None, quiet.next_open(local).astimezone(due_at.tzinfo)
+
+
+@lru_cache(maxsize=8192)
+def _due_note(due_at: datetime, zone: ZoneInfo) -> str:
+    return f"; due {due_at.astimezone(zone):%Y-%m-%d %H:%M} {zone.key}"
 
 
 def _capped(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -11,7 +10,8 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -78,6 +78,7 @@ EVENT_NAMES = {
     "unsubscribed": "Message Unsubscribed",
     "read": "Message Read",
 }
+ERASED_PROFILE = "erased"  # the profile id of deliveries whose person was erased
 _HREF = re.compile(r'href="(https?://[^"]+)"')
 
 
@@ -107,6 +108,16 @@ class SendRequest:
     variant: str | None = None
     holdout_percent: float = 0.0  # a broadcast's deterministic holdout (measured against, never sent)
     due_for: Callable[[Recipient, int], datetime] | None = None  # per-recipient time (local time of day, rate)
+
+
+@dataclass
+class Planned:
+    """Decided and rendered messages, not yet written: outbox rows (OUTBOX_COLUMNS order) and their events."""
+
+    rows: list[tuple[Any, ...]]
+    events: list[dict[str, Any]]
+    counts: dict[str, int]
+    now: datetime
 
 
 def _insert(engine_or_conn: sa.Connection) -> Any:
@@ -319,6 +330,29 @@ class Messaging:
         with self.engine.begin() as conn:
             return bool(conn.execute(s.delete().where(s.c.profile_id == profile_id, s.c.reason == reason)).rowcount)
 
+    def erase_in(self, conn: sa.Connection, profile_ids: Sequence[str]) -> dict[str, int]:
+        """Data-subject erasure of messaging's personal data, in CONN's transaction: deliveries keep their counts and
+        costs but lose their person, address and content (unsent ones are dropped); hold-outs are deleted."""
+        d, s = t.deliveries, t.suppressions
+        ids = list(dict.fromkeys(profile_ids))
+        out = {"deliveries_dropped": 0, "deliveries_anonymised": 0, "hold_outs": 0}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            unsent = conn.execute(
+                d.update()
+                .where(d.c.profile_id.in_(chunk), d.c.status.in_(("queued", "sending")))
+                .values(status="dropped", reason="person erased", claimed_by=None, claimed_until=None)
+            )
+            out["deliveries_dropped"] += int(unsent.rowcount or 0)
+            done = conn.execute(
+                d.update()
+                .where(d.c.profile_id.in_(chunk))
+                .values(profile_id=ERASED_PROFILE, content=None, provider_message_id=None, error=None)
+            )
+            out["deliveries_anonymised"] += int(done.rowcount or 0)
+            out["hold_outs"] += int(conn.execute(s.delete().where(s.c.profile_id.in_(chunk))).rowcount or 0)
+        return out
+
     # -- sending --------------------------------------------------------------------------------------------------
     def send(
         self,
@@ -352,6 +386,10 @@ class Messaging:
     ) -> dict[str, int]:
         """Policy decision + render + outbox row for each (recipient, idempotency key), in CONN's transaction.
         Returns counts by status. Rows whose key already exists are left as they are."""
+        return self.write_in(conn, self.prepare_in(conn, batch, request))
+
+    def prepare_in(self, conn: sa.Connection, batch: Sequence[tuple[Recipient, str]], request: SendRequest) -> Planned:
+        """The reading and CPU half of plan_in: policy inputs loaded in bulk, decisions, rendered outbox rows."""
         if request.kind not in KINDS:
             raise MessagingError(f"unknown kind {request.kind!r}; known: {', '.join(KINDS)}", "invalid_kind")
         compiled = self.template(request.template)
@@ -371,7 +409,7 @@ class Messaging:
         consent = self._consent_map(conn, recipients)
         history = self._history(conn, [r.profile_id for r in recipients], due)
         suppressed = self._suppressed(conn, [r.profile_id for r in recipients], now)
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         events: list[dict[str, Any]] = []
         counts: dict[str, int] = defaultdict(int)
         for index, (recipient, key) in enumerate(batch):
@@ -395,25 +433,25 @@ class Messaging:
             content, locale, decision = self._render(delivery_id, recipient, compiled, purpose, request, decision)
             counts[decision.status] += 1
             rows.append(
-                {
-                    "id": delivery_id,
-                    "idempotency_key": key,
-                    "profile_id": pid,
-                    "broadcast_id": request.broadcast_id,
-                    "template": request.template,
-                    "purpose": purpose.name,
-                    "kind": request.kind,
-                    "tags": tags_json,
-                    "channel": decision.channels[0] if decision.channels else None,
-                    "locale": locale,
-                    "variant": request.variant,
-                    "content": msgspec.json.encode(content).decode() if content else None,
-                    "status": decision.status,
-                    "reason": decision.reason,
-                    "due_at": decision.due_at or due_one,
-                    "created_at": now,
-                    "attempts": 0,
-                }
+                (
+                    delivery_id,
+                    key,
+                    pid,
+                    request.broadcast_id,
+                    request.template,
+                    purpose.name,
+                    request.kind,
+                    tags_json,
+                    decision.channels[0] if decision.channels else None,
+                    locale,
+                    request.variant,
+                    _encode_json(content).decode() if content else None,
+                    decision.status,
+                    decision.reason,
+                    decision.due_at or due_one,
+                    now,
+                    0,
+                )
             )
             if decision.status == "queued":
                 if request.kind == MARKETING and not purpose.transactional:
@@ -422,21 +460,25 @@ class Messaging:
                     )
                 if self.emit_queued:
                     events.append(delivery_event("queued", content[0], pid, delivery_id, request, now, {}))
+        return Planned(rows, events, dict(counts), now)
+
+    def write_in(self, conn: sa.Connection, planned: Planned) -> dict[str, int]:
+        """The writing half of plan_in: outbox rows and their `Message Queued` events, in CONN's transaction."""
+        rows, events, now = planned.rows, planned.events, planned.now
         if rows:
-            insert = _insert(conn)(t.deliveries).on_conflict_do_nothing(index_elements=["idempotency_key"])
-            result = conn.execute(insert, rows)
-            if events and result.rowcount != len(rows):
+            inserted_count = insert_deliveries(conn, rows)
+            if events and inserted_count != len(rows):
                 # some keys existed already (a retry): keep only the events of rows really inserted
                 inserted = {
                     r.id
                     for r in conn.execute(
-                        sa.select(t.deliveries.c.id).where(t.deliveries.c.id.in_([x["id"] for x in rows]))
+                        sa.select(t.deliveries.c.id).where(t.deliveries.c.id.in_([x[0] for x in rows]))
                     )
                 }
                 events = [e for e in events if e["properties"]["delivery_id"] in inserted]
         if events:
             emit_events(conn, self.journal, events, now)
-        return dict(counts)
+        return dict(planned.counts)
 
     def _render(
         self,
@@ -531,20 +573,33 @@ class Messaging:
         if not self.policy.caps:
             return {}
         longest = max(PERIODS[c.period] for c in self.policy.caps)
-        d = t.deliveries
-        out: dict[str, list[Sent]] = {}
+        low, high = due - longest, due + longest + timedelta(days=2)  # local-time and rate-limited sends spread out
         ids = list(dict.fromkeys(profile_ids))
+        out: dict[str, list[Sent]] = {}
+        if conn.dialect.name == "sqlite":  # bulk planning: one JSON parameter, no per-row type processing
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                rows = cursor.execute(_SQLITE_HISTORY, (json.dumps(ids), _sqlite_time(low), _sqlite_time(high)))
+                tag_cache: dict[str, tuple[str, ...]] = {}
+                for pid, due_at, channel, tags in rows.fetchall():
+                    if tags not in tag_cache:
+                        tag_cache[tags] = tuple(json.loads(tags))
+                    out.setdefault(pid, []).append(Sent(_parse_sqlite_time(due_at), channel or "", tag_cache[tags]))
+            finally:
+                cursor.close()
+            return out
+        d = t.deliveries
         for start in range(0, len(ids), 500):
-            rows = conn.execute(
+            result = conn.execute(
                 sa.select(d.c.profile_id, d.c.due_at, d.c.channel, d.c.tags).where(
                     d.c.profile_id.in_(ids[start : start + 500]),
                     d.c.kind == MARKETING,
                     d.c.status.in_(LIVE),
-                    d.c.due_at > due - longest,
-                    d.c.due_at < due + longest + timedelta(days=2),  # local-time and rate-limited sends spread out
+                    d.c.due_at > low,
+                    d.c.due_at < high,
                 )
             )
-            for pid, due_at, channel, tags in rows:
+            for pid, due_at, channel, tags in result:
                 out.setdefault(pid, []).append(Sent(due_at, channel or "", tuple(json.loads(tags))))
         return out
 
@@ -745,6 +800,68 @@ class Messaging:
         return url
 
 
+OUTBOX_COLUMNS = (
+    "id",
+    "idempotency_key",
+    "profile_id",
+    "broadcast_id",
+    "template",
+    "purpose",
+    "kind",
+    "tags",
+    "channel",
+    "locale",
+    "variant",
+    "content",
+    "status",
+    "reason",
+    "due_at",
+    "created_at",
+    "attempts",
+)
+_SQLITE_OUTBOX = (
+    f"INSERT INTO msg_deliveries ({', '.join(OUTBOX_COLUMNS)}) VALUES ({', '.join('?' for _ in OUTBOX_COLUMNS)}) "
+    "ON CONFLICT (idempotency_key) DO NOTHING"
+)
+_encode_json = msgspec.json.Encoder().encode
+_SQLITE_TIMES: dict[datetime, str] = {}
+
+
+def _sqlite_time(value: datetime) -> str:
+    """A UTC datetime as SQLAlchemy stores it in SQLite (planned rows share a few due times: formatted once)."""
+    text = _SQLITE_TIMES.get(value)
+    if text is None:
+        if len(_SQLITE_TIMES) > 4096:
+            _SQLITE_TIMES.clear()
+        text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        _SQLITE_TIMES[value] = text
+    return text
+
+
+_SQLITE_HISTORY = (
+    # INDEXED BY: with a JSON list the planner would pick the (status, due_at) index and scan every queued message
+    "SELECT profile_id, due_at, channel, tags FROM msg_deliveries INDEXED BY ix_msg_deliveries_profile_id_due_at "
+    "WHERE profile_id IN (SELECT value FROM json_each(?)) "
+    f"AND kind = '{MARKETING}' AND status IN ({', '.join(repr(s) for s in LIVE)}) AND due_at > ? AND due_at < ?"
+)
+
+
+@lru_cache(maxsize=65536)
+def _parse_sqlite_time(text: str) -> datetime:
+    """Inverse of _sqlite_time (planned messages share few due times)."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def insert_deliveries(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Insert outbox rows (values in OUTBOX_COLUMNS order), skipping idempotency keys already present; the number
+    inserted. On SQLite one executemany straight on the driver (no per-row type processing)."""
+    if conn.dialect.name == "sqlite":
+        params = [(*r[:14], _sqlite_time(r[14]), _sqlite_time(r[15]), r[16]) for r in rows]
+        return int(conn.exec_driver_sql(_SQLITE_OUTBOX, params).rowcount)
+    insert = _insert(conn)(t.deliveries).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    return int(conn.execute(insert, [dict(zip(OUTBOX_COLUMNS, r, strict=True)) for r in rows]).rowcount)
+
+
 def emit_events(conn: sa.Connection, journal: Journal, events: Sequence[Mapping[str, Any]], at: datetime) -> None:
     """Append delivery events to the journal in CONN's transaction, in slices the intake accepts."""
     for start in range(0, len(events), 2000):
@@ -752,15 +869,13 @@ def emit_events(conn: sa.Connection, journal: Journal, events: Sequence[Mapping[
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]  # every 10-bit value as two Crockford characters
 _ULID_TIME: list[Any] = [-1, ""]
 
 
 def fast_ulid() -> str:
-    """A ULID (48-bit millisecond time + 80 random bits, Crockford base32) without big-integer arithmetic per id:
-    the time part is encoded once per millisecond, the random part is 10 random bytes in base32 (16 characters)."""
+    """A ULID (48-bit millisecond time + 80 random bits, Crockford base32) without per-id big-integer encoding:
+    the time part is encoded once per millisecond, the random part as eight 10-bit table lookups."""
     ms = time.time_ns() // 1_000_000
     if ms != _ULID_TIME[0]:
         chars = []
@@ -769,7 +884,19 @@ def fast_ulid() -> str:
             value, rem = divmod(value, 32)
             chars.append(_CROCKFORD[rem])
         _ULID_TIME[0], _ULID_TIME[1] = ms, "".join(reversed(chars))
-    return str(_ULID_TIME[1]) + base64.b32encode(os.urandom(10)).translate(_TO_CROCKFORD).decode()
+    r = int.from_bytes(os.urandom(10), "big")
+    p = _PAIRS
+    return (
+        str(_ULID_TIME[1])
+        + p[r >> 70]
+        + p[(r >> 60) & 1023]
+        + p[(r >> 50) & 1023]
+        + p[(r >> 40) & 1023]
+        + p[(r >> 30) & 1023]
+        + p[(r >> 20) & 1023]
+        + p[(r >> 10) & 1023]
+        + p[r & 1023]
+    )
 
 
 def _address(recipient: Recipient, channel: str) -> tuple[str, str | None]:

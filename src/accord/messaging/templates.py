@@ -132,6 +132,13 @@ def _datetime(value: Any, fmt: str = "medium", locale: str = "en", tz: str = "UT
     return ""
 
 
+def _plain(template: Any) -> Any:
+    """The template with a plain empty globals dict instead of Jinja's ChainMap over the (emptied) environment
+    globals: each render copies the globals' keys, and iterating a ChainMap costs more than the render itself."""
+    template.globals = {}
+    return template
+
+
 _TEXT_ENV = _make_env(autoescape=False)
 _SEPARATOR = "\x1e" + secrets.token_hex(12) + "\x1e"
 _HTML_ENV = _make_env(autoescape=True)
@@ -151,6 +158,8 @@ class CompiledTemplate:
     # (a trait value cannot forge it); HTML fields sit in an autoescape block. Per-field templates above stay
     # for error messages and as the fallback.
     combined: dict[tuple[str, str], tuple[Any, list[str]]] = field(default_factory=dict)
+    # (customer locale, channel) -> (template locale, formatting locale): customers share few locales.
+    _locales: dict[tuple[str | None, str], tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -186,7 +195,7 @@ class CompiledTemplate:
                 for key, source in out.variants[locale][channel].items():
                     env = _HTML_ENV if key == "html" else _TEXT_ENV
                     try:
-                        compiled[key] = env.from_string(source)
+                        compiled[key] = _plain(env.from_string(source))
                     except TemplateError as exc:
                         raise TemplateProblem(f"{locale}/{channel}/{key}: {exc}", "template_syntax") from exc
                 out.compiled[locale][channel] = compiled
@@ -196,7 +205,7 @@ class CompiledTemplate:
                     for key, src in out.variants[locale][channel].items()
                 ]
                 with contextlib.suppress(TemplateError):  # fields that only parse apart render one by one
-                    out.combined[(locale, channel)] = (_TEXT_ENV.from_string(_SEPARATOR.join(parts)), keys)
+                    out.combined[(locale, channel)] = (_plain(_TEXT_ENV.from_string(_SEPARATOR.join(parts))), keys)
         return out
 
     def channels_for(self, locale: str) -> list[str]:
@@ -210,19 +219,26 @@ class CompiledTemplate:
 
         Fallback: the customer's locale, its language, the default locale; a locale without this channel
         falls through to the default."""
-        chosen = resolve_locale(customer_locale, list(self.compiled), self.default_locale)
-        if channel not in self.compiled[chosen]:
-            chosen = self.default_locale
+        picked = self._locales.get((customer_locale, channel))
+        if picked is None:
+            chosen = resolve_locale(customer_locale, list(self.compiled), self.default_locale)
             if channel not in self.compiled[chosen]:
-                return None
-        fmt_locale = customer_locale if _same_language(customer_locale, chosen) else chosen
+                chosen = self.default_locale
+            fmt_locale = customer_locale if _same_language(customer_locale, chosen) else chosen
+            picked = (chosen, (fmt_locale or chosen).replace("-", "_"))
+            if len(self._locales) < 4096:
+                self._locales[(customer_locale, channel)] = picked
+        chosen = picked[0]
+        if channel not in self.compiled[chosen]:
+            return None
         ctx = dict(context)
-        ctx["locale"] = (fmt_locale or chosen).replace("-", "_")
+        ctx["locale"] = picked[1]
         rendered: dict[str, Any] = {}
         combined = self.combined.get((chosen, channel))
         if combined is not None:
-            try:
-                values = combined[0].render(ctx).split(_SEPARATOR)
+            template = combined[0]
+            try:  # Template.render without merging the (empty) globals into a new dict: the context is ours already
+                values = "".join(template.root_render_func(template.new_context(ctx, shared=True))).split(_SEPARATOR)
             except TemplateError:
                 values = []  # render field by field below, for a precise error
             if len(values) == len(combined[1]):

@@ -128,6 +128,12 @@ def make_adapter(name: str, channel: str, kind: str, config: dict[str, Any]) -> 
         return SmtpAdapter(name, config)
     if kind == "in_app":
         return InAppAdapter(name)
+    if kind == "webpush":
+        from accord.messaging.adapters.webpush import WebPushAdapter
+
+        if channel != "push":
+            raise ValueError("a webpush provider serves the push channel")
+        return WebPushAdapter(name, config)
     if kind in ("http", "twilio", "fcm", "webhook"):
         return HttpAdapter(name, channel, kind, config)
-    raise ValueError(f"unknown provider kind {kind!r}; known: smtp, http, twilio, fcm, webhook, in_app")
+    raise ValueError(f"unknown provider kind {kind!r}; known: smtp, http, twilio, fcm, webpush, webhook, in_app")

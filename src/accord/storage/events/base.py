@@ -91,6 +91,11 @@ class EventStore(Protocol):
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a read-only query (dialect of the backend)."""
 
+    def erase(self, profile_ids: list[str], identifier_keys: list[str]) -> list[tuple[int, str, str]]:
+        """Delete every event of PROFILE_IDS or carrying one of IDENTIFIER_KEYS, and their rows in tables derived
+        from the log (data-subject erasure); returns
+        (journal seq, source id, message id) of each deleted event, so the journal can forget them too."""
+
     def close(self) -> None:
         """Release the store."""
 

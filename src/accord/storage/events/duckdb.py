@@ -295,6 +295,30 @@ class DuckDBEventStore:
         finally:
             cur.close()
 
+    def erase(self, profile_ids: list[str], identifier_keys: list[str]) -> list[tuple[int, str, str]]:
+        where = "list_contains(?, profile_id) OR list_contains(?, anchor) OR list_has_any(identifiers, ?)"
+        pids, keys = profile_ids or [""], identifier_keys or [""]  # an empty list has no element type
+        params = [pids, keys, keys]
+        with self._write_lock:
+            cur = self._cur()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                found = cur.execute(f"SELECT journal_seq, source_id, message_id FROM events WHERE {where}", params)
+                gone = [(int(s) if s is not None else -1, str(src), str(m)) for s, src, m in found.fetchall()]
+                cur.execute(f"DELETE FROM events WHERE {where}", params)
+                for derived in ("event_days", "event_anchors"):  # the daily tables kept beside the log
+                    cur.execute(
+                        f"DELETE FROM {derived} WHERE list_contains(?, profile_id) OR list_contains(?, anchor)",
+                        [pids, keys],
+                    )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+        return gone
+
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         cur = self._cur()
         try:
