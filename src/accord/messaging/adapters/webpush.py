@@ -8,21 +8,16 @@ bare endpoint URL (then the push carries no payload and the service worker fetch
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
-import os
-import struct
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import http_ece
 import httpx
-from cryptography.hazmat.primitives import hashes, serialization
+import py_vapid
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from accord.messaging.adapters.base import (
     DELIVERED,
@@ -77,62 +72,33 @@ def parse_subscription(address: str) -> Subscription:
     return Subscription(endpoint)
 
 
-def _hmac(key: bytes, data: bytes) -> bytes:
-    return hmac.new(key, data, hashlib.sha256).digest()
-
-
-def encrypt(payload: bytes, ua_public: bytes, auth_secret: bytes, salt: bytes | None = None) -> bytes:
-    """RFC 8291 message encryption (aes128gcm, one record): header (salt, record size, sender key) + ciphertext."""
+def encrypt(payload: bytes, ua_public: bytes, auth_secret: bytes) -> bytes:
+    """RFC 8291 message encryption (aes128gcm, one record) with a fresh sender key, by `http_ece` (Mozilla's
+    implementation of RFC 8188, the one pywebpush uses): header (salt, record size, sender key) + ciphertext."""
     if len(payload) > MAX_PAYLOAD:
         raise ValueError(f"push payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD}")
-    salt = salt or os.urandom(16)
     sender = ec.generate_private_key(ec.SECP256R1())
-    as_public = sender.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    body: bytes = http_ece.encrypt(
+        payload, private_key=sender, dh=ua_public, auth_secret=auth_secret, rs=RECORD_SIZE, version="aes128gcm"
     )
-    receiver = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), ua_public)
-    shared = sender.exchange(ec.ECDH(), receiver)
-    ikm = _hmac(_hmac(auth_secret, shared), b"WebPush: info\x00" + ua_public + as_public + b"\x01")
-    prk = _hmac(salt, ikm)
-    cek = _hmac(prk, b"Content-Encoding: aes128gcm\x00\x01")[:16]
-    nonce = _hmac(prk, b"Content-Encoding: nonce\x00\x01")[:12]
-    ciphertext = AESGCM(cek).encrypt(nonce, payload + b"\x02", None)
-    return salt + struct.pack("!IB", RECORD_SIZE, len(as_public)) + as_public + ciphertext
-
-
-def decrypt(body: bytes, ua_private: ec.EllipticCurvePrivateKey, auth_secret: bytes) -> bytes:
-    """What the browser does with an aes128gcm push body (used by tests playing the browser)."""
-    salt, (_rs, idlen) = body[:16], struct.unpack("!IB", body[16:21])
-    as_public, ciphertext = body[21 : 21 + idlen], body[21 + idlen :]
-    ua_public = ua_private.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-    sender = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), as_public)
-    shared = ua_private.exchange(ec.ECDH(), sender)
-    ikm = _hmac(_hmac(auth_secret, shared), b"WebPush: info\x00" + ua_public + as_public + b"\x01")
-    prk = _hmac(salt, ikm)
-    cek = _hmac(prk, b"Content-Encoding: aes128gcm\x00\x01")[:16]
-    nonce = _hmac(prk, b"Content-Encoding: nonce\x00\x01")[:12]
-    return AESGCM(cek).decrypt(nonce, ciphertext, None).rstrip(b"\x00").removesuffix(b"\x02")
+    return body
 
 
 class Vapid:
-    """RFC 8292 application server identification: an ES256 JWT per push service origin, reused until near expiry."""
+    """RFC 8292 application server identification by `py_vapid`: an ES256 JWT per push service origin, reused
+    until near expiry."""
 
     def __init__(self, private_key_b64: str, subject: str, lifetime: int = 12 * 3600) -> None:
         """PRIVATE_KEY_B64: the raw P-256 private value (32 bytes, base64url) or a PEM private key."""
         text = private_key_b64.strip()
-        key: Any
-        if text.startswith("-----BEGIN"):
-            key = serialization.load_pem_private_key(text.encode(), password=None)
-        else:
-            key = ec.derive_private_key(int.from_bytes(unb64url(text), "big"), ec.SECP256R1())
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise ValueError("the VAPID key must be a P-256 private key")
-        self.key = key
-        self.public = b64url(
-            key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-        )
+        try:
+            self.signer = (
+                py_vapid.Vapid02.from_pem(text.encode())
+                if text.startswith("-----BEGIN")
+                else py_vapid.Vapid02.from_raw(text.encode())
+            )
+        except Exception as exc:  # py_vapid raises several kinds for a bad key
+            raise ValueError(f"the VAPID key must be a P-256 private key: {exc}") from exc
         self.subject = subject
         self.lifetime = lifetime
         self._tokens: dict[str, tuple[float, str]] = {}
@@ -145,15 +111,10 @@ class Vapid:
         cached = self._tokens.get(audience)
         if cached is None or cached[0] - now < 600:
             expires = int(now) + self.lifetime
-            head = b64url(json.dumps({"typ": "JWT", "alg": "ES256"}, separators=(",", ":")).encode())
-            claims = {"aud": audience, "exp": expires, "sub": self.subject}
-            body = b64url(json.dumps(claims, separators=(",", ":")).encode())
-            der = self.key.sign(f"{head}.{body}".encode(), ec.ECDSA(hashes.SHA256()))
-            r, s = decode_dss_signature(der)
-            token = f"{head}.{body}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
-            cached = (float(expires), token)
+            signed = self.signer.sign({"aud": audience, "exp": expires, "sub": self.subject})
+            cached = (float(expires), str(signed["Authorization"]))
             self._tokens[audience] = cached
-        return f"vapid t={cached[1]}, k={self.public}"
+        return cached[1]
 
 
 class WebPushAdapter:
