@@ -28,7 +28,10 @@ broadcast_app = typer.Typer(
     help="Send a template to a segment or a list, now, later or at local time.", no_args_is_help=True
 )
 consent_app = typer.Typer(help="Consent per purpose and channel: set and show.", no_args_is_help=True)
-providers_app = typer.Typer(help="Channel providers (SMTP, HTTP SMS/push, webhook, in-app).", no_args_is_help=True)
+providers_app = typer.Typer(
+    help="Channel providers (SMTP, HTTP SMS/push, webhook, in-app, direct-mail print file, call list).",
+    no_args_is_help=True,
+)
 privacy_app = typer.Typer(
     help="Data-subject requests: export everything held about a person, or erase them.", no_args_is_help=True
 )
@@ -292,8 +295,10 @@ def consent_show(
 @providers_app.command("add")
 def providers_add(
     name: str = typer.Argument(..., help="A name, e.g. smtp-main."),
-    channel: str = typer.Option(..., help="email, sms, push, in_app, messenger, webhook."),
-    kind: str = typer.Option(..., help="smtp, http, twilio, fcm, webpush, webhook, in_app."),
+    channel: str = typer.Option(..., help="email, sms, push, in_app, messenger, webhook, direct_mail, call."),
+    kind: str = typer.Option(
+        ..., help="smtp, http, twilio, fcm, webpush, webhook, in_app, print_file (direct_mail), call_list (call)."
+    ),
     config: str = typer.Option("{}", help='JSON settings, e.g. {"host": "smtp.example.com", "port": 587}.'),
     priority: int = typer.Option(100, help="Lower is tried first; the next takes over on failure."),
     cost: int = typer.Option(0, help="Cost per delivered message (per SMS segment) in minor units."),
