@@ -277,3 +277,45 @@ def test_call_tasks_and_letters_over_http(server: LiveServer, tmp_path: Path) ->
             ("Message Sent", "call_center"),
             ("Message Delivered", "call_center"),
         ]
+
+
+def test_calls_cli_on_local_stores(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from accord.platform import open_platform
+    from tests.conftest import make_settings
+
+    home = tmp_path / "home"
+    platform = open_platform(make_settings(home))
+    with platform.state.begin() as conn:
+        message = {"type": "identify", "userId": "ivo", "traits": {"phone": "+48601200302", "first_name": "Ivo"}}
+        emit(conn, platform.journal, "crm", "other", [message])
+    assert platform.processor.drain()
+    platform.consents.set("phone:+48601200302", "promotions", "call", "opted_in", "shop")
+    platform.messaging.save_template(CALL)
+    platform.messaging.add_provider("agents", "call", "call_list", {})
+    pid = profiles.resolve(platform.state, platform.rules, "user_id:ivo") or ""
+    platform.messaging.policy = PolicyConfig(quiet_hours=None)  # due now, whatever the hour of the test
+    task = platform.messaging.send(pid, "winback-call", channels=["call"])["id"]
+    platform.close()
+
+    accord = str(Path(sys.executable).parent / "accord")
+    env = {**os.environ, "ACCORD_HOME": str(home), "ACCORD_MESSAGING_POLICY": '{"quiet_hours": null}'}
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([accord, *args], env=env, capture_output=True, text=True, timeout=120)
+        assert (done.returncode == 0) == ok, done.stdout + done.stderr
+        return done
+
+    run("outbox", "run", "--until-idle")
+    listed = json.loads(run("calls", "list", "--format", "json").stdout)
+    assert [(t["id"], t["name"], t["phone"]) for t in listed] == [(task, "Ivo", "+48601200302")]
+    bad = run("calls", "record", task, "maybe", ok=False)
+    assert "unknown call outcome 'maybe'" in bad.stdout + bad.stderr and "Traceback" not in bad.stderr
+    assert "-> delivered" in run("calls", "record", task, "reached", "--agent", "ag1").stdout
+    assert json.loads(run("calls", "list", "--format", "json").stdout) == []
+    again = run("calls", "record", task, "refused", ok=False)
+    assert "task_closed" in again.stdout + again.stderr or "not open" in again.stdout + again.stderr

@@ -1,4 +1,4 @@
-"""`accord template|broadcast|consent|providers|outbox`: messaging from the command line (server or local stores)."""
+"""`accord template|broadcast|consent|providers|calls|outbox`: messaging from the command line (server or local)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ providers_app = typer.Typer(
 privacy_app = typer.Typer(
     help="Data-subject requests: export everything held about a person, or erase them.", no_args_is_help=True
 )
+calls_app = typer.Typer(help="The call-centre task list: calls to make and the agents' outcomes.", no_args_is_help=True)
 outbox_app = typer.Typer(
     help="The outbox sender (the server runs one; this runs one without a server).", no_args_is_help=True
 )
@@ -417,6 +418,46 @@ def privacy_erase(
         )
 
     _out(data, fmt, text)
+
+
+# -- call centre ----------------------------------------------------------------------------------------------------
+@calls_app.command("list")
+def calls_list(
+    status: str = typer.Option("sent", help="sent (still to call), delivered, failed, unsubscribed or all."),
+    fmt: Format = typer.Option(Format.text, "--format"),
+) -> None:
+    """Call tasks, oldest due first."""
+    wanted = None if status == "all" else status
+    data = _remote_or_local(
+        "GET", "/api/v1/call-center/tasks", None, lambda p: p.messaging.call_tasks(wanted), status=status
+    )
+
+    def text(rows: list[dict[str, Any]]) -> None:
+        table = Table("id", "name", "phone", "status", "script")
+        for r in rows:
+            table.add_row(r["id"], r["name"] or "", r["phone"] or "", r["status"], r["script"] or "")
+        console.print(table)
+
+    _out(data, fmt, text)
+
+
+@calls_app.command("record")
+def calls_record(
+    task: str = typer.Argument(..., help="The task's (delivery's) id."),
+    outcome: str = typer.Argument(..., help="reached, no_answer or refused."),
+    agent: str | None = typer.Option(None, help="Who called."),
+    note: str | None = typer.Option(None, help="A note for the timeline."),
+    fmt: Format = typer.Option(Format.text, "--format"),
+) -> None:
+    """Record a call's outcome (on the customer's timeline)."""
+    body = {"outcome": outcome, "agent": agent, "note": note}
+    data = _remote_or_local(
+        "POST",
+        f"/api/v1/call-center/tasks/{task}",
+        body,
+        lambda p: p.messaging.record_call(task, outcome, agent, note),
+    )
+    _out(data, fmt, lambda d: console.print(f"call {d['id']}: {outcome} -> {d['status']}"))
 
 
 # -- outbox ----------------------------------------------------------------------------------------------------------
