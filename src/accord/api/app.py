@@ -27,7 +27,7 @@ from accord.api.consent import ConsentController, ConsentPages
 from accord.api.identity import IdentityController
 from accord.api.journeys import JourneysController, TasksController
 from accord.api.loyalty import LoyaltyController
-from accord.api.messaging import MessagingController, Sending, TrackingController
+from accord.api.messaging import CallCenterController, MessagingController, Sending, TrackingController
 from accord.api.offers import OffersController
 from accord.api.segments import SegmentController
 from accord.collect.writer import JournalWriter
@@ -135,6 +135,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
             OffersController,
             LoyaltyController,
             MessagingController,
+            CallCenterController,
             TrackingController,
             ConsentController,
             ConsentPages,

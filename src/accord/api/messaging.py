@@ -84,7 +84,7 @@ class BroadcastIn(msgspec.Struct):
 
 
 class ProviderIn(msgspec.Struct):
-    """A channel provider (kind: smtp, http, twilio, fcm, webhook, in_app)."""
+    """A channel provider (kind: smtp, http, twilio, fcm, webpush, webhook, in_app, print_file, call_list)."""
 
     name: str
     channel: str
@@ -101,6 +101,14 @@ class SuppressionIn(msgspec.Struct):
     profile_id: str
     reason: str
     until: datetime | None = None
+    note: str | None = None
+
+
+class CallOutcomeIn(msgspec.Struct):
+    """An agent's outcome of a call task."""
+
+    outcome: str  # reached | no_answer | refused
+    agent: str | None = None
     note: str | None = None
 
 
@@ -320,6 +328,21 @@ class MessagingController(Controller):
     @post("/inbox/{profile_id:str}/{delivery_id:str}/read", summary="Mark an inbox message read", sync_to_thread=True)
     def inbox_read(self, request: Request[Any, Any, Any], profile_id: str, delivery_id: str) -> dict[str, Any]:
         return dict(_call(_messaging(request).mark_read, profile_id, delivery_id))
+
+
+class CallCenterController(Controller):
+    """The call-centre task list: call-channel messages to make, and the agents' outcomes (admin token)."""
+
+    path = "/api/v1/call-center"
+    tags = ["messaging"]
+
+    @get("/tasks", summary="Call tasks (status sent = still to call; all = every status)", sync_to_thread=True)
+    def tasks(self, request: Request[Any, Any, Any], status: str = "sent", limit: int = 500) -> list[dict[str, Any]]:
+        return list(_call(_messaging(request).call_tasks, None if status == "all" else status, limit))
+
+    @post("/tasks/{delivery_id:str}", summary="Record a call's outcome", status_code=200, sync_to_thread=True)
+    def record(self, request: Request[Any, Any, Any], delivery_id: str, data: CallOutcomeIn) -> dict[str, Any]:
+        return dict(_call(_messaging(request).record_call, delivery_id, data.outcome, data.agent, data.note))
 
 
 class TrackingController(Controller):

@@ -1,4 +1,4 @@
-"""`accord template|broadcast|consent|providers|outbox`: messaging from the command line (server or local stores)."""
+"""`accord template|broadcast|consent|providers|calls|outbox`: messaging from the command line (server or local)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,14 @@ broadcast_app = typer.Typer(
     help="Send a template to a segment or a list, now, later or at local time.", no_args_is_help=True
 )
 consent_app = typer.Typer(help="Consent per purpose and channel: set and show.", no_args_is_help=True)
-providers_app = typer.Typer(help="Channel providers (SMTP, HTTP SMS/push, webhook, in-app).", no_args_is_help=True)
+providers_app = typer.Typer(
+    help="Channel providers (SMTP, HTTP SMS/push, webhook, in-app, direct-mail print file, call list).",
+    no_args_is_help=True,
+)
 privacy_app = typer.Typer(
     help="Data-subject requests: export everything held about a person, or erase them.", no_args_is_help=True
 )
+calls_app = typer.Typer(help="The call-centre task list: calls to make and the agents' outcomes.", no_args_is_help=True)
 outbox_app = typer.Typer(
     help="The outbox sender (the server runs one; this runs one without a server).", no_args_is_help=True
 )
@@ -292,8 +296,10 @@ def consent_show(
 @providers_app.command("add")
 def providers_add(
     name: str = typer.Argument(..., help="A name, e.g. smtp-main."),
-    channel: str = typer.Option(..., help="email, sms, push, in_app, messenger, webhook."),
-    kind: str = typer.Option(..., help="smtp, http, twilio, fcm, webpush, webhook, in_app."),
+    channel: str = typer.Option(..., help="email, sms, push, in_app, messenger, webhook, direct_mail, call."),
+    kind: str = typer.Option(
+        ..., help="smtp, http, twilio, fcm, webpush, webhook, in_app, print_file (direct_mail), call_list (call)."
+    ),
     config: str = typer.Option("{}", help='JSON settings, e.g. {"host": "smtp.example.com", "port": 587}.'),
     priority: int = typer.Option(100, help="Lower is tried first; the next takes over on failure."),
     cost: int = typer.Option(0, help="Cost per delivered message (per SMS segment) in minor units."),
@@ -412,6 +418,46 @@ def privacy_erase(
         )
 
     _out(data, fmt, text)
+
+
+# -- call centre ----------------------------------------------------------------------------------------------------
+@calls_app.command("list")
+def calls_list(
+    status: str = typer.Option("sent", help="sent (still to call), delivered, failed, unsubscribed or all."),
+    fmt: Format = typer.Option(Format.text, "--format"),
+) -> None:
+    """Call tasks, oldest due first."""
+    wanted = None if status == "all" else status
+    data = _remote_or_local(
+        "GET", "/api/v1/call-center/tasks", None, lambda p: p.messaging.call_tasks(wanted), status=status
+    )
+
+    def text(rows: list[dict[str, Any]]) -> None:
+        table = Table("id", "name", "phone", "status", "script")
+        for r in rows:
+            table.add_row(r["id"], r["name"] or "", r["phone"] or "", r["status"], r["script"] or "")
+        console.print(table)
+
+    _out(data, fmt, text)
+
+
+@calls_app.command("record")
+def calls_record(
+    task: str = typer.Argument(..., help="The task's (delivery's) id."),
+    outcome: str = typer.Argument(..., help="reached, no_answer or refused."),
+    agent: str | None = typer.Option(None, help="Who called."),
+    note: str | None = typer.Option(None, help="A note for the timeline."),
+    fmt: Format = typer.Option(Format.text, "--format"),
+) -> None:
+    """Record a call's outcome (on the customer's timeline)."""
+    body = {"outcome": outcome, "agent": agent, "note": note}
+    data = _remote_or_local(
+        "POST",
+        f"/api/v1/call-center/tasks/{task}",
+        body,
+        lambda p: p.messaging.record_call(task, outcome, agent, note),
+    )
+    _out(data, fmt, lambda d: console.print(f"call {d['id']}: {outcome} -> {d['status']}"))
 
 
 # -- outbox ----------------------------------------------------------------------------------------------------------

@@ -44,13 +44,15 @@ from accord.messaging.templates import (
 from accord.storage import new_id, utcnow
 
 SOURCE_NAME = "accord-messaging"
-TIMELINE_CHANNEL = {"in_app": "app", "webhook": "other"}
+TIMELINE_CHANNEL = {"in_app": "app", "webhook": "other", "call": "call_center"}
 ADDRESS_TYPES = {
     "email": ("email",),
     "sms": ("phone",),
     "push": ("push_token",),
     "in_app": ("device_id", "push_token"),
     "messenger": ("messenger_id", "whatsapp"),
+    "direct_mail": ("postal_address",),  # as consent's reachability (REACH): the identifier carries the consent
+    "call": ("phone",),
 }
 LIVE = ("queued", "sending", "sent", "delivered", "opened", "clicked")
 # Forward-only delivery states: a late "delivered" never overwrites "clicked".
@@ -521,6 +523,8 @@ class Messaging:
             locale = locale or used
             if channel == "email" and request.sender:
                 fields["from"] = request.sender
+            if channel in ("direct_mail", "call"):
+                fields["recipient_name"] = recipient_name(recipient.traits)
             links: list[str] = []
             if channel == "email" and fields.get("html"):
                 fields["html"], links = self._track_html(delivery_id, fields["html"])
@@ -678,6 +682,20 @@ class Messaging:
                 conn.execute(t.deliveries.update().where(t.deliveries.c.id == delivery_id).values(read_at=utcnow()))
                 self.record_state_in(conn, row, "opened", {"via": "inbox"})
         return {"id": delivery_id, "read": True}
+
+    def call_tasks(self, status: str | None = "sent", limit: int = 500) -> list[dict[str, Any]]:
+        """The call-centre task list (call-channel deliveries; `sent` = still to call). See calls.py."""
+        from accord.messaging.calls import call_tasks
+
+        return call_tasks(self, status, limit)
+
+    def record_call(
+        self, delivery_id: str, outcome: str, agent: str | None = None, note: str | None = None
+    ) -> dict[str, Any]:
+        """An agent's outcome of a call task (reached, no_answer, refused), on the customer's timeline."""
+        from accord.messaging.calls import record_call
+
+        return record_call(self, delivery_id, outcome, agent, note)
 
     # -- delivery states ------------------------------------------------------------------------------------------
     def record_state_in(
@@ -905,6 +923,15 @@ def _address(recipient: Recipient, channel: str) -> tuple[str, str | None]:
         if value:
             return id_type, value
     return "", None
+
+
+def recipient_name(traits: Mapping[str, Any]) -> str:
+    """The name a letter is addressed to or an agent asks for: `name`, else first and last name."""
+    name = traits.get("name")
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    parts = [traits.get(k) for k in ("first_name", "firstName", "last_name", "lastName")]
+    return " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
 
 
 def delivery_event(

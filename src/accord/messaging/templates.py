@@ -27,6 +27,8 @@ CHANNEL_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "in_app": (("title", "body"), ("deep_link", "image_url", "cta")),
     "messenger": (("text",), ()),
     "webhook": ((), ("payload",)),
+    "direct_mail": (("text",), ("subject",)),  # a letter: printed by a print house from a batch file
+    "call": (("script",), ("subject",)),  # what the call-centre agent says
 }
 
 GSM7_BASIC = set(

@@ -134,6 +134,16 @@ def make_adapter(name: str, channel: str, kind: str, config: dict[str, Any]) -> 
         if channel != "push":
             raise ValueError("a webpush provider serves the push channel")
         return WebPushAdapter(name, config)
+    if kind in ("print_file", "call_list"):
+        from accord.messaging.adapters.offline import CallListAdapter, PrintFileAdapter
+
+        wanted = "direct_mail" if kind == "print_file" else "call"
+        if channel != wanted:
+            raise ValueError(f"a {kind} provider serves the {wanted} channel")
+        return PrintFileAdapter(name, config) if kind == "print_file" else CallListAdapter(name)
     if kind in ("http", "twilio", "fcm", "webhook"):
         return HttpAdapter(name, channel, kind, config)
-    raise ValueError(f"unknown provider kind {kind!r}; known: smtp, http, twilio, fcm, webpush, webhook, in_app")
+    raise ValueError(
+        f"unknown provider kind {kind!r}; known: smtp, http, twilio, fcm, webpush, webhook, in_app, print_file, "
+        "call_list"
+    )
