@@ -1,20 +1,19 @@
 """Over real HTTP against `accord serve` on SQLite and PostgreSQL: no overselling under 100 parallel reservations,
-and stories 12 (only what is here), 13 (buy online, pick up in store) and 17 (return anywhere) end to end."""
+and stories 12, 13, 15 (the associate lookup) and 17 end to end."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
-from tests.conftest import PG_URL, LiveServer, _pg_available
+from tests.conftest import LiveServer
+from tests.offers.http_server import module_server
 
 from .conftest import STORES
 
@@ -23,30 +22,13 @@ CENTRUM = (52.22975, 21.01225)
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One server per engine for this module; every test works on its own fresh SKU."""
-    env: dict[str, str] = {}
-    schema = None
-    if request.param == "postgres":
-        reason = _pg_available()
-        if reason is not None:
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"PostgreSQL is required in CI but unreachable: {reason}")
-            pytest.skip(f"PostgreSQL unreachable: {reason}")
-        schema = "t_" + secrets.token_hex(6)
-        admin = sa.create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        sep = "&" if "?" in PG_URL else "?"
-        env["ACCORD_STATE_URL"] = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    srv = LiveServer(tmp_path_factory.mktemp("commerce") / "home", env).start()
+    """One server per engine for this module, with the stores; every test works on its own fresh SKU."""
+    servers = module_server(request, tmp_path_factory)
+    srv = next(servers)
     with srv.admin() as client:
         assert client.post("/api/v1/locations", json=STORES).status_code == 200
     yield srv
-    srv.stop()
-    if schema:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    servers.close()  # stops the server and drops its PostgreSQL schema
 
 
 def _product(client: httpx.Client, price_minor: int = 19900) -> str:

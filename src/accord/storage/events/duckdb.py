@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -100,29 +102,35 @@ class DuckDBEventStore:
         cur.execute("SET TimeZone = 'UTC'")
         return cur
 
-    def load(self, batch: pa.Table, journal_seq: int, changes: list[tuple[int, str, str]]) -> None:
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor in one write transaction (committed, or rolled back on any error), one writer at a time."""
         with self._write_lock:
             cur = self._cur()
             cur.execute("BEGIN TRANSACTION")
             try:
-                if batch.num_rows:
-                    cur.register("incoming", batch)
-                    cur.execute(f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM incoming")
-                    cur.execute(rollup.duckdb_append_days("incoming"))
-                    for statement in rollup.duckdb_merge_anchors("incoming"):
-                        cur.execute(statement)
-                    cur.unregister("incoming")
-                self._apply(cur, changes)
-                cur.execute(
-                    "UPDATE ingest_state SET journal_seq = greatest(journal_seq, ?) WHERE id = 1",
-                    [journal_seq],
-                )
+                yield cur
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             finally:
                 cur.close()
+
+    def load(self, batch: pa.Table, journal_seq: int, changes: list[tuple[int, str, str]]) -> None:
+        with self._write() as cur:
+            if batch.num_rows:
+                cur.register("incoming", batch)
+                cur.execute(f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM incoming")
+                cur.execute(rollup.duckdb_append_days("incoming"))
+                for statement in rollup.duckdb_merge_anchors("incoming"):
+                    cur.execute(statement)
+                cur.unregister("incoming")
+            self._apply(cur, changes)
+            cur.execute(
+                "UPDATE ingest_state SET journal_seq = greatest(journal_seq, ?) WHERE id = 1",
+                [journal_seq],
+            )
 
     def _apply(self, cur: duckdb.DuckDBPyConnection, changes: list[tuple[int, str, str]]) -> None:
         if not changes:
@@ -150,33 +158,15 @@ class DuckDBEventStore:
         )
 
     def apply_changes(self, changes: list[tuple[int, str, str]]) -> None:
-        with self._write_lock:
-            cur = self._cur()
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                self._apply(cur, changes)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            finally:
-                cur.close()
+        with self._write() as cur:
+            self._apply(cur, changes)
 
     def rebuild_rollups(self) -> None:
-        with self._write_lock:
-            cur = self._cur()
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                cur.execute("DELETE FROM event_days")
-                cur.execute("DELETE FROM event_anchors")
-                cur.execute(rollup.duckdb_append_days("events"))
-                cur.execute("INSERT INTO event_anchors " + rollup.duckdb_anchor_rows("events"))
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            finally:
-                cur.close()
+        with self._write() as cur:
+            cur.execute("DELETE FROM event_days")
+            cur.execute("DELETE FROM event_anchors")
+            cur.execute(rollup.duckdb_append_days("events"))
+            cur.execute("INSERT INTO event_anchors " + rollup.duckdb_anchor_rows("events"))
 
     def rollups_ready(self) -> bool:
         found = self.query(
@@ -299,24 +289,15 @@ class DuckDBEventStore:
         where = "list_contains(?, profile_id) OR list_contains(?, anchor) OR list_has_any(identifiers, ?)"
         pids, keys = profile_ids or [""], identifier_keys or [""]  # an empty list has no element type
         params = [pids, keys, keys]
-        with self._write_lock:
-            cur = self._cur()
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                found = cur.execute(f"SELECT journal_seq, source_id, message_id FROM events WHERE {where}", params)
-                gone = [(int(s) if s is not None else -1, str(src), str(m)) for s, src, m in found.fetchall()]
-                cur.execute(f"DELETE FROM events WHERE {where}", params)
-                for derived in ("event_days", "event_anchors"):  # the daily tables kept beside the log
-                    cur.execute(
-                        f"DELETE FROM {derived} WHERE list_contains(?, profile_id) OR list_contains(?, anchor)",
-                        [pids, keys],
-                    )
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            finally:
-                cur.close()
+        with self._write() as cur:
+            found = cur.execute(f"SELECT journal_seq, source_id, message_id FROM events WHERE {where}", params)
+            gone = [(int(s) if s is not None else -1, str(src), str(m)) for s, src, m in found.fetchall()]
+            cur.execute(f"DELETE FROM events WHERE {where}", params)
+            for derived in ("event_days", "event_anchors"):  # the daily tables kept beside the log
+                cur.execute(
+                    f"DELETE FROM {derived} WHERE list_contains(?, profile_id) OR list_contains(?, anchor)",
+                    [pids, keys],
+                )
         return gone
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
