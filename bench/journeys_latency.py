@@ -10,8 +10,8 @@ journey triggered by the event `Bench Trigger` whose first step is a goal checkp
 - triggers: one /v1/track `Bench Trigger` every TRIGGER_EVERY seconds for a new user, with its sequence number in
   the properties; the client notes the wall-clock time when the 200 arrives (the event is durable from then on).
 A warm-up trigger is stepped before the clock starts. After the load it waits until processing and the journey
-have caught up, then reads each instance's entry time
-and the time of its first step from the state store (SQLite, read-only) and reports p50/p95/p99/max of
+have caught up, then reads each instance's entry time and the time of its first step from the state store
+(SQLite, read-only) and reports p50/p95/p99/max of
   trigger latency = first step's time - the trigger's acknowledgement
 (both clocks are this machine's). The first step runs as soon as the instance enters, so this is the time for the
 event to be processed (journal -> identity -> event store), fed to the journeys listener, entered, and stepped.
@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,8 +163,8 @@ def _warm_up(server: intake.Server) -> None:
 
 
 def _epoch(text: str) -> float:
-    value = datetime.fromisoformat(text)
-    return value.timestamp() if value.tzinfo else value.replace(tzinfo=datetime.now().astimezone().tzinfo).timestamp()
+    value = datetime.fromisoformat(text)  # the state store keeps UTC; SQLite returns it without a zone
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
