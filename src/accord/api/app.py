@@ -18,7 +18,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
-from accord import __version__
+from accord import __version__, heap
 from accord.api.admin import AdminController
 from accord.api.analytics import AnalyticsController
 from accord.api.collect import collect_message, error_body
@@ -90,8 +90,9 @@ def _server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[b
     )
 
 
-def create_app(settings: Settings, platform: Platform | None = None) -> Litestar:
-    """The ASGI app. Opens the stores (unless PLATFORM is given) and runs the writer and processor."""
+def create_app(settings: Settings, platform: Platform | None = None, *, settle_heap: bool = False) -> Litestar:
+    """The ASGI app. Opens the stores (unless PLATFORM is given) and runs the writer and processor.
+    SETTLE_HEAP (for a server process of its own): freeze the start-up heap once everything is open."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -116,6 +117,8 @@ def create_app(settings: Settings, platform: Platform | None = None) -> Litestar
         )
         try:
             async with commerce_runtime(app, plat):
+                if settle_heap:
+                    heap.settle()  # full collections must not stall requests (see accord/heap.py)
                 yield
         finally:
             if sending is not None:

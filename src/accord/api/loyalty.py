@@ -88,12 +88,54 @@ def _platform(request: Request[Any, Any, Any]) -> Platform:
 
 
 def _error(exc: LoyaltyError) -> Response[bytes]:
-    body = error_body(exc.code, exc.message, **({"detail": exc.detail} if exc.detail else {}))
-    return Response(body, status_code=exc.status, media_type="application/json")
+    return _answer(*_error_body(exc))
 
 
 def _json(data: Any, status: int = 200) -> Response[bytes]:
     return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
+
+
+def _answer(status: int, body: bytes) -> Response[bytes]:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _error_body(exc: LoyaltyError) -> tuple[int, bytes]:
+    return exc.status, error_body(exc.code, exc.message, **({"detail": exc.detail} if exc.detail else {}))
+
+
+def _written(entry: dict[str, Any]) -> tuple[int, bytes]:
+    return (200 if entry.get("replayed") else 201), msgspec.json.encode(entry)
+
+
+async def earn_points(platform: Platform, profile_id: str, data: EarnIn) -> tuple[int, bytes]:
+    """POST /api/v1/loyalty/{profile_id}/earn (the Litestar route and the lean front both answer with this)."""
+    earn = EarnRequest(
+        idempotency_key=data.idempotency_key,
+        channel=data.channel,
+        points=data.points,
+        amount_minor=data.amount_minor,
+        currency=data.currency,
+        lines=[(line.amount_minor, line.category) for line in data.lines] if data.lines else None,
+        order_id=data.order_id,
+        store_id=data.store_id,
+        reason=data.reason,
+    )
+    try:
+        op = platform.loyalty.earn_op(profile_id, earn)
+        return _written(await asyncio.wrap_future(platform.committer.submit(op)))
+    except LoyaltyError as exc:
+        return _error_body(exc)
+
+
+async def burn_points(platform: Platform, profile_id: str, data: BurnIn) -> tuple[int, bytes]:
+    """POST /api/v1/loyalty/{profile_id}/burn: 201 spent, 200 replayed, 409 insufficient_points."""
+    try:
+        op = platform.loyalty.burn_op(
+            profile_id, data.points, data.idempotency_key, data.channel, data.store_id, data.reason
+        )
+        return _written(await asyncio.wrap_future(platform.committer.submit(op)))
+    except LoyaltyError as exc:
+        return _error_body(exc)
 
 
 class LoyaltyController(Controller):
@@ -162,24 +204,7 @@ class LoyaltyController(Controller):
         status_code=201,
     )
     async def earn(self, request: Request[Any, Any, Any], profile_id: str, data: EarnIn) -> Response[bytes]:
-        platform = _platform(request)
-        earn = EarnRequest(
-            idempotency_key=data.idempotency_key,
-            channel=data.channel,
-            points=data.points,
-            amount_minor=data.amount_minor,
-            currency=data.currency,
-            lines=[(line.amount_minor, line.category) for line in data.lines] if data.lines else None,
-            order_id=data.order_id,
-            store_id=data.store_id,
-            reason=data.reason,
-        )
-        try:
-            op = platform.loyalty.earn_op(profile_id, earn)
-            entry = await asyncio.wrap_future(platform.committer.submit(op))
-        except LoyaltyError as exc:
-            return _error(exc)
-        return _json(entry, 200 if entry.get("replayed") else 201)
+        return _answer(*await earn_points(_platform(request), profile_id, data))
 
     @post(
         "/{profile_id:str}/burn",
@@ -187,15 +212,7 @@ class LoyaltyController(Controller):
         status_code=201,
     )
     async def burn(self, request: Request[Any, Any, Any], profile_id: str, data: BurnIn) -> Response[bytes]:
-        platform = _platform(request)
-        try:
-            op = platform.loyalty.burn_op(
-                profile_id, data.points, data.idempotency_key, data.channel, data.store_id, data.reason
-            )
-            entry = await asyncio.wrap_future(platform.committer.submit(op))
-        except LoyaltyError as exc:
-            return _error(exc)
-        return _json(entry, 200 if entry.get("replayed") else 201)
+        return _answer(*await burn_points(_platform(request), profile_id, data))
 
     @post("/{profile_id:str}/adjust", summary="A manual correction with a reason", status_code=201)
     async def adjust(self, request: Request[Any, Any, Any], profile_id: str, data: AdjustIn) -> Response[bytes]:

@@ -87,14 +87,45 @@ def _platform(request: Request[Any, Any, Any]) -> Platform:
 
 
 def _error(exc: offers.OfferError) -> Response[bytes]:
-    extra: dict[str, Any] = {}
-    if exc.detail:
-        extra["problems"] = exc.detail.get("problems", [])
-    return Response(error_body(exc.code, exc.message, **extra), status_code=exc.status, media_type="application/json")
+    return _answer(*_error_body(exc))
 
 
 def _json(data: Any, status: int = 200) -> Response[bytes]:
     return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
+
+
+def _answer(status: int, body: bytes) -> Response[bytes]:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _error_body(exc: offers.OfferError) -> tuple[int, bytes]:
+    extra: dict[str, Any] = {}
+    if exc.detail:
+        extra["problems"] = exc.detail.get("problems", [])
+    return exc.status, error_body(exc.code, exc.message, **extra)
+
+
+async def validate_coupon(platform: Platform, data: CouponIn) -> tuple[int, bytes]:
+    """POST /api/v1/coupons/validate (the Litestar route and the lean front both answer with this)."""
+    try:
+        if platform.state.dialect.name == "sqlite":  # a few local indexed reads: cheaper than a thread hop
+            verdict = platform.offers.validate(data.request())
+        else:
+            verdict = await asyncio.to_thread(platform.offers.validate, data.request())
+    except offers.OfferError as exc:
+        return _error_body(exc)
+    return 200, msgspec.json.encode(verdict.as_dict())
+
+
+async def redeem_coupon(platform: Platform, data: CouponIn, header_key: str | None) -> tuple[int, bytes]:
+    """POST /api/v1/coupons/redeem: 201 redeemed, 200 replayed, 4xx with the error shape."""
+    key = data.idempotency_key or header_key or ""
+    try:
+        op = platform.offers.redeem_op(data.request(), key)
+        result = await asyncio.wrap_future(platform.committer.submit(op))
+    except offers.OfferError as exc:
+        return _error_body(exc)
+    return (200 if result.get("replayed") else 201), msgspec.json.encode(result)
 
 
 class OffersController(Controller):
@@ -159,15 +190,7 @@ class OffersController(Controller):
 
     @post("/coupons/validate", summary="Can this code be used here and now? Says why or why not", status_code=200)
     async def validate(self, request: Request[Any, Any, Any], data: CouponIn) -> Response[bytes]:
-        platform = _platform(request)
-        try:
-            if platform.state.dialect.name == "sqlite":  # a few local indexed reads: cheaper than a thread hop
-                verdict = platform.offers.validate(data.request())
-            else:
-                verdict = await asyncio.to_thread(platform.offers.validate, data.request())
-        except offers.OfferError as exc:
-            return _error(exc)
-        return _json(verdict.as_dict())
+        return _answer(*await validate_coupon(_platform(request), data))
 
     @post(
         "/coupons/redeem",
@@ -177,14 +200,7 @@ class OffersController(Controller):
         status_code=201,
     )
     async def redeem(self, request: Request[Any, Any, Any], data: CouponIn) -> Response[bytes]:
-        platform = _platform(request)
-        key = data.idempotency_key or request.headers.get("idempotency-key") or ""
-        try:
-            op = platform.offers.redeem_op(data.request(), key)
-            result = await asyncio.wrap_future(platform.committer.submit(op))
-        except offers.OfferError as exc:
-            return _error(exc)
-        return _json(result, 200 if result.get("replayed") else 201)
+        return _answer(*await redeem_coupon(_platform(request), data, request.headers.get("idempotency-key")))
 
     @get("/coupons/active", summary="Offers a customer holds and can use at this store and channel now, and why")
     async def active(

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import msgspec
 import pyarrow as pa
 
+from accord import heap
 from accord.collect.journal import Journal, JournalEntry, forget_in
 from accord.collect.record import EventRecord
 from accord.collect.segment import SourceInfo, build_record, merge_batch_level
@@ -190,6 +191,7 @@ def worker_init(state_url: str, rules: IdentityRules, lock_share: float | None =
     journal = Journal(engine)
     journal.turn.share = lock_share if lock_share is not None and lock_share < 1.0 else None
     _worker = Resolver(journal, IdentityGraph(engine, rules), write_chunk=WORKER_WRITE_CHUNK)
+    heap.settle()
 
 
 def _exit_with_parent() -> None:
