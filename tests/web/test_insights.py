@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -103,6 +104,10 @@ def test_value_and_figures_helpers_bin_round_numbers() -> None:
     )
     assert sum(b["customers"] for b in data["clv_bins"]) == 100
     assert data["risk"][2]["customers"] == 100 and data["risk"][2]["clv_total"] == sum(v * 1000.0 for v in range(100))
+    degenerate = value_figures(
+        {"source": "fitted", "currency": "PLN", "computed_at": None, "rows": [(math.nan, 0.0), (5.0, 0.3)]}
+    )  # BG/NBD on too short a history gives NaN: left out and counted, never a failed page
+    assert degenerate["customers"] == 1 and degenerate["unscored"] == 1 and degenerate["risk"][1]["customers"] == 1
 
 
 def test_commerce_draws_the_stores_on_a_map_from_local_outlines(web: Web) -> None:

@@ -62,10 +62,11 @@ def _nice_step(top: float, bins: int) -> float:
 def value_figures(scored: dict[str, Any]) -> dict[str, Any]:
     """CLV histogram (round bins up to the 95th percentile, the rest in an open last bin) and, per churn risk
     bucket, the customers and their predicted value (total, mean, median) — the value at risk of leaving."""
-    rows: list[tuple[float, float]] = scored["rows"]
+    rows = [(v, r) for v, r in scored["rows"] if math.isfinite(v) and math.isfinite(r)]
     values = sorted(v for v, _r in rows)
     out: dict[str, Any] = {k: scored[k] for k in ("source", "currency", "computed_at")}
     out["customers"] = len(rows)
+    out["unscored"] = len(scored["rows"]) - len(rows)  # the models gave no finite value (e.g. one purchase only)
     if not rows:
         return out | {"clv_bins": [], "risk": [], "total": 0, "median": None}
     p95 = values[min(len(values) - 1, int(0.95 * len(values)))]
