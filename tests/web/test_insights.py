@@ -195,6 +195,8 @@ def test_an_associate_cannot_open_the_new_pages_and_an_analyst_changes_nothing(w
         assert web.client.get(path).status_code == 200, path
     page = web.client.get("/loyalty")
     assert 'href="/loyalty"' in page.text.split("<main>")[0] and 'id="reward-form"' not in page.text
-    answer = web.client.post("/loyalty/rewards", data={"name": "x", "cost_points": "1", "csrf_token": web.csrf(page.text)})
+    answer = web.client.post(
+        "/loyalty/rewards", data={"name": "x", "cost_points": "1", "csrf_token": web.csrf(page.text)}
+    )
     assert answer.status_code == 403 and "can read but not change" in answer.text
     assert web.platform.loyalty.rewards() == []

@@ -121,8 +121,14 @@ def store_map(stores: list[dict[str, Any]], title: str) -> dict[str, Any]:
             },
             {
                 "data": {"values": points},
-                "mark": {"type": "circle", "size": 80, "color": "#2ca02c", "stroke": "#fff", "strokeWidth": 1,
-                         "opacity": 0.9},  # fmt: skip
+                "mark": {
+                    "type": "circle",
+                    "size": 80,
+                    "color": "#2ca02c",
+                    "stroke": "#fff",
+                    "strokeWidth": 1,
+                    "opacity": 0.9,
+                },
                 "encoding": {
                     "longitude": {"field": "lon", "type": "quantitative"},
                     "latitude": {"field": "lat", "type": "quantitative"},
@@ -131,14 +137,22 @@ def store_map(stores: list[dict[str, Any]], title: str) -> dict[str, Any]:
             },
             {
                 "data": {"values": points},
-                "transform": [{"aggregate": [{"op": "count", "as": "n"}, {"op": "mean", "field": "lon", "as": "lon"},
-                                             {"op": "mean", "field": "lat", "as": "lat"}], "groupby": ["city"]}],
+                "transform": [
+                    {
+                        "aggregate": [
+                            {"op": "count", "as": "n"},
+                            {"op": "mean", "field": "lon", "as": "lon"},
+                            {"op": "mean", "field": "lat", "as": "lat"},
+                        ],
+                        "groupby": ["city"],
+                    }
+                ],
                 "mark": {"type": "text", "dy": -10, "fontSize": 11, "color": "#223"},
                 "encoding": {
                     "longitude": {"field": "lon", "type": "quantitative"},
                     "latitude": {"field": "lat", "type": "quantitative"},
                     "text": {"field": "city"},
                 },
-            },  # fmt: skip
+            },
         ],
     }

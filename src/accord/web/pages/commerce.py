@@ -1,4 +1,4 @@
-"""Commerce: stores on a map and in a table, offers, and per store its opening hours, pickup orders waiting and stock."""
+"""Commerce: stores on a map and in a table, offers; per store its opening hours, pickup orders waiting and stock."""
 
 from __future__ import annotations
 
@@ -53,9 +53,7 @@ class CommerceController(Controller):
         offer_rows = await asyncio.to_thread(offers.list_offers, platform.state)
         mapped = [s for s in rows if s.get("lat") is not None and s.get("lon") is not None]
         store_map = insight_charts.store_map(mapped, gettext_for(request)("Stores")) if mapped else None
-        return render(
-            request, "commerce.html", stores=rows, offers=offer_rows, store_map=store_map, mapped=len(mapped)
-        )
+        return render(request, "commerce.html", stores=rows, offers=offer_rows, store_map=store_map, mapped=len(mapped))
 
     @get("/stores/{store_id:str}")
     async def store_page(self, request: Request[Any, Any, Any], store_id: str, sku: str = "") -> Response[str]:

@@ -135,6 +135,8 @@ class LiftController(Controller):
         _ = gettext_for(request)
         rows = forest_rows(data, _)
         chart = (
-            insight_charts.forest(rows, _("Conversion lift, percentage points"), _("Channel or group")) if rows else None
+            insight_charts.forest(rows, _("Conversion lift, percentage points"), _("Channel or group"))
+            if rows
+            else None
         )
         return render(request, "partials/lift_figures.html", data=data, window=window, forest_chart=chart)

@@ -141,7 +141,10 @@ def charts_of(data: dict[str, Any], fmt: Formats, _: Any) -> dict[str, Any]:
     ]
     return {
         "clv_chart": insight_charts.histogram(
-            clv_rows, "bin", "customers", _("Predicted lifetime value ({currency})").format(currency=currency or "–"),
+            clv_rows,
+            "bin",
+            "customers",
+            _("Predicted lifetime value ({currency})").format(currency=currency or "–"),
             _("Customers"),
         ),
         "risk_chart": insight_charts.histogram(
