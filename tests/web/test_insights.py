@@ -165,6 +165,8 @@ def test_loyalty_programme_rewards_and_a_customers_ledger(web: Web) -> None:
     customer = web.client.get(f"/customers/{ann}")
     assert 'id="points-entries"' in customer.text and f'href="/loyalty/customers/{ann}"' in customer.text
     assert web.client.get("/loyalty/customers/nobody").status_code == 404
+    polish = web.client.get("/loyalty", headers={"Accept-Language": "pl-PL,pl;q=0.9"})
+    assert "Program lojalnościowy" in polish.text and "Katalog nagród" in polish.text and "po 365 dniach" in polish.text
 
     token = web.csrf(page.text)
     bad = web.client.post("/loyalty/rewards", data={"name": "Mug", "cost_points": "lots", "csrf_token": token})
