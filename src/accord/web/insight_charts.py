@@ -16,7 +16,7 @@ def forest(rows: list[dict[str, Any]], x_title: str, y_title: str) -> dict[str, 
     return {
         "$schema": SCHEMA,
         "width": "container",
-        "height": max(80, 34 * len(rows)),
+        "height": max(160, 40 * len(rows)),
         "data": {"values": rows},
         "encoding": {"y": {"field": "what", "type": "nominal", "title": y_title, "sort": order}},
         "layer": [
