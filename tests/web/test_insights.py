@@ -172,10 +172,10 @@ def test_loyalty_programme_rewards_and_a_customers_ledger(web: Web) -> None:
     bad = web.client.post("/loyalty/rewards", data={"name": "Mug", "cost_points": "lots", "csrf_token": token})
     assert bad.status_code == 422 and 'id="reward-problem"' in bad.text and 'value="Mug"' in bad.text
     added = web.client.post(
-        "/loyalty/rewards", data={"name": "Mug", "cost_points": "300", "stock": "5", "csrf_token": token}
+        "/loyalty/rewards", data={"name": "Mug & 10% off", "cost_points": "300", "stock": "5", "csrf_token": token}
     )
-    assert added.status_code == 200 and 'id="reward-added"' in added.text
-    assert [r["name"] for r in loyalty.rewards()].count("Mug") == 1
+    assert added.status_code == 200 and "Reward added: Mug &amp; 10% off" in added.text
+    assert [r["name"] for r in loyalty.rewards()].count("Mug & 10% off") == 1
 
 
 def test_an_associate_cannot_open_the_new_pages_and_an_analyst_changes_nothing(web: Web) -> None:

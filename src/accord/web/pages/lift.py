@@ -29,7 +29,7 @@ _cache: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, tuple[int, int], d
 _cache_lock = threading.Lock()
 
 
-def test_lift(test: dict[str, Any]) -> dict[str, Any] | None:
+def lift_of_test(test: dict[str, Any]) -> dict[str, Any] | None:
     """Conversion lift of one listed holdout test (treated against held out) with its interval; None if a group
     is empty."""
     from accord.analytics.lift import lift_from_counts
@@ -62,7 +62,7 @@ def lift_figures(platform: Platform, window: str) -> dict[str, Any]:
     else:
         out["channels"] = [{"channel": ch, **lift} for ch, lift in sorted(per_channel.items())]
         newest = sorted(listed, key=lambda t: (t["since"] or "", t["name"]), reverse=True)
-        out["tests"] = [{**t, "lift": test_lift(t)} for t in newest[:SHOWN_TESTS]]
+        out["tests"] = [{**t, "lift": lift_of_test(t)} for t in newest[:SHOWN_TESTS]]
         out["tests_total"] = len(listed)
     try:
         out["global"] = analytics.global_control_lift(platform.events, in_global_control(platform), None, None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -108,7 +109,7 @@ class LoyaltyController(Controller):
             await asyncio.to_thread(platform.loyalty.add_reward, data.name, cost or 0, stock)
         except LoyaltyError as exc:
             return await self._program(request, status_code=422, added="", problem=exc.message, form=data)
-        return Redirect(path=f"/loyalty?added={data.name.strip()}", status_code=303)
+        return Redirect(path=f"/loyalty?{urlencode({'added': data.name.strip()})}", status_code=303)
 
     @get("/customers/{profile_id:str}")
     async def ledger_page(self, request: Request[Any, Any, Any], profile_id: str, before: str = "") -> Response[str]:
