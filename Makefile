@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Front-end libraries (htmx, Vega, Vega-Lite, vega-embed) come from npm at build time, pinned by
-# web-assets/package-lock.json, and are copied into the package's static dir (not committed; served locally).
+# Front-end libraries (htmx, Vega, Vega-Lite, vega-embed; world-atlas's country outlines) come from npm at build
+# time, pinned by web-assets/package-lock.json, and are copied into the package's static dir (not committed; served
+# locally).
 VENDOR := src/accord/web/static/vendor
 VENDOR_STAMP := $(VENDOR)/.built
 
@@ -27,6 +28,7 @@ $(VENDOR_STAMP): web-assets/package.json web-assets/package-lock.json
 	cp web-assets/node_modules/vega/build/vega.min.js $(VENDOR)/
 	cp web-assets/node_modules/vega-lite/build/vega-lite.min.js $(VENDOR)/
 	cp web-assets/node_modules/vega-embed/build/vega-embed.min.js $(VENDOR)/
+	cp web-assets/node_modules/world-atlas/countries-110m.json $(VENDOR)/
 	touch $(VENDOR_STAMP)
 
 web-assets: $(VENDOR_STAMP)

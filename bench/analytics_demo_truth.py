@@ -41,7 +41,7 @@ def main() -> None:
     os.environ["ACCORD_HOME"] = str(home)
     from accord.analytics import service
     from accord.analytics.store import parse_window
-    from accord.api.analytics_sources import holdout_tests
+    from accord.analytics_sources import holdout_tests
     from accord.cli.demo import load_files
     from accord.config import load_settings
     from accord.demo.generator import DemoSpec, generate

@@ -126,6 +126,27 @@ def timed(client: httpx.Client, path: str, headers: dict[str, str] | None = None
     return float(server.group(1)), client_ms, response.text
 
 
+def insight_pages(marketer: httpx.Client, record: Any, emails: list[str]) -> None:
+    """Lift against holdouts, customer value and churn risk, loyalty programme and ledgers (first request computes,
+    later ones are cached for lift and value)."""
+    record("lift page (figures load by htmx)", *timed(marketer, "/analytics/lift")[:2])
+    record(
+        "lift figures, first request (every holdout test)", *timed(marketer, "/analytics/lift/figures?window=7d")[:2]
+    )
+    for _ in range(3):
+        record("lift figures, later requests (cached)", *timed(marketer, "/analytics/lift/figures?window=7d")[:2])
+    record("customer value page (figures load by htmx)", *timed(marketer, "/analytics/value")[:2])
+    record("customer value figures, first request", *timed(marketer, "/analytics/value/figures")[:2])
+    for _ in range(3):
+        record("customer value figures, later requests (cached)", *timed(marketer, "/analytics/value/figures")[:2])
+    for _ in range(3):
+        record("loyalty programme", *timed(marketer, "/loyalty")[:2])
+    for email in emails:
+        match = re.search(r'href="/customers/([0-9A-Z]{26})"', marketer.get(f"/customers?q={email}").text)
+        if match:
+            record("loyalty ledger of a customer", *timed(marketer, f"/loyalty/customers/{match.group(1)}")[:2])
+
+
 def run(home: Path, samples: int, seed: int) -> dict[str, Any]:
     picked = sample(home, samples, seed)
     stores_file = home / "demo-data" / "stores.json"
@@ -181,6 +202,7 @@ def run(home: Path, samples: int, seed: int) -> dict[str, Any]:
         )
         for _ in range(3):
             record("analytics figures, later requests (cached)", *timed(marketer, "/analytics/figures?window=30d")[:2])
+        insight_pages(marketer, record, picked["emails"][:samples])
         page = marketer.get("/segments/new")
         token = _CSRF.search(page.text)
         assert token

@@ -118,6 +118,20 @@ def _tests(start: Any, end: Any) -> list[HoldoutTest]:
     ]  # fmt: skip
 
 
+def test_counts_of_many_reads_once_what_counts_of_reads_per_test(events: EventStore) -> None:
+    from accord.analytics.holdouts import counts_of, counts_of_many
+
+    events.load(_scorecard_events(), 1, [])
+    tests = _tests(None, None)
+    later = HoldoutTest("broadcast", "late", "sms", T0 + timedelta(days=3), {"holdout": ["P20"], "broadcast": ["P10"]})
+    tests += [later, HoldoutTest("broadcast", "no holdout", "sms", T0, {"broadcast": ["P10"]})]
+    for window in (timedelta(hours=12), timedelta(days=2), timedelta(days=30)):
+        one_by_one = [counts_of(events, t, window, OC) for t in tests]
+        assert counts_of_many(events, tests, window, OC) == one_by_one
+        assert one_by_one[-1] is None and one_by_one[3] == (100, 20, 50, 5)
+    assert counts_of_many(events, [], timedelta(days=1), OC) == []
+
+
 def test_scorecard_cost_cpa_roas_and_lift(events: EventStore, tmp_path: Path) -> None:
     events.load(_scorecard_events(), 1, [])
     state = create_state_engine(f"sqlite:///{tmp_path / 'state.db'}")

@@ -116,7 +116,7 @@ def test_journey_lift_counts_real_goal_conversions(tmp_path: Path) -> None:
 
 
 def test_the_scorecard_reads_a_journeys_channel_from_its_send_steps(tmp_path: Path) -> None:
-    from accord.api.analytics_sources import journey_channel
+    from accord.analytics_sources import journey_channel
 
     platform = open_platform(load_settings({"ACCORD_HOME": str(tmp_path / "home")}))
     try:

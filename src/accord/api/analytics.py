@@ -136,7 +136,7 @@ async def _scorecard(
     confidence: float = 0.95,
 ) -> dict[str, Any]:
     from accord.analytics import service
-    from accord.api.analytics_sources import holdout_tests
+    from accord.analytics_sources import holdout_tests
 
     return await _run(
         service.channel_scorecard,
@@ -160,7 +160,7 @@ async def _broadcast_lift(
     confidence: float = 0.95,
 ) -> dict[str, Any]:
     from accord.analytics import service
-    from accord.api.analytics_sources import broadcast_groups
+    from accord.analytics_sources import broadcast_groups
     from accord.messaging.service import MessagingError
 
     try:
@@ -316,7 +316,7 @@ class AnalyticsController(Controller):
         confidence: float = 0.95,
     ) -> dict[str, Any]:
         from accord.analytics import service
-        from accord.api.analytics_sources import in_global_control
+        from accord.analytics_sources import in_global_control
 
         platform = _platform(request)
         return await _run(

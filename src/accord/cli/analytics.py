@@ -172,7 +172,7 @@ def channels(
     w = _guard(lambda: parse_window(window))
 
     def local(p: Any) -> Any:
-        from accord.api.analytics_sources import holdout_tests
+        from accord.analytics_sources import holdout_tests
 
         return service.channel_scorecard(
             p.events, p.state, w, conversion, _time(start, "start"), _time(end, "end"),
@@ -376,7 +376,7 @@ def _broadcast_lift(name: str, window: str, conversion: str, control: str, confi
                 "confidence": confidence,
             }
             return dict(api_result(client.get(f"/api/v1/analytics/lift/broadcast/{name}", params=params)))
-    from accord.api.analytics_sources import broadcast_groups
+    from accord.analytics_sources import broadcast_groups
 
     with local_platform(s, read_only=True) as p:
         try:
@@ -396,7 +396,7 @@ def _global_control_lift(start: str | None, end: str | None, conversion: str, co
             params = {"start": start, "end": end, "conversion": conversion, "confidence": confidence}
             clean = {k: v for k, v in params.items() if v is not None}
             return dict(api_result(client.get("/api/v1/analytics/lift/global-control", params=clean)))
-    from accord.api.analytics_sources import in_global_control
+    from accord.analytics_sources import in_global_control
 
     with local_platform(s, read_only=True) as p:
         return dict(

@@ -112,6 +112,9 @@ def load_files(directory: Path) -> dict[str, Any]:
         summary["segments"] = {r["name"]: r["size"] for r in applied}
         journeys_service.skip_to(platform.state, platform.events.cursors()[0])  # history does not trigger journeys
         summary["journeys"] = [j["name"] for j in journeys_service.apply_library(platform.state)]
+        from accord.loyalty.examples import apply_example
+
+        summary["loyalty"] = apply_example(platform.loyalty)  # the program starts now: history earns no points
         summary["stats"] = platform.stats()
     return summary
 

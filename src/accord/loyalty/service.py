@@ -256,6 +256,24 @@ class LoyaltyService:
         with self.state.connect() as conn:
             return [_entry_view(r) for r in conn.execute(query)]
 
+    def members_by_tier(self) -> dict[str, Any]:
+        """Accounts, points outstanding and lifetime points per tier (the program's tiers in order, then others)."""
+        a = t.loyalty_accounts.c
+        query = sa.select(a.tier, sa.func.count(), sa.func.sum(a.balance), sa.func.sum(a.lifetime_earned))
+        with self.state.connect() as conn:
+            rows = conn.execute(query.group_by(a.tier)).all()
+        found = {r[0]: (int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in rows}
+        names = [n for n, _th in self.program().tiers]
+        tiers = []
+        for name in names + sorted(set(found) - set(names)):
+            accounts, balance, lifetime = found.get(name, (0, 0, 0))
+            tiers.append({"tier": name, "accounts": accounts, "balance": balance, "lifetime_points": lifetime})
+        return {
+            "accounts": sum(x["accounts"] for x in tiers),
+            "balance": sum(x["balance"] for x in tiers),
+            "tiers": tiers,
+        }
+
     # -- writes --------------------------------------------------------------------------------------------
     def _who(self, profile_id: str) -> dict[str, Any]:
         who = identity_fields(self.state, profile_id)

@@ -8,11 +8,14 @@ from accord.web.pages.analytics import AnalyticsController
 from accord.web.pages.commerce import CommerceController
 from accord.web.pages.customers import CustomersController
 from accord.web.pages.journeys import JourneysController
+from accord.web.pages.lift import LiftController
+from accord.web.pages.loyalty import LoyaltyController
 from accord.web.pages.messages import MessagesController
 from accord.web.pages.overview import OverviewController
 from accord.web.pages.segments import SegmentsController
 from accord.web.pages.session import SessionController
 from accord.web.pages.store import StoreController
+from accord.web.pages.value import ValueController
 
 CONTROLLERS: list[ControllerRouterHandler] = [
     SessionController,
@@ -24,4 +27,7 @@ CONTROLLERS: list[ControllerRouterHandler] = [
     AnalyticsController,
     CommerceController,
     StoreController,
+    LiftController,
+    ValueController,
+    LoyaltyController,
 ]

@@ -1,4 +1,4 @@
-"""Commerce: stores and offers in tables, and per store its opening hours, pickup orders waiting and stock."""
+"""Commerce: stores on a map and in a table, offers; per store its opening hours, pickup orders waiting and stock."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from accord.commerce import service as commerce
 from accord.offers import service as offers
 from accord.platform import Platform
 from accord.users.roles import Permission
+from accord.web import insight_charts
 from accord.web.render import gettext_for, render
 
 STOCK_ROWS = 25
@@ -50,7 +51,9 @@ class CommerceController(Controller):
         platform: Platform = request.app.state.platform
         rows = await asyncio.to_thread(stores, platform)
         offer_rows = await asyncio.to_thread(offers.list_offers, platform.state)
-        return render(request, "commerce.html", stores=rows, offers=offer_rows)
+        mapped = [s for s in rows if s.get("lat") is not None and s.get("lon") is not None]
+        store_map = insight_charts.store_map(mapped, gettext_for(request)("Stores")) if mapped else None
+        return render(request, "commerce.html", stores=rows, offers=offer_rows, store_map=store_map, mapped=len(mapped))
 
     @get("/stores/{store_id:str}")
     async def store_page(self, request: Request[Any, Any, Any], store_id: str, sku: str = "") -> Response[str]:

@@ -1,5 +1,5 @@
-"""What the analytics faces gather from other domains: holdout tests of messaging and journeys, broadcast groups,
-the global control group (analytics itself reads only the event store and its own tables)."""
+"""What the analytics faces (API, CLI, web) gather from other domains: holdout tests of messaging and journeys,
+broadcast groups, the global control group (analytics itself reads only the event store and its own tables)."""
 
 from __future__ import annotations
 
