@@ -7,12 +7,14 @@ from litestar.types import ControllerRouterHandler
 from accord.web.pages.analytics import AnalyticsController
 from accord.web.pages.commerce import CommerceController
 from accord.web.pages.customers import CustomersController
+from accord.web.pages.journey_editor import JourneyEditorController
 from accord.web.pages.journeys import JourneysController
 from accord.web.pages.messages import MessagesController
 from accord.web.pages.overview import OverviewController
 from accord.web.pages.segments import SegmentsController
 from accord.web.pages.session import SessionController
 from accord.web.pages.store import StoreController
+from accord.web.pages.template_editor import TemplateEditorController
 
 CONTROLLERS: list[ControllerRouterHandler] = [
     SessionController,
@@ -20,7 +22,9 @@ CONTROLLERS: list[ControllerRouterHandler] = [
     CustomersController,
     SegmentsController,
     JourneysController,
+    JourneyEditorController,
     MessagesController,
+    TemplateEditorController,
     AnalyticsController,
     CommerceController,
     StoreController,
