@@ -107,11 +107,12 @@ def try_preview(platform: Platform, draft: Draft) -> dict[str, Any]:
     """The draft validated and rendered by the messaging domain for the chosen customer (nothing saved)."""
     pid = find_customer(platform, draft.preview_customer)
     missing_customer = bool(draft.preview_customer) and pid is None
+    spec = {**draft.spec, "name": draft.spec["name"] or "new-template"}  # unnamed yet: the name matters at save
     try:
-        preview = platform.messaging.preview_spec(draft.spec, profile_id=pid, locale=draft.preview_locale or None)
+        preview = platform.messaging.preview_spec(spec, profile_id=pid, locale=draft.preview_locale or None)
     except MessagingError as exc:
         if exc.code == "unknown_profile":
-            preview = platform.messaging.preview_spec(draft.spec, locale=draft.preview_locale or None)
+            preview = platform.messaging.preview_spec(spec, locale=draft.preview_locale or None)
             missing_customer = True
         else:
             return {"error": exc}
