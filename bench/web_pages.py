@@ -172,7 +172,9 @@ def run(home: Path, samples: int, seed: int) -> dict[str, Any]:
                 record("segment editor (saved segment, size history)", *timed(marketer, f"/segments/{saved[0]}")[:2])
             record("journeys list", *timed(marketer, "/journeys")[:2])
             record("journey flow (abandoned-cart)", *timed(marketer, "/journeys/abandoned-cart")[:2])
-            record("journey editor (abandoned-cart YAML, diagram)", *timed(marketer, "/journeys/abandoned-cart/edit")[:2])
+            record(
+                "journey editor (abandoned-cart YAML, diagram)", *timed(marketer, "/journeys/abandoned-cart/edit")[:2]
+            )
             record("template editor (new template)", *timed(marketer, "/messages/templates/new")[:2])
             record("messages (templates, broadcasts)", *timed(marketer, "/messages")[:2])
             record("analytics page (figures load by htmx)", *timed(marketer, "/analytics")[:2])

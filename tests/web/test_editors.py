@@ -107,8 +107,9 @@ def test_template_editor_errors_are_precise_and_nothing_is_saved(web: Web) -> No
     assert 'data-field="f-pl-email-html"' in preview
     refused = web.client.post("/messages/templates/", data={**broken, "csrf_token": token})
     assert refused.status_code == 422 and 'id="field-error"' in refused.text
-    assert 'id="f-pl-email-html" name="v|pl|email|html" rows="5" class="code" spellcheck="false" aria-invalid="true"' in (
-        refused.text
+    assert (
+        'id="f-pl-email-html" name="v|pl|email|html" rows="5" class="code" spellcheck="false" aria-invalid="true"'
+        in (refused.text)
     )
     assert "{% if first_name %}Hi" in refused.text  # the text is kept for the fix
     assert web.platform.messaging.list_templates() == []
@@ -159,7 +160,12 @@ def test_journey_editor_checks_live_draws_the_flow_and_saves_a_version(web: Web)
     assert journeys.get(web.platform.state, "cart-nudge")["version"] == 1
     saved = web.client.post("/journeys/", data={"definition": longer, "original": "cart-nudge", "csrf_token": token})
     assert saved.status_code == 200 and 'data-version="2"' in saved.text and 'id="journey-saved"' in saved.text
-    assert [s["id"] for s in journeys.get(web.platform.state, "cart-nudge")["definition"]["steps"]] == ["wait-1h", "reminder", "second", "done"]
+    assert [s["id"] for s in journeys.get(web.platform.state, "cart-nudge")["definition"]["steps"]] == [
+        "wait-1h",
+        "reminder",
+        "second",
+        "done",
+    ]
     clash = web.client.post("/journeys/", data={"definition": JOURNEY, "csrf_token": token})  # "new" with a used name
     assert clash.status_code == 422 and "already exists" in clash.text
     assert journeys.get(web.platform.state, "cart-nudge")["version"] == 2

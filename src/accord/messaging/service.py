@@ -161,7 +161,7 @@ class Messaging:
 
     # -- templates ----------------------------------------------------------------------------------------------
     def compile_template(self, spec: Mapping[str, Any]) -> CompiledTemplate:
-        """Validate a template spec and compile it without saving; MessagingError names the field (and line) at fault."""
+        """Validate and compile a template spec without saving; MessagingError names the field (and line) at fault."""
         name = spec.get("name")
         if not isinstance(name, str) or not name.strip():
             raise MessagingError("a template needs a name", "invalid_template", place="name")

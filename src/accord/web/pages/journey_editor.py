@@ -66,9 +66,7 @@ def definition_yaml(definition: dict[str, Any]) -> str:
     """A saved definition (stored with sorted keys) as readable YAML: name first, steps last, each step's id first."""
     data = _ordered(definition, TOP_ORDER)
     if isinstance(data.get("steps"), list):
-        data["steps"] = [
-            _ordered(s, STEP_ORDER, STEP_JUMPS) if isinstance(s, dict) else s for s in data["steps"]
-        ]
+        data["steps"] = [_ordered(s, STEP_ORDER, STEP_JUMPS) if isinstance(s, dict) else s for s in data["steps"]]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
 
 
@@ -191,9 +189,7 @@ class JourneyEditorController(Controller):
         assert session is not None
         platform: Platform = request.app.state.platform
         check = (
-            {"error": error}
-            if error
-            else await asyncio.to_thread(try_preview, platform, text, *self._drawing(request))
+            {"error": error} if error else await asyncio.to_thread(try_preview, platform, text, *self._drawing(request))
         )
         return render(
             request,

@@ -185,7 +185,9 @@ class TemplateEditorController(Controller):
         platform: Platform = request.app.state.platform
         draft = draft_from_form(await request.form())
         result = await asyncio.to_thread(try_preview, platform, draft)
-        return render(request, "partials/template_preview.html", preview=result, error_place=error_place(result["error"]))
+        return render(
+            request, "partials/template_preview.html", preview=result, error_place=error_place(result["error"])
+        )
 
     @post("/", status_code=303)
     async def save(self, request: Request[Any, Any, Any]) -> Response[Any]:
