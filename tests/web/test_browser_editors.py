@@ -83,6 +83,7 @@ def test_marketer_writes_a_polish_template_previews_it_for_a_customer_and_saves(
     error = page.inner_text("#template-error")
     assert "pl/email/html" in error and "Line 2" in error, error
     assert page.locator("#preview-for").count() == 0
+    page.wait_for_selector("#f-pl-email-html[aria-invalid='true']")  # the field the error names is marked
     page.evaluate("window.scrollTo(0, 0)")
     _shot(page, "template-editor-error")
 
@@ -122,6 +123,11 @@ def test_marketer_edits_a_journey_sees_errors_and_the_diagram_and_saves_a_versio
     line = int(page.get_attribute("#journey-error", "data-line"))
     assert page.locator("#diagram-preview").count() == 0
     assert original.splitlines()[line - 1].strip().startswith("wait:")  # the line the parser reported
+    page.click("#journey-error button[data-goto-line]")  # selects that line in the editor
+    selected = page.evaluate(
+        "(() => { const t = document.activeElement; return t.value.substring(t.selectionStart, t.selectionEnd); })()"
+    )
+    assert selected.strip() == "wait: one hour", selected
     _shot(page, "journey-editor-error")
 
     longer = original.replace(

@@ -231,6 +231,19 @@ def test_editors_roles_analyst_reads_and_checks_but_cannot_save_associate_refuse
     assert journeys.get(web.platform.state, "cart-nudge")["version"] == 1
 
 
+def test_the_editor_shows_every_ready_made_journey_as_yaml_that_parses_to_the_same_definition() -> None:
+    import json
+
+    from accord.web.pages.journey_editor import definition_yaml
+
+    for name, text in journeys.library().items():
+        source = journeys.definition_of(text).source
+        stored = json.loads(json.dumps(source, sort_keys=True))  # as the state store keeps it
+        shown = definition_yaml(stored)
+        assert shown.startswith(f"name: {source['name']}\n"), name
+        assert journeys.definition_of(shown).source == source, name
+
+
 def _unescape(text: str) -> str:
     import html
 

@@ -28,6 +28,7 @@ MAX_DEFINITION = 200_000
 TOP_ORDER = ("name", "description", "trigger", "entry", "exit", "goal", "holdout", "steps")
 STEP_ORDER = ("id",)
 STEP_JUMPS = ("then", "else", "next")
+BODY_ORDER = ("template", "channels", "purpose", "event", "timeout", "duration", "until_local", "until_trait", "url")
 STARTER = """\
 name: new-journey
 description: what it is for
@@ -66,8 +67,14 @@ def definition_yaml(definition: dict[str, Any]) -> str:
     """A saved definition (stored with sorted keys) as readable YAML: name first, steps last, each step's id first."""
     data = _ordered(definition, TOP_ORDER)
     if isinstance(data.get("steps"), list):
-        data["steps"] = [_ordered(s, STEP_ORDER, STEP_JUMPS) if isinstance(s, dict) else s for s in data["steps"]]
+        data["steps"] = [_step_yaml(s) if isinstance(s, dict) else s for s in data["steps"]]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
+
+
+def _step_yaml(step: dict[str, Any]) -> dict[str, Any]:
+    """A step with its id first and its jumps last; a send's template before its channels, and so on."""
+    ordered = _ordered(step, STEP_ORDER, STEP_JUMPS)
+    return {k: _ordered(v, BODY_ORDER) if isinstance(v, dict) else v for k, v in ordered.items()}
 
 
 def _canonical(source: dict[str, Any]) -> str:

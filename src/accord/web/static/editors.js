@@ -1,0 +1,46 @@
+// The template and journey editors: mark the field an error names, and jump to an error's field or line.
+(function () {
+  "use strict";
+  function openParents(el) {
+    for (let d = el.closest("details"); d; d = d.parentElement && d.parentElement.closest("details")) d.open = true;
+  }
+  function selectLine(textarea, line) {
+    const lines = textarea.value.split("\n");
+    let start = 0;
+    for (let i = 0; i < line - 1 && i < lines.length; i++) start += lines[i].length + 1;
+    textarea.focus();
+    textarea.setSelectionRange(start, start + (lines[line - 1] || "").length);
+    textarea.scrollTop = Math.max(0, (line - 3) * (textarea.scrollHeight / Math.max(lines.length, 1)));
+  }
+  function markInvalid() {
+    const form = document.getElementById("template-form");
+    if (!form) return;
+    form.querySelectorAll("[aria-invalid='true']").forEach(function (el) { el.removeAttribute("aria-invalid"); });
+    const error = document.querySelector("#template-preview #template-error");
+    const field = error && error.dataset.field ? document.getElementById(error.dataset.field) : null;
+    if (field) {
+      field.setAttribute("aria-invalid", "true");
+      openParents(field);
+    }
+  }
+  document.addEventListener("htmx:afterSwap", markInvalid);
+  document.addEventListener("click", function (event) {
+    const jump = event.target.closest("[data-goto-line]");
+    if (jump) {
+      const target = document.getElementById(jump.dataset.target);
+      if (target) {
+        event.preventDefault();
+        selectLine(target, Number(jump.dataset.gotoLine));
+      }
+      return;
+    }
+    const link = event.target.closest("[data-goto-field]");
+    const field = link ? document.getElementById(link.dataset.gotoField) : null;
+    if (field) {
+      event.preventDefault();
+      openParents(field);
+      if (field.tagName === "TEXTAREA" && link.dataset.line) selectLine(field, Number(link.dataset.line));
+      else field.focus();
+    }
+  });
+})();
