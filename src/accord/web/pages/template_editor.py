@@ -152,6 +152,20 @@ def new_draft() -> Draft:
     return Draft(spec, "", "", "", list(EDITOR_LOCALES))
 
 
+def error_reason(error: MessagingError | None) -> str:
+    """The error's message without the place and line it starts with (the page shows those apart)."""
+    if error is None:
+        return ""
+    message = error.message
+    if error.place and message.startswith(error.place):
+        rest = message[len(error.place) :]
+        if error.line is not None and rest.startswith(f", line {error.line}"):
+            rest = rest[len(f", line {error.line}") :]
+        if rest.startswith(": "):
+            return rest[2:]
+    return message
+
+
 def error_place(error: MessagingError | None) -> str:
     """The form element id an error belongs to: a field (f-pl-email-html), a channel, a locale, or the name."""
     if error is None or not error.place:
@@ -186,7 +200,11 @@ class TemplateEditorController(Controller):
         draft = draft_from_form(await request.form())
         result = await asyncio.to_thread(try_preview, platform, draft)
         return render(
-            request, "partials/template_preview.html", preview=result, error_place=error_place(result["error"])
+            request,
+            "partials/template_preview.html",
+            preview=result,
+            error_place=error_place(result["error"]),
+            error_reason=error_reason(result["error"]),
         )
 
     @post("/", status_code=303)
@@ -231,6 +249,7 @@ class TemplateEditorController(Controller):
             draft=draft,
             error=error,
             error_place=error_place(error),
+            error_reason=error_reason(error),
             channels=editor_channels(),
             main_channels=MAIN_CHANNELS,
             channel_fields=channel_fields,

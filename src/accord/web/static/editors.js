@@ -23,7 +23,16 @@
       openParents(field);
     }
   }
-  document.addEventListener("htmx:afterSwap", markInvalid);
+  function listVariants() {
+    document.querySelectorAll("details.locale-variants").forEach(function (locale) {
+      const filled = Array.from(locale.querySelectorAll("fieldset.channel-variant")).filter(function (fs) {
+        return Array.from(fs.querySelectorAll("input, textarea")).some(function (f) { return f.value.trim(); });
+      }).map(function (fs) { return fs.dataset.channel; });
+      const list = locale.querySelector(".variant-list");
+      if (list) list.textContent = filled.length ? filled.join(", ") : list.dataset.empty;
+    });
+  }
+  document.addEventListener("htmx:afterSwap", function () { markInvalid(); listVariants(); });
   document.addEventListener("click", function (event) {
     const jump = event.target.closest("[data-goto-line]");
     if (jump) {
