@@ -139,9 +139,22 @@ def test_marketer_edits_a_journey_sees_errors_and_the_diagram_and_saves_a_versio
     assert page.locator("#diagram-preview svg text", has_text="second-wait").count() >= 1
     assert page.get_attribute("#journey-ok", "data-next-version") == str(version + 1)
     _shot(page, "journey-editor")
+
+    page.click("#step-form-panel > summary")  # the same edit through the step form: a send after second-wait
+    page.select_option("#step-kind", "send")
+    assert page.is_hidden("#step-duration") and page.is_visible("#step-template")
+    page.fill("#step-id", "sms-nudge")
+    page.fill("#step-after", "second-wait")
+    page.fill("#step-template", "cart-coupon")
+    page.fill("#step-channels", "sms")
+    page.click("#add-step")
+    page.wait_for_selector(f"#journey-ok[data-steps='{steps + 2}']")
+    assert "- id: sms-nudge\n  send:\n    template: cart-coupon" in _definition(page)
+    assert page.locator("#diagram-preview svg text", has_text="sms-nudge").count() >= 1
     page.click("#save-journey")
     page.wait_for_selector("#journey-saved")
     assert re.search(r"/journeys/abandoned-cart\?saved=1$", page.url), page.url
     assert page.get_attribute("#journey-version", "data-version") == str(version + 1)
     assert page.locator("#flow-diagram text", has_text="second-wait").count() >= 1
+    assert page.locator("#flow-diagram text", has_text="sms-nudge").count() >= 1
     page.context.close()

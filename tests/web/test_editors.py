@@ -248,3 +248,35 @@ def _unescape(text: str) -> str:
     import html
 
     return html.unescape(text)
+
+
+def test_the_step_form_writes_a_checked_step_into_the_text(web: Web) -> None:
+    token = _marketer(web)
+    form = {"definition": JOURNEY, "csrf_token": token}
+    page = web.client.get("/journeys/new")
+    assert 'id="step-form"' in page.text and 'hx-post="/journeys/steps"' in page.text
+    added = _hx(web, "/journeys/steps", {**form, "step_kind": "wait", "step_duration": "2d"}, token)
+    assert 'id="definition"' in added and 'hx-swap-oob="true"' in added  # the editor's text is replaced
+    assert 'data-steps="4"' in added and "id: wait-1\n  wait: 2d\n- id: done" in _unescape(added)
+    after = _hx(
+        web,
+        "/journeys/steps",
+        {**form, "step_kind": "send", "step_id": "nudge", "step_after": "wait-1h", "step_template": "t",
+         "step_channels": "sms, email"},
+        token,
+    )  # fmt: skip
+    text = _unescape(after)
+    assert (
+        "- id: wait-1h\n  wait: 1h\n- id: nudge\n  send:\n    template: t\n    channels:\n    - sms\n    - email"
+        in text
+    )
+    refused = _hx(web, "/journeys/steps", {**form, "step_kind": "wait", "step_duration": "soon"}, token)
+    assert 'id="step-refused"' in refused and "not a duration" in refused and 'id="definition"' not in refused
+    assert 'data-line=""' in refused  # a line of a text the editor does not show would mislead
+    twice = _hx(web, "/journeys/steps", {**form, "step_kind": "exit", "step_id": "done"}, token)
+    assert "used twice" in twice and 'id="definition"' not in twice
+    nowhere = _hx(web, "/journeys/steps", {**form, "step_kind": "exit", "step_after": "nope"}, token)
+    assert "no step &#39;nope&#39;" in nowhere
+    broken = _hx(web, "/journeys/steps", {**form, "definition": "name: [", "step_kind": "exit"}, token)
+    assert 'id="step-refused"' in broken and 'data-field="(yaml)"' in broken
+    assert journeys.list_journeys(web.platform.state) == []  # the form never saves

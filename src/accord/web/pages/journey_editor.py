@@ -56,6 +56,92 @@ class DefinitionForm(msgspec.Struct):
     csrf_token: str = ""
 
 
+class StepForm(msgspec.Struct):
+    """The editor's text and one step described by the step form, to be written into it."""
+
+    definition: str = ""
+    original: str = ""
+    step_kind: str = "send"
+    step_id: str = ""
+    step_after: str = ""
+    step_template: str = ""
+    step_channels: str = ""
+    step_duration: str = ""
+    step_event: str = ""
+    step_timeout: str = ""
+    step_then: str = ""
+    step_else: str = ""
+    step_traits: str = ""
+    step_queue: str = "store"
+    step_title: str = ""
+    step_url: str = ""
+    csrf_token: str = ""
+
+
+FORM_KINDS = ("send", "wait", "wait_until", "update_profile", "task", "webhook", "goal", "exit")
+
+
+def step_from_form(form: StepForm, taken: set[str]) -> dict[str, Any]:
+    """The step the form describes, as the definition language writes it (the parser checks it afterwards)."""
+    kind = form.step_kind
+    if kind not in FORM_KINDS:
+        raise DefinitionError("step", f"the form writes {', '.join(FORM_KINDS)} steps; write {kind!r} in YAML")
+    body: Any
+    extra: dict[str, Any] = {}
+    if kind == "send":
+        channels = [c.strip() for c in form.step_channels.split(",") if c.strip()] or ["best"]
+        body = {"template": form.step_template.strip(), "channels": channels}
+    elif kind == "wait":
+        body = form.step_duration.strip()
+    elif kind == "wait_until":
+        body = {"event": form.step_event.strip(), "timeout": form.step_timeout.strip()}
+        extra = {k: v for k, v in (("then", form.step_then.strip()), ("else", form.step_else.strip())) if v}
+    elif kind == "update_profile":
+        try:
+            traits = yaml.safe_load(form.step_traits) if form.step_traits.strip() else None
+        except yaml.YAMLError:
+            traits = None
+        if not isinstance(traits, dict):
+            raise DefinitionError("update_profile.traits", "write one `name: value` per line")
+        body = {"traits": traits}
+    elif kind == "task":
+        body = {"queue": form.step_queue, "title": form.step_title.strip()}
+    elif kind == "webhook":
+        body = {"url": form.step_url.strip()}
+    elif kind == "goal":
+        body = form.step_title.strip() or "goal"
+    else:
+        body = True
+    step_id = form.step_id.strip()
+    if not step_id:
+        number = 1
+        while f"{kind.replace('_', '-')}-{number}" in taken:
+            number += 1
+        step_id = f"{kind.replace('_', '-')}-{number}"
+    return {"id": step_id, kind: body, **extra}
+
+
+def add_step(text: str, form: StepForm) -> str:
+    """TEXT with the form's step inserted after STEP_AFTER (blank: before a final exit, else at the end)."""
+    data = yaml.safe_load(text)
+    steps = data.get("steps") if isinstance(data, dict) else None
+    if not isinstance(steps, list):
+        raise DefinitionError("steps", "a non-empty list of steps")
+    ids = [str(s.get("id")) for s in steps if isinstance(s, dict)]
+    step = step_from_form(form, set(ids))
+    after = form.step_after.strip()
+    if after:
+        if after not in ids:
+            raise DefinitionError("step", f"there is no step {after!r} to add it after (steps: {', '.join(ids)})")
+        position = ids.index(after) + 1
+    elif steps and isinstance(steps[-1], dict) and "exit" in steps[-1]:
+        position = len(steps) - 1
+    else:
+        position = len(steps)
+    data["steps"] = [*steps[:position], step, *steps[position:]]
+    return definition_yaml(data)
+
+
 def _ordered(mapping: dict[str, Any], first: tuple[str, ...], last: tuple[str, ...] = ()) -> dict[str, Any]:
     keys = [k for k in first if k in mapping]
     keys += [k for k in mapping if k not in first and k not in last]
@@ -154,6 +240,32 @@ class JourneyEditorController(Controller):
         result = await asyncio.to_thread(try_preview, platform, data.definition, *self._drawing(request))
         return render(request, "partials/journey_check.html", check=result)
 
+    @post("/steps", opt={"write_permission": None}, status_code=200)
+    async def step_form(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[StepForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[str]:
+        """The step form: writes a step into the editor's text and checks it; nothing is saved."""
+        platform: Platform = request.app.state.platform
+        drawing = self._drawing(request)
+
+        def run() -> dict[str, Any]:
+            current = try_preview(platform, data.definition, *drawing)
+            if current["error"]:
+                return {**current, "step_refused": True}
+            try:
+                text = add_step(data.definition, data)
+            except JourneyError as exc:
+                return {"error": error_view(exc), "step_refused": True}
+            checked = try_preview(platform, text, *drawing)
+            if checked["error"]:  # its line would be of a text the editor does not show
+                return {"error": {**checked["error"], "line": None}, "step_refused": True}
+            return {**checked, "new_text": text}
+
+        result = await asyncio.to_thread(run)
+        return render(request, "partials/journey_check.html", check=result)
+
     @post("/", status_code=303)
     async def save(
         self,
@@ -205,5 +317,8 @@ class JourneyEditorController(Controller):
             saved=saved,
             text=text,
             check=check,
+            oob=False,
+            form_kinds=FORM_KINDS,
+            template_names=[t["name"] for t in await asyncio.to_thread(platform.messaging.list_templates)],
             can_change=allows(session.user.role, Permission.change),
         )

@@ -32,6 +32,17 @@
       if (list) list.textContent = filled.length ? filled.join(", ") : list.dataset.empty;
     });
   }
+  function showKindFields() {
+    const kind = document.getElementById("step-kind");
+    if (!kind) return;
+    document.querySelectorAll("#step-form [data-kinds]").forEach(function (row) {
+      row.hidden = row.dataset.kinds.split(" ").indexOf(kind.value) < 0;
+    });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.id === "step-kind") showKindFields();
+  });
+  document.addEventListener("DOMContentLoaded", showKindFields);
   document.addEventListener("htmx:afterSwap", function () { markInvalid(); listVariants(); });
   document.addEventListener("click", function (event) {
     const jump = event.target.closest("[data-goto-line]");
