@@ -13,6 +13,7 @@ bench/results/web_pages.json; docs/benchmarks.md has the numbers and the method.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
 import random
@@ -200,6 +201,20 @@ def run(home: Path, samples: int, seed: int) -> dict[str, Any]:
             timing = _TIMING.search(answer.headers.get("server-timing", ""))
             assert timing
             record("segment live count (htmx, full evaluation)", float(timing.group(1)), client_ms)
+        editor = marketer.get("/journeys/abandoned-cart/edit").text
+        yaml_text = re.search(r'<textarea id="definition"[^>]*>(.*?)</textarea>', editor, re.S)
+        live_checks = [
+            ("/journeys/preview", {"definition": html.unescape(yaml_text.group(1)) if yaml_text else ""}, "journey-ok"),
+            ("/messages/templates/preview", {"name": "b", "v|en|sms|text": "Hi {{ first_name }}"}, "preview-for"),
+        ]
+        for path, form, marker in live_checks * 3:
+            started = time.perf_counter()
+            answer = marketer.post(path, data=form, headers={"HX-Request": "true", "X-CSRF-Token": token.group(1)})
+            client_ms = (time.perf_counter() - started) * 1000
+            assert answer.status_code == 200 and marker in answer.text, answer.text[:300]
+            timing = _TIMING.search(answer.headers.get("server-timing", ""))
+            assert timing
+            record(f"{path.split('/')[1]} editor live check (htmx)", float(timing.group(1)), client_ms)
         for card in picked["cards"]:
             record(
                 "associate lookup by card (htmx)",
