@@ -13,6 +13,7 @@ bench/results/web_pages.json; docs/benchmarks.md has the numbers and the method.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
 import random
@@ -193,6 +194,10 @@ def run(home: Path, samples: int, seed: int) -> dict[str, Any]:
                 record("segment editor (saved segment, size history)", *timed(marketer, f"/segments/{saved[0]}")[:2])
             record("journeys list", *timed(marketer, "/journeys")[:2])
             record("journey flow (abandoned-cart)", *timed(marketer, "/journeys/abandoned-cart")[:2])
+            record(
+                "journey editor (abandoned-cart YAML, diagram)", *timed(marketer, "/journeys/abandoned-cart/edit")[:2]
+            )
+            record("template editor (new template)", *timed(marketer, "/messages/templates/new")[:2])
             record("messages (templates, broadcasts)", *timed(marketer, "/messages")[:2])
             record("analytics page (figures load by htmx)", *timed(marketer, "/analytics")[:2])
             record("commerce stores", *timed(marketer, "/commerce")[:2])
@@ -218,6 +223,20 @@ def run(home: Path, samples: int, seed: int) -> dict[str, Any]:
             timing = _TIMING.search(answer.headers.get("server-timing", ""))
             assert timing
             record("segment live count (htmx, full evaluation)", float(timing.group(1)), client_ms)
+        editor = marketer.get("/journeys/abandoned-cart/edit").text
+        yaml_text = re.search(r'<textarea id="definition"[^>]*>(.*?)</textarea>', editor, re.S)
+        live_checks = [
+            ("/journeys/preview", {"definition": html.unescape(yaml_text.group(1)) if yaml_text else ""}, "journey-ok"),
+            ("/messages/templates/preview", {"name": "b", "v|en|sms|text": "Hi {{ first_name }}"}, "preview-for"),
+        ]
+        for path, form, marker in live_checks * 3:
+            started = time.perf_counter()
+            answer = marketer.post(path, data=form, headers={"HX-Request": "true", "X-CSRF-Token": token.group(1)})
+            client_ms = (time.perf_counter() - started) * 1000
+            assert answer.status_code == 200 and marker in answer.text, answer.text[:300]
+            timing = _TIMING.search(answer.headers.get("server-timing", ""))
+            assert timing
+            record(f"{path.split('/')[1]} editor live check (htmx)", float(timing.group(1)), client_ms)
         for card in picked["cards"]:
             record(
                 "associate lookup by card (htmx)",

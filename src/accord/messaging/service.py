@@ -87,11 +87,20 @@ _HREF = re.compile(r'href="(https?://[^"]+)"')
 class MessagingError(ValueError):
     """A request messaging cannot take (unknown template/profile/provider, bad option); status is the HTTP one."""
 
-    def __init__(self, message: str, code: str = "invalid_request", status: int = 400) -> None:
+    def __init__(
+        self,
+        message: str,
+        code: str = "invalid_request",
+        status: int = 400,
+        place: str | None = None,
+        line: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.status = status
+        self.place = place  # a template's locale/channel/field at fault, when known
+        self.line = line  # the line of a template syntax error inside that field
 
 
 @dataclass
@@ -151,23 +160,29 @@ class Messaging:
         return self.consents.base_url
 
     # -- templates ----------------------------------------------------------------------------------------------
-    def save_template(self, spec: Mapping[str, Any]) -> dict[str, Any]:
-        """Create or replace a template: {name, purpose, tags, default_locale, locales: {locale: {channel: {...}}}}."""
+    def compile_template(self, spec: Mapping[str, Any]) -> CompiledTemplate:
+        """Validate and compile a template spec without saving; MessagingError names the field (and line) at fault."""
         name = spec.get("name")
         if not isinstance(name, str) or not name.strip():
-            raise MessagingError("a template needs a name", "invalid_template")
+            raise MessagingError("a template needs a name", "invalid_template", place="name")
         purpose = str(spec.get("purpose", "promotions"))
         try:
             self.consents.purpose(purpose)
         except ValueError as exc:
-            raise MessagingError(str(exc), "unknown_purpose") from exc
+            raise MessagingError(str(exc), "unknown_purpose", place="purpose") from exc
         tags = list(spec.get("tags", []))
         default_locale = str(spec.get("default_locale", "en"))
         try:
             compiled = CompiledTemplate.build(name, purpose, tags, default_locale, spec.get("locales", {}))
             check_sample(compiled)
         except TemplateProblem as exc:
-            raise MessagingError(exc.message, exc.code) from exc
+            raise MessagingError(exc.message, exc.code, place=exc.place, line=exc.line) from exc
+        return compiled
+
+    def save_template(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Create or replace a template: {name, purpose, tags, default_locale, locales: {locale: {channel: {...}}}}."""
+        compiled = self.compile_template(spec)
+        name, purpose, tags, default_locale = compiled.name, compiled.purpose, compiled.tags, compiled.default_locale
         now = utcnow()
         row = {
             "purpose": purpose,
@@ -226,7 +241,28 @@ class Messaging:
         extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Every channel of TEMPLATE rendered for one profile (or sample data), in their locale."""
-        compiled = self.template(template)
+        return self.preview_compiled(self.template(template), profile_id, recipient, locale, extra)
+
+    def preview_spec(
+        self,
+        spec: Mapping[str, Any],
+        profile_id: str | None = None,
+        locale: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """An unsaved template (as save_template takes it) validated and rendered for one profile; nothing is saved."""
+        return self.preview_compiled(self.compile_template(spec), profile_id, None, locale, extra)
+
+    def preview_compiled(
+        self,
+        compiled: CompiledTemplate,
+        profile_id: str | None = None,
+        recipient: Recipient | None = None,
+        locale: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Every channel of a compiled template rendered for one profile (or sample data), in their locale."""
+        template = compiled.name
         if recipient is None and profile_id is not None:
             recipient = self.loader([profile_id]).get(profile_id)
             if recipient is None:
@@ -240,7 +276,7 @@ class Messaging:
             try:
                 out = compiled.render(channel, wanted, ctx)
             except TemplateProblem as exc:
-                raise MessagingError(exc.message, exc.code) from exc
+                raise MessagingError(exc.message, exc.code, place=exc.place, line=exc.line) from exc
             if out is not None:
                 locales[channel], channels[channel] = out
         return {

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, get_currency_precision
-from jinja2 import TemplateError, Undefined
+from jinja2 import TemplateError, TemplateSyntaxError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 CHANNEL_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -41,10 +41,14 @@ GSM7_EXTENDED = set("^{}\\[~]|€\f")
 class TemplateProblem(ValueError):
     """A template that cannot be saved or rendered (syntax, missing variant, unsafe construct)."""
 
-    def __init__(self, message: str, code: str = "invalid_template") -> None:
+    def __init__(
+        self, message: str, code: str = "invalid_template", place: str | None = None, line: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.place = place  # "locale", "locale/channel" or "locale/channel/field" at fault, when known
+        self.line = line  # the 1-based line of a Jinja syntax error inside that field
 
 
 def sms_segments(text: str) -> dict[str, Any]:
@@ -64,6 +68,18 @@ def _babel_locale(tag: str | None) -> Locale:
         return Locale.parse((tag or "en").replace("-", "_"))
     except (UnknownLocaleError, ValueError, TypeError):
         return Locale.parse("en")
+
+
+@lru_cache(maxsize=256)
+def known_locale(tag: Any) -> bool:
+    """Whether TAG is a language tag Babel knows (pl, pl-PL, pl_PL, zh-Hant): a template locale must be one."""
+    if not isinstance(tag, str) or not tag.strip():
+        return False
+    try:
+        Locale.parse(tag.replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        return False
+    return True
 
 
 def resolve_locale(wanted: str | None, available: list[str], default: str) -> str:
@@ -174,32 +190,50 @@ class CompiledTemplate:
             raise TemplateProblem(f"default locale {default_locale!r} has no variants (locales: {sorted(variants)})")
         out = cls(name, purpose, list(tags), default_locale, {})
         for locale, channels in variants.items():
+            if not known_locale(locale):
+                raise TemplateProblem(
+                    f"{locale}: unknown locale; use a language tag such as en, pl, da, ru, zh or pl-PL",
+                    "unknown_locale",
+                    place=str(locale),
+                )
             if not isinstance(channels, Mapping) or not channels:
-                raise TemplateProblem(f"locale {locale!r} needs channel variants (email, sms, push, in_app, ...)")
+                raise TemplateProblem(
+                    f"locale {locale!r} needs channel variants (email, sms, push, in_app, ...)", place=str(locale)
+                )
             out.variants[locale] = {}
             out.compiled[locale] = {}
             for channel, fields in channels.items():
+                place = f"{locale}/{channel}"
                 if channel not in CHANNEL_FIELDS:
-                    raise TemplateProblem(f"{locale}/{channel}: unknown channel; known: {', '.join(CHANNEL_FIELDS)}")
+                    raise TemplateProblem(
+                        f"{place}: unknown channel; known: {', '.join(CHANNEL_FIELDS)}", "unknown_channel", place
+                    )
                 if not isinstance(fields, Mapping):
-                    raise TemplateProblem(f"{locale}/{channel}: fields must be an object")
+                    raise TemplateProblem(f"{place}: fields must be an object", place=place)
                 required, optional = CHANNEL_FIELDS[channel]
                 missing = [f for f in required if not fields.get(f)]
                 if missing:
-                    raise TemplateProblem(f"{locale}/{channel}: missing {', '.join(missing)}")
+                    raise TemplateProblem(f"{place}: missing {', '.join(missing)}", place=f"{place}/{missing[0]}")
                 if channel == "email" and not (fields.get("html") or fields.get("text")):
-                    raise TemplateProblem(f"{locale}/email: needs html or text")
+                    raise TemplateProblem(f"{locale}/email: needs html or text", place=f"{place}/text")
                 unknown = set(fields) - set(required) - set(optional)
                 if unknown and channel != "webhook":
-                    raise TemplateProblem(f"{locale}/{channel}: unknown fields {sorted(unknown)}")
+                    raise TemplateProblem(f"{place}: unknown fields {sorted(unknown)}", "unknown_field", place)
                 out.variants[locale][channel] = {k: str(v) for k, v in fields.items()}
                 compiled: dict[str, Any] = {}
                 for key, source in out.variants[locale][channel].items():
                     env = _HTML_ENV if key == "html" else _TEXT_ENV
                     try:
                         compiled[key] = _plain(env.from_string(source))
+                    except TemplateSyntaxError as exc:
+                        raise TemplateProblem(
+                            f"{place}/{key}, line {exc.lineno}: {exc.message}",
+                            "template_syntax",
+                            place=f"{place}/{key}",
+                            line=exc.lineno,
+                        ) from exc
                     except TemplateError as exc:
-                        raise TemplateProblem(f"{locale}/{channel}/{key}: {exc}", "template_syntax") from exc
+                        raise TemplateProblem(f"{place}/{key}: {exc}", "template_syntax", f"{place}/{key}") from exc
                 out.compiled[locale][channel] = compiled
                 keys = list(compiled)
                 parts = [
@@ -249,9 +283,13 @@ class CompiledTemplate:
             try:
                 rendered[key] = tmpl.render(ctx).strip()
             except SecurityError as exc:
-                raise TemplateProblem(f"{chosen}/{channel}/{key}: unsafe template: {exc}", "unsafe_template") from exc
+                raise TemplateProblem(
+                    f"{chosen}/{channel}/{key}: unsafe template: {exc}", "unsafe_template", f"{chosen}/{channel}/{key}"
+                ) from exc
             except TemplateError as exc:
-                raise TemplateProblem(f"{chosen}/{channel}/{key}: {exc}", "render_failed") from exc
+                raise TemplateProblem(
+                    f"{chosen}/{channel}/{key}: {exc}", "render_failed", f"{chosen}/{channel}/{key}"
+                ) from exc
         if channel == "sms":
             rendered["sms"] = sms_segments(rendered["text"])
         return chosen, rendered

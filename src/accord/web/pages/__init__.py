@@ -7,6 +7,7 @@ from litestar.types import ControllerRouterHandler
 from accord.web.pages.analytics import AnalyticsController
 from accord.web.pages.commerce import CommerceController
 from accord.web.pages.customers import CustomersController
+from accord.web.pages.journey_editor import JourneyEditorController
 from accord.web.pages.journeys import JourneysController
 from accord.web.pages.lift import LiftController
 from accord.web.pages.loyalty import LoyaltyController
@@ -16,6 +17,7 @@ from accord.web.pages.segments import SegmentsController
 from accord.web.pages.session import SessionController
 from accord.web.pages.store import StoreController
 from accord.web.pages.value import ValueController
+from accord.web.pages.template_editor import TemplateEditorController
 
 CONTROLLERS: list[ControllerRouterHandler] = [
     SessionController,
@@ -23,7 +25,9 @@ CONTROLLERS: list[ControllerRouterHandler] = [
     CustomersController,
     SegmentsController,
     JourneysController,
+    JourneyEditorController,
     MessagesController,
+    TemplateEditorController,
     AnalyticsController,
     CommerceController,
     StoreController,
