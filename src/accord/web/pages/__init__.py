@@ -16,8 +16,8 @@ from accord.web.pages.overview import OverviewController
 from accord.web.pages.segments import SegmentsController
 from accord.web.pages.session import SessionController
 from accord.web.pages.store import StoreController
-from accord.web.pages.value import ValueController
 from accord.web.pages.template_editor import TemplateEditorController
+from accord.web.pages.value import ValueController
 
 CONTROLLERS: list[ControllerRouterHandler] = [
     SessionController,
