@@ -1,0 +1,293 @@
+"""Who bought what, as messaging knows it: purchased SKUs per person from `Order Completed` events of any channel,
+less returns, so a promotion is not sent to someone who already bought the promoted item.
+
+Messaging learns purchases from the timeline (web, app, store receipts, call centre: every `Order Completed`),
+never from commerce's tables. A processor listener keeps the table current from its own cursor; on a new install
+(or an upgrade) its cursor starts at zero, so the first loaded slice fills the table from the whole event store.
+`rebuild` does it again from scratch (`accord purchases rebuild`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from accord.messaging import tables as t
+from accord.storage import utcnow
+from accord.storage.events import EventStore
+
+PURCHASE_EVENTS = ("Order Completed",)
+# A return, a refund or a cancellation gives the items back: they no longer count as bought.
+RETURN_EVENTS = ("Order Returned", "Order Refunded", "Order Cancelled")
+CURSOR = "purchases"
+DEFAULT_WITHIN = timedelta(days=90)
+SLICE = 2000  # journal entries read (and written) per transaction when catching up
+_DURATION = re.compile(r"^\s*(\d+)\s*([dwh]?)\s*$")
+_UNITS = {"d": "days", "": "days", "w": "weeks", "h": "hours"}
+
+
+class PromotionError(ValueError):
+    """A `promotes` declaration that makes no sense (no SKUs or categories, a bad window)."""
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """The items a message promotes: people who bought one of them within WITHIN are not sent it."""
+
+    skus: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    within: timedelta = DEFAULT_WITHIN
+
+    @classmethod
+    def parse(cls, spec: Any) -> Promotion | None:
+        """From {"skus": [...], "categories": [...], "within": "90d"} (None or {} declare nothing). WITHIN is a
+        number of days or `<n>d`, `<n>w`, `<n>h`; default 90 days."""
+        if spec is None or spec == {}:
+            return None
+        if not isinstance(spec, Mapping):
+            raise PromotionError('promotes must be an object like {"skus": ["SKU-1"], "within": "90d"}')
+        unknown = set(spec) - {"skus", "categories", "within"}
+        if unknown:
+            raise PromotionError(f"promotes: unknown keys {sorted(unknown)}; known: skus, categories, within")
+        skus, categories = _names(spec.get("skus"), "skus"), _names(spec.get("categories"), "categories")
+        if not skus and not categories:
+            raise PromotionError("promotes needs at least one SKU or category")
+        return cls(skus, categories, _window(spec.get("within")))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, as declared (within in days or hours)."""
+        out: dict[str, Any] = {"skus": list(self.skus)}
+        if self.categories:
+            out["categories"] = list(self.categories)
+        seconds = int(self.within.total_seconds())
+        out["within"] = f"{seconds // 86400}d" if seconds % 86400 == 0 else f"{seconds // 3600}h"
+        return out
+
+    def label(self) -> str:
+        """E.g. 'within 90d'."""
+        return "within " + str(self.to_dict()["within"])
+
+
+def _names(value: Any, key: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str | int) and str(v).strip() for v in value):
+        raise PromotionError(f"promotes.{key} must be a list of non-empty names")
+    return tuple(dict.fromkeys(str(v).strip() for v in value))
+
+
+def _window(value: Any) -> timedelta:
+    if value is None:
+        return DEFAULT_WITHIN
+    match = _DURATION.match(str(value)) if not isinstance(value, bool) else None
+    if match is None or int(match.group(1)) <= 0:
+        raise PromotionError(f"promotes.within must be like 90d, 12w or 48h, got {value!r}")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def bought(conn: sa.Connection, profile_ids: Sequence[str], promotion: Promotion, now: datetime) -> dict[str, str]:
+    """profile id -> the first promoted SKU (or category) they bought within the window and did not return, for
+    the people of PROFILE_IDS who did: one query per 500 people, so the planner's check is a dict lookup."""
+    p = t.purchases
+    since = now - promotion.within
+    match = []
+    if promotion.skus:
+        match.append(p.c.sku.in_(promotion.skus))
+    if promotion.categories:
+        match.append(p.c.category.in_(promotion.categories))
+    ids = list(dict.fromkeys(profile_ids))
+    out: dict[str, str] = {}
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(
+            sa.select(p.c.profile_id, p.c.sku, p.c.category)
+            .where(
+                p.c.profile_id.in_(ids[start : start + 500]),
+                sa.or_(*match),
+                p.c.purchased_at > since,
+                p.c.quantity > p.c.returned_quantity,
+            )
+            .order_by(p.c.profile_id, p.c.purchased_at.desc())
+        )
+        for pid, sku, category in rows:
+            out.setdefault(pid, sku if sku in promotion.skus else f"{sku} (category {category})")
+    return out
+
+
+def _products(properties: Mapping[str, Any]) -> list[tuple[str, str | None, int]] | None:
+    """(sku, category, quantity) of each product line, summed by SKU; None when the event lists no products."""
+    products = properties.get("products")
+    if not isinstance(products, list):
+        return None
+    lines: dict[str, tuple[str | None, int]] = {}
+    for product in products:
+        if not isinstance(product, Mapping):
+            continue
+        sku = product.get("sku") or product.get("product_id") or product.get("productId") or product.get("id")
+        if sku is None or str(sku).strip() == "":
+            continue
+        category = product.get("category")
+        try:
+            quantity = max(int(product.get("quantity", 1)), 1)
+        except (TypeError, ValueError):
+            quantity = 1
+        old = lines.get(str(sku))
+        lines[str(sku)] = (
+            category if isinstance(category, str) else (old[0] if old else None),
+            quantity + (old[1] if old else 0),
+        )
+    return [(sku, cat, qty) for sku, (cat, qty) in lines.items()]
+
+
+def record_in(
+    conn: sa.Connection, event: str, profile_id: str, at: datetime, channel: str | None, message_id: str, raw: str
+) -> bool:
+    """Apply one order event to the table, in CONN's transaction; whether it changed anything. A purchase is keyed
+    by (person, order, SKU), so a replayed event changes nothing; a return takes its units back once per return id
+    (a return reported as both `Order Returned` and `Order Refunded` counts once)."""
+    message = json.loads(raw)
+    properties = message.get("properties") if isinstance(message.get("properties"), dict) else {}
+    order_id = str(properties.get("order_id") or properties.get("orderId") or message_id)
+    lines = _products(properties)
+    p = t.purchases
+    if event in PURCHASE_EVENTS:
+        if not lines:
+            return False
+        for sku, category, quantity in lines:
+            key = (p.c.profile_id == profile_id, p.c.order_id == order_id, p.c.sku == sku)
+            if conn.execute(sa.select(p.c.sku).where(*key)).first() is None:
+                conn.execute(
+                    p.insert().values(
+                        profile_id=profile_id,
+                        order_id=order_id,
+                        sku=sku,
+                        category=category,
+                        quantity=quantity,
+                        returned_quantity=0,
+                        purchased_at=at,
+                        channel=channel,
+                    )
+                )
+        return True
+    r = t.purchase_returns
+    return_key = f"{order_id}:{properties.get('return_id') or message_id}"
+    if conn.execute(sa.select(r.c.return_key).where(r.c.return_key == return_key)).first() is not None:
+        return False
+    conn.execute(r.insert().values(return_key=return_key, profile_id=profile_id, at=at))
+    where = [p.c.profile_id == profile_id, p.c.order_id == order_id]
+    if lines is None or not lines:  # no products listed: the whole order goes back
+        conn.execute(p.update().where(*where).values(returned_quantity=p.c.quantity))
+        return True
+    smaller = sa.func.min if conn.dialect.name == "sqlite" else sa.func.least  # SQLite's min(a, b) is LEAST
+    for sku, _category, quantity in lines:
+        conn.execute(
+            p.update()
+            .where(*where, p.c.sku == sku)
+            .values(returned_quantity=smaller(p.c.quantity, p.c.returned_quantity + quantity))
+        )
+    return True
+
+
+def _events_sql(n: int) -> str:
+    marks = ", ".join("?" for _ in range(n))
+    return (
+        "SELECT event, profile_id, epoch_ms(timestamp), channel, message_id, raw FROM events "
+        f"WHERE journal_seq > ? AND journal_seq <= ? AND type = 'track' AND event IN ({marks}) "
+        "AND profile_id IS NOT NULL ORDER BY journal_seq, timestamp, event_id"
+    )
+
+
+class PurchaseLedger:
+    """The processor listener that keeps `msg_purchases` current, and its rebuild from the event store."""
+
+    def __init__(self, engine: sa.Engine, events: EventStore) -> None:
+        self.engine = engine
+        self.events = events
+        self._lock = threading.Lock()  # the processor thread and a rebuild request never interleave
+
+    def __call__(self, _after: int, upto: int) -> None:
+        self.catch_up(upto)
+
+    def cursor(self) -> int:
+        """Last journal seq handled (0 before the first run: the first run reads the whole store)."""
+        c = t.listener_cursors
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(c.c.seq).where(c.c.name == CURSOR)).scalar() or 0)
+
+    def catch_up(self, upto: int | None = None) -> int:
+        """Apply order events loaded after the cursor (up to UPTO, default everything loaded), a slice of journal
+        entries per transaction with the cursor; returns how many events changed the table."""
+        with self._lock:
+            return self._catch_up(upto)
+
+    def _catch_up(self, upto: int | None) -> int:
+        end = self.events.cursors()[0] if upto is None else upto
+        done = self.cursor()
+        names = [*PURCHASE_EVENTS, *RETURN_EVENTS]
+        changed = 0
+        while done < end:
+            stop = min(done + SLICE, end)
+            rows = self.events.query(_events_sql(len(names)), [done, stop, *names])
+            with self.engine.begin() as conn:
+                for event, profile_id, ms, channel, message_id, raw in rows:
+                    at = datetime.fromtimestamp(ms / 1000, UTC)
+                    changed += record_in(conn, event, profile_id, at, channel, str(message_id), raw)
+                _set_cursor(conn, stop)
+            done = stop
+        return changed
+
+    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Empty the table and read every order event of the event store again (after an upgrade, an import
+        straight into the event store, or to check it): purchases, returns and the time it took."""
+        started = utcnow()
+        with self._lock:
+            end = self.events.cursors()[0]
+            with self.engine.begin() as conn:
+                conn.execute(t.purchases.delete())
+                conn.execute(t.purchase_returns.delete())
+                _set_cursor(conn, 0)
+            changed = 0
+            for done in range(0, end, SLICE * 10):
+                changed += self._catch_up(min(done + SLICE * 10, end))
+                if progress:
+                    progress(min(done + SLICE * 10, end), end)
+        with self.engine.connect() as conn:
+            lines = int(conn.execute(sa.select(sa.func.count()).select_from(t.purchases)).scalar_one())
+            people = int(conn.execute(sa.select(sa.func.count(sa.distinct(t.purchases.c.profile_id)))).scalar_one())
+        seconds = (utcnow() - started).total_seconds()
+        return {"events": changed, "purchase_lines": lines, "people": people, "upto_seq": end, "seconds": seconds}
+
+
+def _set_cursor(conn: sa.Connection, seq: int) -> None:
+    c = t.listener_cursors
+    if conn.execute(c.update().where(c.c.name == CURSOR).values(seq=seq)).rowcount == 0:
+        conn.execute(c.insert().values(name=CURSOR, seq=seq))
+
+
+def purchases_of(engine: sa.Engine, profile_id: str) -> list[dict[str, Any]]:
+    """What messaging holds as bought by PROFILE_ID, newest first (data-subject export, support, tests)."""
+    p = t.purchases
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(p).where(p.c.profile_id == profile_id).order_by(p.c.purchased_at.desc(), p.c.sku)
+        ).all()
+    return [
+        {
+            "order_id": r.order_id,
+            "sku": r.sku,
+            "category": r.category,
+            "quantity": r.quantity,
+            "returned_quantity": r.returned_quantity,
+            "purchased_at": r.purchased_at.isoformat(),
+            "channel": r.channel,
+        }
+        for r in rows
+    ]
