@@ -4,6 +4,7 @@
     .venv/bin/python bench/messaging_bench.py plan --n 50000 --runs 3
     .venv/bin/python bench/messaging_bench.py smtp --n 10000 --runs 3
     .venv/bin/python bench/messaging_bench.py broadcast --n 100000
+    .venv/bin/python bench/messaging_bench.py promotes --n 10000 --runs 5 [--workers 2]
 """
 
 from __future__ import annotations
@@ -169,6 +170,83 @@ def bench_plan(n: int, runs: int, queued_events: bool = True, workers: int = 0) 
     }
 
 
+def fill_purchases(platform: Platform, people: list[Recipient], per_person: int = 3) -> None:
+    """PER_PERSON purchased items per recipient in messaging's record (none of them the promoted SKU)."""
+    now = utcnow()
+    rows = [
+        {
+            "profile_id": r.profile_id,
+            "order_id": f"O-{i}-{k}",
+            "sku": f"SKU-{(i * 7 + k) % 500}",
+            "category": f"cat-{k}",
+            "quantity": 1,
+            "returned_quantity": 0,
+            "purchased_at": now,
+            "channel": "store",
+        }
+        for i, r in enumerate(people)
+        for k in range(per_person)
+    ]
+    with platform.state.begin() as conn:
+        for offset in range(0, len(rows), 10000):
+            conn.execute(t.purchases.insert(), rows[offset : offset + 10000])
+
+
+def bench_promotes(n: int, runs: int, workers: int = 0) -> dict[str, Any]:
+    """The cost of the "already purchased" check in planning: the same plan as `plan` (messaging's purchase record
+    filled with 3 items per recipient) with a template that declares no promoted items (the path before the rule
+    existed) and with one that promotes a SKU nobody bought (same decisions and rendering, plus the lookup),
+    alternating in each run, each on a fresh store; medians and their ratio."""
+    from accord.messaging.parallel import ParallelPlanner
+
+    rates: dict[str, list[float]] = {"without": [], "with": []}
+    for run in range(runs):
+        order = ["without", "with"] if run % 2 == 0 else ["with", "without"]
+        for variant in order:
+            with tempfile.TemporaryDirectory() as tmp:
+                platform = open_bench_platform(Path(tmp))
+                messaging = platform.messaging
+                if variant == "with":
+                    messaging.save_template({**TEMPLATE, "promotes": {"skus": ["SKU-PROMO"], "within": "90d"}})
+                people = recipients(n)
+                grant(platform, people)
+                fill_purchases(platform, people)
+                messaging.loader = static_loader(people)
+                request = SendRequest(
+                    "spring", ["sms", "email"], due_at=datetime(2031, 5, 6, 10, tzinfo=UTC), broadcast_id="BENCH"
+                )
+                batches = [[(r, f"b:{r.profile_id}") for r in people[o : o + 1000]] for o in range(0, n, 1000)]
+                planner = ParallelPlanner(messaging, workers) if workers else None
+                if planner is not None:
+                    planner.warm_up(["spring"])
+                start = time.perf_counter()
+                if planner is not None:
+                    planner.plan((batch, request) for batch in batches)
+                else:
+                    for batch in batches:
+                        with platform.state.begin() as conn:
+                            messaging.plan_in(conn, batch, request)
+                elapsed = time.perf_counter() - start
+                if planner is not None:
+                    planner.close()
+                with platform.state.connect() as conn:
+                    queued = conn.execute(sa.select(sa.func.count()).where(t.deliveries.c.status == "queued")).scalar()
+                assert queued == n, queued
+                rates[variant].append(n / elapsed)
+                platform.close()
+    without, with_ = statistics.median(rates["without"]), statistics.median(rates["with"])
+    return {
+        "n": n,
+        "workers": workers,
+        "runs_without_msg_per_s": [round(r) for r in rates["without"]],
+        "runs_with_msg_per_s": [round(r) for r in rates["with"]],
+        "median_without_msg_per_s": round(without),
+        "median_with_msg_per_s": round(with_),
+        "with_over_without": round(with_ / without, 3),
+        "load_average": os.getloadavg()[0],
+    }
+
+
 def bench_smtp(n: int, runs: int) -> dict[str, Any]:
     """Sender -> SMTP (one reused connection) -> aiosmtpd in its own process on localhost; delivery states and
     'Message Sent' timeline events committed per batch of 500."""
@@ -320,14 +398,16 @@ def bench_broadcast(n: int, workers: int = 0) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["plan", "smtp", "broadcast"])
+    parser.add_argument("what", choices=["plan", "smtp", "broadcast", "promotes"])
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-queued-events", action="store_true", help="plan: no 'Message Queued' timeline events")
-    parser.add_argument("--workers", type=int, default=0, help="plan, broadcast: planning worker processes (0: none)")
+    parser.add_argument("--workers", type=int, default=0, help="plan, broadcast, promotes: worker processes")
     args = parser.parse_args()
     if args.what == "plan":
         out = bench_plan(args.n, args.runs, queued_events=not args.no_queued_events, workers=args.workers)
+    elif args.what == "promotes":
+        out = bench_promotes(args.n, args.runs, workers=args.workers)
     elif args.what == "smtp":
         out = bench_smtp(args.n, args.runs)
     else:

@@ -152,7 +152,7 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
     offers = OfferService(state, journal, committer)
     loyalty = LoyaltyService(state, journal, committer)
     processor.add_listener(OrderPoints(loyalty, events))
-    purchases = PurchaseLedger(state, events)  # before journeys: a send step sees a purchase of the same slice
+    purchases = PurchaseLedger(state, events, graph.changes_since)  # before journeys: they see the same slice
     processor.add_listener(purchases)
     journeys = _journeys(state, events, journal, processor, read_only_events)
     platform = Platform(

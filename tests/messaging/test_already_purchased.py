@@ -22,7 +22,7 @@ from accord.messaging import tables as t
 from accord.messaging.broadcasts import create_broadcast
 from accord.messaging.parallel import ParallelPlanner
 from accord.messaging.policy import MARKETING, TRANSACTIONAL, PolicyConfig, decide
-from accord.messaging.purchases import Promotion, PromotionError, purchases_of
+from accord.messaging.purchases import Promotion, PromotionError, PurchaseLedger, purchases_of
 from accord.messaging.sender import Sender
 from accord.messaging.service import Messaging, MessagingError
 from accord.platform import Platform
@@ -227,7 +227,8 @@ def test_rebuild_from_the_event_store_and_erasure(platform: Platform, messaging:
         conn.execute(t.purchase_returns.delete())
         conn.execute(t.listener_cursors.delete().where(t.listener_cursors.c.name == "purchases"))
     assert purchases_of(platform.state, ann) == []
-    platform.purchases.catch_up()  # what the first slice after the upgrade does
+    upgraded = PurchaseLedger(platform.state, platform.events, platform.graph.changes_since)  # the next start
+    upgraded.catch_up()  # what its first slice does: the whole event store
     assert purchases_of(platform.state, ann) == kept
     report = platform.purchases.rebuild()
     assert (report["purchase_lines"], report["people"], report["events"]) == (2, 1, 3)
@@ -236,6 +237,37 @@ def test_rebuild_from_the_event_store_and_erasure(platform: Platform, messaging:
 
     erase_person(platform.state, platform.events, platform.consents, messaging, "email:ann@example.com", "dpo")
     assert purchases_of(platform.state, ann) == []
+
+
+def test_a_purchase_follows_the_person_through_a_merge(
+    platform: Platform, messaging: Messaging, tmp_path: Path
+) -> None:
+    ann = customer(platform, "ann")
+    till_receipt(platform, tmp_path, "2990000000011", "SKU-RUN-42")  # a card nobody knew yet: a profile of its own
+    assert purchases_of(platform.state, ann) == []
+    assert messaging.send(ann, "sneaker-launch", channels=["email"])["status"] == "queued"
+    # she logs into the app with the card on her account: the card's profile merges into hers
+    with platform.state.begin() as conn:
+        emit(
+            conn,
+            platform.journal,
+            "app",
+            "app",
+            [
+                {
+                    "type": "identify",
+                    "userId": "ann",
+                    "context": {
+                        "externalIds": [{"type": "loyalty_card", "id": "2990000000011", "collection": "users"}]
+                    },
+                }
+            ],
+        )
+    assert platform.processor.drain()
+    current = person(platform, "ann")
+    assert [p["sku"] for p in purchases_of(platform.state, current)] == ["SKU-LACES", "SKU-RUN-42"]
+    later = messaging.send(current, "sneaker-launch", channels=["email"])
+    assert (later["status"], later["reason"]) == ("suppressed", "already_purchased: SKU-RUN-42 within 90d")
 
 
 def test_parallel_planner_applies_the_rule_per_chunk(platform: Platform, messaging: Messaging) -> None:
@@ -325,5 +357,7 @@ def test_a_journey_send_step_skips_a_customer_who_bought_at_the_till(
     messaging.add_provider("mail", "email", "smtp", {"port": smtp.controller.port, "from": "Shop <shop@example.com>"})
     assert Sender(messaging, backoff=0.01).drain(timeout=30) == 1
     assert [m["To"] for m in smtp.messages] == ["bob@example.com"]
+    assert messaging.deliveries_of(bob)[0]["status"] == "sent"
     (her,) = messaging.deliveries_of(ann)
     assert (her["status"], her["reason"]) == ("suppressed", "already_purchased: SKU-RUN-42 within 90d")
+    assert her["idempotency_key"].endswith(":launch")  # decided by the journey's send step

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ PURCHASE_EVENTS = ("Order Completed",)
 # A return, a refund or a cancellation gives the items back: they no longer count as bought.
 RETURN_EVENTS = ("Order Returned", "Order Refunded", "Order Cancelled")
 CURSOR = "purchases"
+IDENTITY_CURSOR = "purchases_identity"  # identity changes (merges, unmerges) already followed
 DEFAULT_WITHIN = timedelta(days=90)
 SLICE = 2000  # journal entries read (and written) per transaction when catching up
 _DURATION = re.compile(r"^\s*(\d+)\s*([dwh]?)\s*$")
@@ -196,31 +198,52 @@ def record_in(
     return True
 
 
+_COLUMNS = "SELECT event, profile_id, epoch_ms(timestamp), channel, message_id, raw FROM events "
+_ORDER = " AND type = 'track' AND profile_id IS NOT NULL ORDER BY journal_seq, timestamp, event_id"
+IdentityChanges = Callable[[int], list[tuple[int, str, str]]]
+"""identity change seq -> (seq, identifier key, new profile id) after it (IdentityGraph.changes_since)."""
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" for _ in range(n))
+
+
 def _events_sql(n: int) -> str:
-    marks = ", ".join("?" for _ in range(n))
-    return (
-        "SELECT event, profile_id, epoch_ms(timestamp), channel, message_id, raw FROM events "
-        f"WHERE journal_seq > ? AND journal_seq <= ? AND type = 'track' AND event IN ({marks}) "
-        "AND profile_id IS NOT NULL ORDER BY journal_seq, timestamp, event_id"
-    )
+    return _COLUMNS + f"WHERE journal_seq > ? AND journal_seq <= ? AND event IN ({_marks(n)})" + _ORDER
+
+
+def _order_key(message_id: str, raw: str) -> str:
+    properties = json.loads(raw).get("properties")
+    properties = properties if isinstance(properties, dict) else {}
+    return str(properties.get("order_id") or properties.get("orderId") or message_id)
 
 
 class PurchaseLedger:
     """The processor listener that keeps `msg_purchases` current, and its rebuild from the event store."""
 
-    def __init__(self, engine: sa.Engine, events: EventStore) -> None:
+    def __init__(self, engine: sa.Engine, events: EventStore, changes: IdentityChanges | None = None) -> None:
         self.engine = engine
         self.events = events
+        self.changes = changes  # with it, merges and unmerges move purchases to the person they now belong to
         self._lock = threading.Lock()  # the processor thread and a rebuild request never interleave
+        # cursors kept in memory between slices; written to the state store when something changed or every 10 s
+        # (most slices hold no order event: spare the state store a write per slice)
+        self._done: int | None = None
+        self._saved_at = 0.0
+        self._identity_seen: int | None = None
 
     def __call__(self, _after: int, upto: int) -> None:
         self.catch_up(upto)
 
-    def cursor(self) -> int:
+    def cursor(self, name: str = CURSOR) -> int:
         """Last journal seq handled (0 before the first run: the first run reads the whole store)."""
+        return self._cursor(name) or 0
+
+    def _cursor(self, name: str) -> int | None:
         c = t.listener_cursors
         with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(c.c.seq).where(c.c.name == CURSOR)).scalar() or 0)
+            seq = conn.execute(sa.select(c.c.seq).where(c.c.name == name)).scalar()
+        return None if seq is None else int(seq)
 
     def catch_up(self, upto: int | None = None) -> int:
         """Apply order events loaded after the cursor (up to UPTO, default everything loaded), a slice of journal
@@ -230,18 +253,70 @@ class PurchaseLedger:
 
     def _catch_up(self, upto: int | None) -> int:
         end = self.events.cursors()[0] if upto is None else upto
-        done = self.cursor()
+        done = self._done if self._done is not None else self.cursor()
         names = [*PURCHASE_EVENTS, *RETURN_EVENTS]
         changed = 0
         while done < end:
             stop = min(done + SLICE, end)
             rows = self.events.query(_events_sql(len(names)), [done, stop, *names])
+            if not rows and time.monotonic() - self._saved_at < 10:
+                done = self._done = stop  # a replay of this range would find nothing
+                continue
             with self.engine.begin() as conn:
                 for event, profile_id, ms, channel, message_id, raw in rows:
                     at = datetime.fromtimestamp(ms / 1000, UTC)
                     changed += record_in(conn, event, profile_id, at, channel, str(message_id), raw)
                 _set_cursor(conn, stop)
-            done = stop
+            done = self._done = stop
+            self._saved_at = time.monotonic()
+        return changed + self._follow_identity(done)
+
+    def _follow_identity(self, done: int) -> int:
+        """After merges or unmerges the event store gives order events to another profile: the record of every
+        profile concerned (the new owners and the former owners of those orders) is read again from its events (up
+        to journal seq DONE), in one transaction per 500 new owners."""
+        if self.changes is None:
+            return 0
+        applied = self.events.cursors()[1]
+        seen = self._identity_seen if self._identity_seen is not None else self._cursor(IDENTITY_CURSOR)
+        if seen is None or applied <= seen:
+            if seen is None:  # first run: the events were read with their current owners already
+                with self.engine.begin() as conn:
+                    _set_cursor(conn, applied, IDENTITY_CURSOR)
+            self._identity_seen = max(seen or 0, applied)
+            return 0
+        owners = sorted({pid for seq, _key, pid in self.changes(seen) if seq <= applied})
+        names = [*PURCHASE_EVENTS, *RETURN_EVENTS]
+        sql = _COLUMNS + "WHERE journal_seq <= ? AND event IN ({}) AND profile_id IN ({})" + _ORDER
+        changed = 0
+        p, r = t.purchases, t.purchase_returns
+        for start in range(0, len(owners), 500):
+            chunk = owners[start : start + 500]
+            rows = self.events.query(sql.format(_marks(len(names)), _marks(len(chunk))), [done, *names, *chunk])
+            orders = sorted({_order_key(str(row[4]), row[5]) for row in rows})
+            with self.engine.connect() as conn:
+                former: set[str] = set()
+                for o in range(0, len(orders), 500):
+                    former.update(
+                        conn.execute(
+                            sa.select(p.c.profile_id).where(p.c.order_id.in_(orders[o : o + 500])).distinct()
+                        ).scalars()
+                    )
+            former -= set(chunk)
+            if former:
+                ids = sorted(former)
+                rows += self.events.query(sql.format(_marks(len(names)), _marks(len(ids))), [done, *names, *ids])
+            everyone = [*chunk, *former]
+            with self.engine.begin() as conn:
+                for o in range(0, len(everyone), 500):
+                    conn.execute(p.delete().where(p.c.profile_id.in_(everyone[o : o + 500])))
+                    conn.execute(r.delete().where(r.c.profile_id.in_(everyone[o : o + 500])))
+                for event, profile_id, ms, channel, message_id, raw in rows:
+                    at = datetime.fromtimestamp(ms / 1000, UTC)
+                    changed += record_in(conn, event, profile_id, at, channel, str(message_id), raw)
+        with self.engine.begin() as conn:
+            _set_cursor(conn, applied, IDENTITY_CURSOR)
+        self._identity_seen = applied
         return changed
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -254,6 +329,8 @@ class PurchaseLedger:
                 conn.execute(t.purchases.delete())
                 conn.execute(t.purchase_returns.delete())
                 _set_cursor(conn, 0)
+                _set_cursor(conn, self.events.cursors()[1], IDENTITY_CURSOR)  # events carry their current owners
+            self._done, self._identity_seen = 0, None
             changed = 0
             for done in range(0, end, SLICE * 10):
                 changed += self._catch_up(min(done + SLICE * 10, end))
@@ -266,10 +343,10 @@ class PurchaseLedger:
         return {"events": changed, "purchase_lines": lines, "people": people, "upto_seq": end, "seconds": seconds}
 
 
-def _set_cursor(conn: sa.Connection, seq: int) -> None:
+def _set_cursor(conn: sa.Connection, seq: int, name: str = CURSOR) -> None:
     c = t.listener_cursors
-    if conn.execute(c.update().where(c.c.name == CURSOR).values(seq=seq)).rowcount == 0:
-        conn.execute(c.insert().values(name=CURSOR, seq=seq))
+    if conn.execute(c.update().where(c.c.name == name).values(seq=seq)).rowcount == 0:
+        conn.execute(c.insert().values(name=name, seq=seq))
 
 
 def purchases_of(engine: sa.Engine, profile_id: str) -> list[dict[str, Any]]:
