@@ -200,6 +200,8 @@ def bench_promotes(n: int, runs: int, workers: int = 0) -> dict[str, Any]:
     from accord.messaging.parallel import ParallelPlanner
 
     rates: dict[str, list[float]] = {"without": [], "with": []}
+    cpu_rates: dict[str, list[float]] = {"without": [], "with": []}
+    lookups: list[float] = []  # milliseconds per chunk of 1,000 recipients
     for run in range(runs):
         order = ["without", "with"] if run % 2 == 0 else ["with", "without"]
         for variant in order:
@@ -217,9 +219,12 @@ def bench_promotes(n: int, runs: int, workers: int = 0) -> dict[str, Any]:
                 )
                 batches = [[(r, f"b:{r.profile_id}") for r in people[o : o + 1000]] for o in range(0, n, 1000)]
                 planner = ParallelPlanner(messaging, workers) if workers else None
+                pids: list[int] = []
                 if planner is not None:
                     planner.warm_up(["spring"])
+                    pids = planner.pids()
                 start = time.perf_counter()
+                cpu = process_cpu(pids)
                 if planner is not None:
                     planner.plan((batch, request) for batch in batches)
                 else:
@@ -227,14 +232,25 @@ def bench_promotes(n: int, runs: int, workers: int = 0) -> dict[str, Any]:
                         with platform.state.begin() as conn:
                             messaging.plan_in(conn, batch, request)
                 elapsed = time.perf_counter() - start
+                cpu_rates[variant].append(n / (process_cpu(pids) - cpu))
                 if planner is not None:
                     planner.close()
                 with platform.state.connect() as conn:
                     queued = conn.execute(sa.select(sa.func.count()).where(t.deliveries.c.status == "queued")).scalar()
                 assert queued == n, queued
                 rates[variant].append(n / elapsed)
+                if variant == "with":  # the lookup alone, chunk by chunk as the planner does it
+                    from accord.messaging.purchases import Promotion, bought
+
+                    promotion = Promotion(("SKU-PROMO",))
+                    start = time.perf_counter()
+                    with platform.state.connect() as conn:
+                        for batch in batches:
+                            bought(conn, [r.profile_id for r, _ in batch], promotion, utcnow())
+                    lookups.append((time.perf_counter() - start) / len(batches) * 1000)
                 platform.close()
     without, with_ = statistics.median(rates["without"]), statistics.median(rates["with"])
+    cpu_without, cpu_with = statistics.median(cpu_rates["without"]), statistics.median(cpu_rates["with"])
     return {
         "n": n,
         "workers": workers,
@@ -243,6 +259,10 @@ def bench_promotes(n: int, runs: int, workers: int = 0) -> dict[str, Any]:
         "median_without_msg_per_s": round(without),
         "median_with_msg_per_s": round(with_),
         "with_over_without": round(with_ / without, 3),
+        "median_without_msg_per_cpu_s": round(cpu_without),
+        "median_with_msg_per_cpu_s": round(cpu_with),
+        "cpu_with_over_without": round(cpu_with / cpu_without, 3),
+        "median_lookup_ms_per_1000": round(statistics.median(lookups), 2),
         "load_average": os.getloadavg()[0],
     }
 

@@ -115,6 +115,9 @@ purchases = sa.Table(
     sa.Column("returned_quantity", sa.Integer(), nullable=False),
     sa.Column("purchased_at", UTCDateTime(), nullable=False),
     sa.Column("channel", sa.String(32), nullable=True),
+    # the already-purchased check: "who of these people bought one of these SKUs (categories)"
+    sa.Index("ix_msg_purchases_sku_profile_id", "sku", "profile_id"),
+    sa.Index("ix_msg_purchases_category_profile_id", "category", "profile_id"),
 )
 
 # Returns already applied to msg_purchases (order id + return id or event id): a return reported twice counts once.

@@ -33,6 +33,8 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(32), nullable=True),
         sa.PrimaryKeyConstraint("profile_id", "order_id", "sku", name=op.f("pk_msg_purchases")),
     )
+    op.create_index("ix_msg_purchases_sku_profile_id", "msg_purchases", ["sku", "profile_id"])
+    op.create_index("ix_msg_purchases_category_profile_id", "msg_purchases", ["category", "profile_id"])
     op.create_table(
         "msg_purchase_returns",
         sa.Column("return_key", sa.String(420), nullable=False),
@@ -46,6 +48,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_msg_purchase_returns_profile_id"), table_name="msg_purchase_returns")
     op.drop_table("msg_purchase_returns")
+    op.drop_index("ix_msg_purchases_category_profile_id", table_name="msg_purchases")
+    op.drop_index("ix_msg_purchases_sku_profile_id", table_name="msg_purchases")
     op.drop_table("msg_purchases")
     with op.batch_alter_table("msg_templates") as batch:
         batch.drop_column("promotes")
