@@ -82,16 +82,34 @@ def _remote_or_local(method: str, path: str, body: Any, local: Callable[[Platfor
 # -- templates ------------------------------------------------------------------------------------------------------
 @template_app.command("apply")
 def template_apply(
-    file: Path = typer.Argument(..., exists=True, readable=True, help="JSON: name, purpose, tags, locales."),
+    file: Path = typer.Argument(
+        ..., exists=True, readable=True, help="JSON or YAML (.yaml/.yml): name, purpose, tags, locales, promotes."
+    ),
     fmt: Format = typer.Option(Format.text, "--format"),
 ) -> None:
     """Create or replace a template from FILE (validated and sandbox-checked before it is saved)."""
-    try:
-        spec = json.loads(file.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise fail(f"{file} is not valid JSON: {exc}") from exc
+    text = file.read_text(encoding="utf-8")
+    if file.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            spec = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise fail(f"{file} is not valid YAML: {exc}") from exc
+        if not isinstance(spec, dict):
+            raise fail(f"{file} must hold one template (a mapping with name, purpose, locales)")
+    else:
+        try:
+            spec = json.loads(text)
+        except ValueError as exc:
+            raise fail(f"{file} is not valid JSON: {exc}") from exc
     data = _remote_or_local("POST", "/api/v1/templates", spec, lambda p: p.messaging.save_template(spec))
-    _out(data, fmt, lambda d: console.print(f"template {d['name']} saved: {json.dumps(d['locales'])}"))
+
+    def saved(d: dict[str, Any]) -> None:
+        promotes = f"; promotes {json.dumps(d['promotes'])}" if d.get("promotes") else ""
+        console.print(f"template {d['name']} saved: {json.dumps(d['locales'])}{promotes}")
+
+    _out(data, fmt, saved)
 
 
 @template_app.command("list")
