@@ -269,6 +269,16 @@ def test_a_purchase_follows_the_person_through_a_merge(
     later = messaging.send(current, "sneaker-launch", channels=["email"])
     assert (later["status"], later["reason"]) == ("suppressed", "already_purchased: SKU-RUN-42 within 90d")
 
+    # it was her partner's card after all: the unmerge takes the receipt (and the purchase) away from her again
+    card_owner = platform.graph.unmerge(current, "loyalty_card:2990000000011", "shared card")
+    platform.processor.sync_identity()
+    assert purchases_of(platform.state, current) == []
+    assert [p["sku"] for p in purchases_of(platform.state, card_owner)] == ["SKU-LACES", "SKU-RUN-42"]
+    assert (
+        messaging.send(current, "sneaker-launch", channels=["email"], idempotency_key="after-unmerge")["status"]
+        == "queued"
+    )
+
 
 def test_parallel_planner_applies_the_rule_per_chunk(platform: Platform, messaging: Messaging) -> None:
     buyers = [customer(platform, f"b{i}") for i in range(3)]
