@@ -5,6 +5,7 @@
     .venv/bin/python bench/messaging_bench.py smtp --n 10000 --runs 3
     .venv/bin/python bench/messaging_bench.py broadcast --n 100000
     .venv/bin/python bench/messaging_bench.py promotes --n 10000 --runs 5 [--workers 2]
+    .venv/bin/python bench/messaging_bench.py purchases --n 20000
 """
 
 from __future__ import annotations
@@ -267,6 +268,67 @@ def bench_promotes(n: int, runs: int, workers: int = 0) -> dict[str, Any]:
     }
 
 
+def bench_purchases(n: int) -> dict[str, Any]:
+    """N `Order Completed` events (2 products each, N/4 customers, 5% of them returned) loaded through the
+    processor, whose purchase listener keeps messaging's record as they load (its own time counted apart); then the
+    record rebuilt from the whole event store (what `accord purchases rebuild` does)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        platform = open_bench_platform(Path(tmp))
+        customers = max(n // 4, 1)
+        ledger = platform.purchases
+        assert ledger is not None
+        in_listener = [0.0]
+
+        def timed(after: int, upto: int) -> None:  # the purchase listener, with its own time counted
+            began = time.perf_counter()
+            ledger(after, upto)
+            in_listener[0] += time.perf_counter() - began
+
+        listeners = platform.processor._listeners
+        listeners[listeners.index(ledger)] = timed
+        start = time.perf_counter()
+        for offset in range(0, n, 2000):
+            messages: list[dict[str, Any]] = [
+                {
+                    "type": "track",
+                    "event": "Order Completed",
+                    "userId": f"c{i % customers}",
+                    "properties": {
+                        "order_id": f"O-{i}",
+                        "revenue": 25.0,
+                        "currency": "PLN",
+                        "products": [{"sku": f"SKU-{i % 300}", "category": f"cat-{i % 12}"}, {"sku": "SKU-BAG"}],
+                    },
+                }
+                for i in range(offset, min(offset + 2000, n))
+            ]
+            messages += [
+                {
+                    "type": "track",
+                    "event": "Order Returned",
+                    "userId": f"c{i % customers}",
+                    "properties": {"order_id": f"O-{i}", "return_id": f"R-{i}", "products": [{"sku": "SKU-BAG"}]},
+                }
+                for i in range(offset, min(offset + 2000, n), 20)
+            ]
+            with platform.state.begin() as conn:
+                emit(conn, platform.journal, "bench-pos", "store", messages)
+        platform.processor.drain(timeout=3600)
+        load_s = time.perf_counter() - start
+        report = ledger.rebuild()
+        platform.close()
+    return {
+        "orders": n,
+        "load_through_processor_s": round(load_s, 1),
+        "of_which_purchase_listener_s": round(in_listener[0], 2),
+        "rebuild_s": round(report["seconds"], 2),
+        "rebuild_events_per_s": round(report["events"] / report["seconds"]),
+        "purchase_lines": report["purchase_lines"],
+        "people": report["people"],
+        "load_average": os.getloadavg()[0],
+    }
+
+
 def bench_smtp(n: int, runs: int) -> dict[str, Any]:
     """Sender -> SMTP (one reused connection) -> aiosmtpd in its own process on localhost; delivery states and
     'Message Sent' timeline events committed per batch of 500."""
@@ -418,7 +480,7 @@ def bench_broadcast(n: int, workers: int = 0) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["plan", "smtp", "broadcast", "promotes"])
+    parser.add_argument("what", choices=["plan", "smtp", "broadcast", "promotes", "purchases"])
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-queued-events", action="store_true", help="plan: no 'Message Queued' timeline events")
@@ -426,6 +488,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "plan":
         out = bench_plan(args.n, args.runs, queued_events=not args.no_queued_events, workers=args.workers)
+    elif args.what == "purchases":
+        out = bench_purchases(args.n)
     elif args.what == "promotes":
         out = bench_promotes(args.n, args.runs, workers=args.workers)
     elif args.what == "smtp":

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from accord.messaging import tables as t
 from accord.storage import utcnow
@@ -171,45 +172,70 @@ def _products(properties: Mapping[str, Any]) -> list[tuple[str, str | None, int]
     return [(sku, cat, qty) for sku, (cat, qty) in lines.items()]
 
 
-def record_in(
-    conn: sa.Connection, event: str, profile_id: str, at: datetime, channel: str | None, message_id: str, raw: str
-) -> bool:
-    """Apply one order event to the table, in CONN's transaction; whether it changed anything. A purchase is keyed
-    by (person, order, SKU), so a replayed event changes nothing; a return takes its units back once per return id
-    (a return reported as both `Order Returned` and `Order Refunded` counts once)."""
-    message = json.loads(raw)
-    properties = message.get("properties") if isinstance(message.get("properties"), dict) else {}
-    order_id = str(properties.get("order_id") or properties.get("orderId") or message_id)
-    lines = _products(properties)
+EventRow = tuple[str, str, int, str | None, Any, str]
+"""(event, profile id, epoch ms, channel, message id, raw JSON) as read from the event store."""
+
+
+def apply_in(conn: sa.Connection, rows: Sequence[EventRow]) -> int:
+    """Apply order events, in order, to the table in CONN's transaction; how many changed something. A purchase is
+    keyed by (person, order, SKU), so a replayed event changes nothing (purchases are inserted in batches until a
+    return needs them); a return takes its units back once per return id (a return reported as both `Order
+    Returned` and `Order Refunded` counts once)."""
     p = t.purchases
-    if event in PURCHASE_EVENTS:
-        if not lines:
-            return False
-        for sku, category, quantity in lines:
-            key = (p.c.profile_id == profile_id, p.c.order_id == order_id, p.c.sku == sku)
-            if conn.execute(sa.select(p.c.sku).where(*key)).first() is None:
-                conn.execute(
-                    p.insert().values(
-                        profile_id=profile_id,
-                        order_id=order_id,
-                        sku=sku,
-                        category=category,
-                        quantity=quantity,
-                        returned_quantity=0,
-                        purchased_at=at,
-                        channel=channel,
-                    )
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(p).on_conflict_do_nothing(index_elements=["profile_id", "order_id", "sku"])
+    pending: list[dict[str, Any]] = []
+    changed = 0
+    for event, profile_id, ms, channel, message_id, raw in rows:
+        message = json.loads(raw)
+        properties = message.get("properties") if isinstance(message.get("properties"), dict) else {}
+        order_id = str(properties.get("order_id") or properties.get("orderId") or message_id)
+        lines = _products(properties)
+        at = datetime.fromtimestamp(ms / 1000, UTC)
+        if event in PURCHASE_EVENTS:
+            if lines:
+                changed += 1
+                pending.extend(
+                    {
+                        "profile_id": profile_id,
+                        "order_id": order_id,
+                        "sku": sku,
+                        "category": category,
+                        "quantity": quantity,
+                        "returned_quantity": 0,
+                        "purchased_at": at,
+                        "channel": channel,
+                    }
+                    for sku, category, quantity in lines
                 )
-        return True
-    r = t.purchase_returns
-    return_key = f"{order_id}:{properties.get('return_id') or message_id}"
+            continue
+        if pending:  # the purchases this return may take back are in the table first
+            conn.execute(statement, pending)
+            pending = []
+        changed += _return_in(
+            conn, profile_id, order_id, lines, f"{order_id}:{properties.get('return_id') or message_id}", at
+        )
+    if pending:
+        conn.execute(statement, pending)
+    return changed
+
+
+def _return_in(
+    conn: sa.Connection,
+    profile_id: str,
+    order_id: str,
+    lines: list[tuple[str, str | None, int]] | None,
+    return_key: str,
+    at: datetime,
+) -> int:
+    p, r = t.purchases, t.purchase_returns
     if conn.execute(sa.select(r.c.return_key).where(r.c.return_key == return_key)).first() is not None:
-        return False
+        return 0
     conn.execute(r.insert().values(return_key=return_key, profile_id=profile_id, at=at))
     where = [p.c.profile_id == profile_id, p.c.order_id == order_id]
-    if lines is None or not lines:  # no products listed: the whole order goes back
+    if not lines:  # no products listed: the whole order goes back
         conn.execute(p.update().where(*where).values(returned_quantity=p.c.quantity))
-        return True
+        return 1
     smaller = sa.func.min if conn.dialect.name == "sqlite" else sa.func.least  # SQLite's min(a, b) is LEAST
     for sku, _category, quantity in lines:
         conn.execute(
@@ -217,7 +243,7 @@ def record_in(
             .where(*where, p.c.sku == sku)
             .values(returned_quantity=smaller(p.c.quantity, p.c.returned_quantity + quantity))
         )
-    return True
+    return 1
 
 
 _COLUMNS = "SELECT event, profile_id, epoch_ms(timestamp), channel, message_id, raw FROM events "
@@ -285,9 +311,7 @@ class PurchaseLedger:
                 done = self._done = stop  # a replay of this range would find nothing
                 continue
             with self.engine.begin() as conn:
-                for event, profile_id, ms, channel, message_id, raw in rows:
-                    at = datetime.fromtimestamp(ms / 1000, UTC)
-                    changed += record_in(conn, event, profile_id, at, channel, str(message_id), raw)
+                changed += apply_in(conn, rows)
                 _set_cursor(conn, stop)
             done = self._done = stop
             self._saved_at = time.monotonic()
@@ -333,9 +357,7 @@ class PurchaseLedger:
                 for o in range(0, len(everyone), 500):
                     conn.execute(p.delete().where(p.c.profile_id.in_(everyone[o : o + 500])))
                     conn.execute(r.delete().where(r.c.profile_id.in_(everyone[o : o + 500])))
-                for event, profile_id, ms, channel, message_id, raw in rows:
-                    at = datetime.fromtimestamp(ms / 1000, UTC)
-                    changed += record_in(conn, event, profile_id, at, channel, str(message_id), raw)
+                changed += apply_in(conn, rows)
         with self.engine.begin() as conn:
             _set_cursor(conn, applied, IDENTITY_CURSOR)
         self._identity_seen = applied
