@@ -280,6 +280,74 @@ def test_a_purchase_follows_the_person_through_a_merge(
     )
 
 
+def test_commerce_orders_and_returns_through_the_commerce_write_path(platform: Platform, messaging: Messaging) -> None:
+    """Messaging learns what commerce sold from its events only: an online order, then part of it returned in a
+    store, and a pickup order that was cancelled."""
+    from accord.commerce import inventory, orders
+    from tests.commerce.conftest import seed
+
+    seed(platform)
+    s, j = platform.state, platform.journal
+    ann = customer(platform, "ann")
+    inventory.adjust(s, j, "online", "BOOK-1", 5)
+    inventory.adjust(s, j, "online", "LAMP-1", 5)
+    order = orders.place_order(
+        s,
+        j,
+        {
+            "channel": "web",
+            "fulfilment": "ship",
+            "location_id": "online",
+            "customer": "email:ann@example.com",
+            "lines": [{"sku": "BOOK-1", "quantity": 2}, {"sku": "LAMP-1", "quantity": 1}],
+        },
+    )
+    assert platform.processor.drain()
+    assert sorted((p["sku"], p["quantity"], p["returned_quantity"]) for p in purchases_of(s, ann)) == [
+        ("BOOK-1", 2, 0),
+        ("LAMP-1", 1, 0),
+    ]
+    lamp = {"skus": ["LAMP-1"], "within": "30d"}
+    first = create_broadcast(
+        messaging, "lamps", "newsletter", {"profile_ids": [ann]}, channels=["email"], promotes=lamp
+    )
+    assert first["planned"] == {"suppressed": 1}
+    orders.transition(s, j, order["id"], "shipped")
+    orders.transition(s, j, order["id"], "delivered")
+    orders.return_order(s, j, order["id"], {"location_id": "waw-mokotow", "channel": "store"})  # everything back
+    assert platform.processor.drain()
+    assert sorted((p["sku"], p["returned_quantity"]) for p in purchases_of(s, ann)) == [("BOOK-1", 2), ("LAMP-1", 1)]
+    second = create_broadcast(
+        messaging, "lamps-2", "newsletter", {"profile_ids": [ann]}, channels=["email"], promotes=lamp
+    )
+    assert second["planned"] == {"queued": 1}
+
+    inventory.adjust(s, j, "waw-centrum", "LAMP-1", 1)
+    pickup = orders.place_order(
+        s,
+        j,
+        {
+            "channel": "web",
+            "fulfilment": "pickup",
+            "location_id": "waw-centrum",
+            "customer": "email:ann@example.com",
+            "lines": [{"sku": "LAMP-1", "quantity": 1}],
+        },
+    )
+    assert platform.processor.drain()
+    assert messaging.send(ann, "newsletter", channels=["email"])["status"] == "queued"  # no declaration
+    held = create_broadcast(
+        messaging, "lamps-3", "newsletter", {"profile_ids": [ann]}, channels=["email"], promotes=lamp
+    )
+    assert held["planned"] == {"suppressed": 1}
+    orders.transition(s, j, pickup["id"], "cancelled")
+    assert platform.processor.drain()
+    freed = create_broadcast(
+        messaging, "lamps-4", "newsletter", {"profile_ids": [ann]}, channels=["email"], promotes=lamp
+    )
+    assert freed["planned"] == {"queued": 1}
+
+
 def test_parallel_planner_applies_the_rule_per_chunk(platform: Platform, messaging: Messaging) -> None:
     buyers = [customer(platform, f"b{i}") for i in range(3)]
     others = [customer(platform, f"o{i}") for i in range(3)]
