@@ -4,6 +4,8 @@
     .venv/bin/python bench/messaging_bench.py plan --n 50000 --runs 3
     .venv/bin/python bench/messaging_bench.py smtp --n 10000 --runs 3
     .venv/bin/python bench/messaging_bench.py broadcast --n 100000
+    .venv/bin/python bench/messaging_bench.py promotes --n 10000 --runs 5 [--workers 2]
+    .venv/bin/python bench/messaging_bench.py purchases --n 20000
 """
 
 from __future__ import annotations
@@ -169,6 +171,164 @@ def bench_plan(n: int, runs: int, queued_events: bool = True, workers: int = 0) 
     }
 
 
+def fill_purchases(platform: Platform, people: list[Recipient], per_person: int = 3) -> None:
+    """PER_PERSON purchased items per recipient in messaging's record (none of them the promoted SKU)."""
+    now = utcnow()
+    rows = [
+        {
+            "profile_id": r.profile_id,
+            "order_id": f"O-{i}-{k}",
+            "sku": f"SKU-{(i * 7 + k) % 500}",
+            "category": f"cat-{k}",
+            "quantity": 1,
+            "returned_quantity": 0,
+            "purchased_at": now,
+            "channel": "store",
+        }
+        for i, r in enumerate(people)
+        for k in range(per_person)
+    ]
+    with platform.state.begin() as conn:
+        for offset in range(0, len(rows), 10000):
+            conn.execute(t.purchases.insert(), rows[offset : offset + 10000])
+
+
+def bench_promotes(n: int, runs: int, workers: int = 0) -> dict[str, Any]:
+    """The cost of the "already purchased" check in planning: the same plan as `plan` (messaging's purchase record
+    filled with 3 items per recipient) with a template that declares no promoted items (the path before the rule
+    existed) and with one that promotes a SKU nobody bought (same decisions and rendering, plus the lookup),
+    alternating in each run, each on a fresh store; medians and their ratio."""
+    from accord.messaging.parallel import ParallelPlanner
+
+    rates: dict[str, list[float]] = {"without": [], "with": []}
+    cpu_rates: dict[str, list[float]] = {"without": [], "with": []}
+    lookups: list[float] = []  # milliseconds per chunk of 1,000 recipients
+    for run in range(runs):
+        order = ["without", "with"] if run % 2 == 0 else ["with", "without"]
+        for variant in order:
+            with tempfile.TemporaryDirectory() as tmp:
+                platform = open_bench_platform(Path(tmp))
+                messaging = platform.messaging
+                if variant == "with":
+                    messaging.save_template({**TEMPLATE, "promotes": {"skus": ["SKU-PROMO"], "within": "90d"}})
+                people = recipients(n)
+                grant(platform, people)
+                fill_purchases(platform, people)
+                messaging.loader = static_loader(people)
+                request = SendRequest(
+                    "spring", ["sms", "email"], due_at=datetime(2031, 5, 6, 10, tzinfo=UTC), broadcast_id="BENCH"
+                )
+                batches = [[(r, f"b:{r.profile_id}") for r in people[o : o + 1000]] for o in range(0, n, 1000)]
+                planner = ParallelPlanner(messaging, workers) if workers else None
+                pids: list[int] = []
+                if planner is not None:
+                    planner.warm_up(["spring"])
+                    pids = planner.pids()
+                start = time.perf_counter()
+                cpu = process_cpu(pids)
+                if planner is not None:
+                    planner.plan((batch, request) for batch in batches)
+                else:
+                    for batch in batches:
+                        with platform.state.begin() as conn:
+                            messaging.plan_in(conn, batch, request)
+                elapsed = time.perf_counter() - start
+                cpu_rates[variant].append(n / (process_cpu(pids) - cpu))
+                if planner is not None:
+                    planner.close()
+                with platform.state.connect() as conn:
+                    queued = conn.execute(sa.select(sa.func.count()).where(t.deliveries.c.status == "queued")).scalar()
+                assert queued == n, queued
+                rates[variant].append(n / elapsed)
+                if variant == "with":  # the lookup alone, chunk by chunk as the planner does it
+                    from accord.messaging.purchases import Promotion, bought
+
+                    promotion = Promotion(("SKU-PROMO",))
+                    start = time.perf_counter()
+                    with platform.state.connect() as conn:
+                        for batch in batches:
+                            bought(conn, [r.profile_id for r, _ in batch], promotion, utcnow())
+                    lookups.append((time.perf_counter() - start) / len(batches) * 1000)
+                platform.close()
+    without, with_ = statistics.median(rates["without"]), statistics.median(rates["with"])
+    cpu_without, cpu_with = statistics.median(cpu_rates["without"]), statistics.median(cpu_rates["with"])
+    return {
+        "n": n,
+        "workers": workers,
+        "runs_without_msg_per_s": [round(r) for r in rates["without"]],
+        "runs_with_msg_per_s": [round(r) for r in rates["with"]],
+        "median_without_msg_per_s": round(without),
+        "median_with_msg_per_s": round(with_),
+        "with_over_without": round(with_ / without, 3),
+        "median_without_msg_per_cpu_s": round(cpu_without),
+        "median_with_msg_per_cpu_s": round(cpu_with),
+        "cpu_with_over_without": round(cpu_with / cpu_without, 3),
+        "median_lookup_ms_per_1000": round(statistics.median(lookups), 2),
+        "load_average": os.getloadavg()[0],
+    }
+
+
+def bench_purchases(n: int) -> dict[str, Any]:
+    """N `Order Completed` events (2 products each, N/4 customers, 5% of them returned) loaded through the
+    processor, whose purchase listener keeps messaging's record as they load (its own time counted apart); then the
+    record rebuilt from the whole event store (what `accord purchases rebuild` does)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        platform = open_bench_platform(Path(tmp))
+        customers = max(n // 4, 1)
+        ledger = platform.purchases
+        assert ledger is not None
+        in_listener = [0.0]
+
+        def timed(after: int, upto: int) -> None:  # the purchase listener, with its own time counted
+            began = time.perf_counter()
+            ledger(after, upto)
+            in_listener[0] += time.perf_counter() - began
+
+        listeners = platform.processor._listeners
+        listeners[listeners.index(ledger)] = timed
+        start = time.perf_counter()
+        for offset in range(0, n, 2000):
+            messages: list[dict[str, Any]] = [
+                {
+                    "type": "track",
+                    "event": "Order Completed",
+                    "userId": f"c{i % customers}",
+                    "properties": {
+                        "order_id": f"O-{i}",
+                        "revenue": 25.0,
+                        "currency": "PLN",
+                        "products": [{"sku": f"SKU-{i % 300}", "category": f"cat-{i % 12}"}, {"sku": "SKU-BAG"}],
+                    },
+                }
+                for i in range(offset, min(offset + 2000, n))
+            ]
+            messages += [
+                {
+                    "type": "track",
+                    "event": "Order Returned",
+                    "userId": f"c{i % customers}",
+                    "properties": {"order_id": f"O-{i}", "return_id": f"R-{i}", "products": [{"sku": "SKU-BAG"}]},
+                }
+                for i in range(offset, min(offset + 2000, n), 20)
+            ]
+            with platform.state.begin() as conn:
+                emit(conn, platform.journal, "bench-pos", "store", messages)
+        platform.processor.drain(timeout=3600)
+        load_s = time.perf_counter() - start
+        report = ledger.rebuild()
+        platform.close()
+    return {
+        "orders": n,
+        "load_through_processor_s": round(load_s, 1),
+        "of_which_purchase_listener_s": round(in_listener[0], 2),
+        "rebuild_s": round(report["seconds"], 2),
+        "rebuild_events_per_s": round(report["events"] / report["seconds"]),
+        "purchase_lines": report["purchase_lines"],
+        "people": report["people"],
+        "load_average": os.getloadavg()[0],
+    }
+
+
 def bench_smtp(n: int, runs: int) -> dict[str, Any]:
     """Sender -> SMTP (one reused connection) -> aiosmtpd in its own process on localhost; delivery states and
     'Message Sent' timeline events committed per batch of 500."""
@@ -320,14 +480,18 @@ def bench_broadcast(n: int, workers: int = 0) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["plan", "smtp", "broadcast"])
+    parser.add_argument("what", choices=["plan", "smtp", "broadcast", "promotes", "purchases"])
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-queued-events", action="store_true", help="plan: no 'Message Queued' timeline events")
-    parser.add_argument("--workers", type=int, default=0, help="plan, broadcast: planning worker processes (0: none)")
+    parser.add_argument("--workers", type=int, default=0, help="plan, broadcast, promotes: worker processes")
     args = parser.parse_args()
     if args.what == "plan":
         out = bench_plan(args.n, args.runs, queued_events=not args.no_queued_events, workers=args.workers)
+    elif args.what == "purchases":
+        out = bench_purchases(args.n)
+    elif args.what == "promotes":
+        out = bench_promotes(args.n, args.runs, workers=args.workers)
     elif args.what == "smtp":
         out = bench_smtp(args.n, args.runs)
     else:

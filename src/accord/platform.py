@@ -29,6 +29,7 @@ from accord.journeys.runner import Runner as JourneyRunner
 from accord.loyalty.orders import OrderPoints
 from accord.loyalty.service import LoyaltyService
 from accord.messaging.policy import MARKETING, TRANSACTIONAL
+from accord.messaging.purchases import PurchaseLedger
 from accord.messaging.service import Messaging, MessagingError
 from accord.messaging.service import SendRequest as MessageRequest
 from accord.offers.service import OfferService
@@ -57,6 +58,7 @@ class Platform:
     committer: GroupCommitter
     offers: OfferService
     loyalty: LoyaltyService
+    purchases: PurchaseLedger | None = None  # messaging's record of who bought what (kept by a listener)
     _sources: dict[str, SourceInfo] = field(default_factory=dict)
 
     def lookup_source(self, write_key: str) -> SourceInfo | None:
@@ -150,6 +152,8 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
     offers = OfferService(state, journal, committer)
     loyalty = LoyaltyService(state, journal, committer)
     processor.add_listener(OrderPoints(loyalty, events))
+    purchases = PurchaseLedger(state, events, graph.changes_since)  # before journeys: they see the same slice
+    processor.add_listener(purchases)
     journeys = _journeys(state, events, journal, processor, read_only_events)
     platform = Platform(
         settings,
@@ -165,6 +169,7 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
         committer=committer,
         offers=offers,
         loyalty=loyalty,
+        purchases=purchases,
     )
     platform.wire_listeners()
     journeys.sender = _journey_sender(platform)

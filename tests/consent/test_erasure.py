@@ -99,7 +99,7 @@ def test_erase_then_reimport_and_new_events_bring_nothing_back(platform: Platfor
     )
     assert result["status"] == "done" and result["profiles"] == 1
     assert result["consents"] == 2 and result["events"] >= 4
-    assert result["messaging"] == {"deliveries_dropped": 1, "deliveries_anonymised": 1, "hold_outs": 1}
+    assert result["messaging"] == {"deliveries_dropped": 1, "deliveries_anonymised": 1, "hold_outs": 1, "purchases": 0}
 
     # state store: no identifier, no profile, no consent; the delivery keeps its counts without its person
     for key in [*ANN_KEYS, "user_id:ann-web", "device_id:dev-ann-web", "push_token:tok-ann"]:

@@ -202,3 +202,62 @@ def test_server_round_trip(server: LiveServer, tmp_path: Path) -> None:
         click = httpx.get(link.group(1), follow_redirects=False)
         assert (click.status_code, click.headers["location"]) == (302, "https://shop.example/ny")
         assert api.get(f"/api/v1/deliveries/{sent.json()['id']}").json()["status"] == "clicked"
+
+
+def test_server_skips_a_promotion_for_a_customer_who_bought_it_at_the_till(server: LiveServer) -> None:
+    crm, pos = server.add_source("crm", "other"), server.add_source("pos", "store")
+    people = [
+        {"type": "identify", "userId": u, "traits": {"email": f"{u}@example.com", "first_name": u.title()}}
+        for u in ("eva", "max")
+    ]
+    receipt = {
+        "type": "track",
+        "event": "Order Completed",
+        "userId": "eva",
+        "properties": {"order_id": "POS-9", "revenue": 399, "currency": "PLN", "products": [{"sku": "SKU-RUN-42"}]},
+    }
+    with httpx.Client(base_url=server.url, auth=(crm, "")) as collect:
+        assert collect.post("/v1/batch", json={"batch": people}).status_code == 200
+    with httpx.Client(base_url=server.url, auth=(pos, "")) as till:
+        assert till.post("/v1/batch", json={"batch": [receipt]}).status_code == 200
+    server.wait_processed()
+    launch = {
+        "name": "launch",
+        "purpose": "promotions",
+        "promotes": {"skus": ["SKU-RUN-42"], "within": "30d"},
+        "locales": {"en": {"email": {"subject": "New runners, {{ first_name }}", "text": "Here they are"}}},
+    }
+    with SmtpSink(free_port()) as smtp, server.admin() as api:
+        saved = api.post("/api/v1/templates", json=launch)
+        assert saved.status_code == 200 and saved.json()["promotes"] == {"skus": ["SKU-RUN-42"], "within": "30d"}
+        bad = api.post("/api/v1/templates", json={**launch, "name": "bad", "promotes": {"skus": []}})
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_promotes"
+        provider = {"name": "mail", "channel": "email", "kind": "smtp", "config": {"port": smtp.controller.port}}
+        assert api.post("/api/v1/providers", json=provider).status_code == 201
+        for u in ("eva", "max"):
+            consent = {
+                "identifier": f"email:{u}@example.com",
+                "purpose": "promotions",
+                "channel": "email",
+                "status": "opted_in",
+                "source": "signup",
+            }
+            assert api.post("/api/v1/consents", json=consent).status_code == 200
+        eva = api.get("/api/v1/profiles/resolve", params={"identifier": "email:eva@example.com"}).json()["profile_id"]
+        bought = api.get(f"/api/v1/profiles/{eva}/purchases").json()
+        assert [(p["sku"], p["channel"], p["order_id"]) for p in bought] == [("SKU-RUN-42", "store", "POS-9")]
+        rebuilt = api.post("/api/v1/purchases/rebuild").json()
+        assert (rebuilt["purchase_lines"], rebuilt["people"]) == (1, 1)
+
+        audience = {"identifiers": ["email:eva@example.com", "email:max@example.com"]}
+        planned = api.post("/api/v1/broadcasts", json={"name": "launch", "template": "launch", **audience})
+        assert planned.status_code == 202 and planned.json()["planned"] == {"suppressed": 1, "queued": 1}
+        wrong = api.post(
+            "/api/v1/broadcasts",
+            json={"name": "x", "template": "launch", **audience, "promotes": {"skus": ["A"], "within": "soon"}},
+        )
+        assert wrong.status_code == 400 and wrong.json()["error"]["code"] == "invalid_promotes"
+        wait_for(lambda: len(smtp.messages) >= 1)
+        (decision,) = api.get(f"/api/v1/profiles/{eva}/deliveries").json()
+        assert (decision["status"], decision["reason"]) == ("suppressed", "already_purchased: SKU-RUN-42 within 30d")
+    assert [m["To"] for m in smtp.messages] == ["max@example.com"]

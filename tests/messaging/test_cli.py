@@ -116,3 +116,71 @@ def test_cli_templates_consent_providers_broadcast_ab_and_outbox(tmp_path: Path)
     assert delivered == planned["planned"]["queued"]
     assert sum(v["cost_minor"] for v in report["variants"].values()) == 2 * delivered
     assert run(home, "broadcast", "send", "--template", "app-hello", ok=False).stderr.count("exactly one audience")
+
+
+def test_cli_promoted_items_purchases_and_rebuild(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    platform = open_platform(make_settings(home))
+    with platform.state.begin() as conn:
+        emit(
+            conn,
+            platform.journal,
+            "crm",
+            "other",
+            [
+                {"type": "identify", "userId": u, "traits": {"first_name": u.title(), "email": f"{u}@example.com"}}
+                for u in ("ann", "bob")
+            ],
+        )
+        emit(
+            conn,
+            platform.journal,
+            "pos",
+            "store",
+            [
+                {
+                    "type": "track",
+                    "event": "Order Completed",
+                    "userId": "ann",
+                    "properties": {"order_id": "POS-1", "products": [{"sku": "SKU-RUN-42", "category": "shoes"}]},
+                }
+            ],
+        )
+    assert platform.processor.drain()
+    for u in ("ann", "bob"):
+        platform.consents.set(f"email:{u}@example.com", "promotions", "email", "opted_in", "test")
+    platform.close()
+
+    template = tmp_path / "launch.yaml"
+    template.write_text(
+        "name: launch\npurpose: promotions\npromotes:\n  skus: [SKU-RUN-42]\n  within: 30d\n"
+        "locales:\n  en:\n    email: {subject: 'New runners', text: 'Here they are'}\n"
+    )
+    assert "promotes" in run(home, "template", "apply", str(template)).stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(template.read_text().replace("within: 30d", "within: soon"))
+    failed = run(home, "template", "apply", str(bad), ok=False)
+    assert "within must be like 90d" in failed.stdout + failed.stderr
+
+    bought = as_json(run(home, "purchases", "show", "email:ann@example.com", "--format", "json"))
+    assert [(p["sku"], p["category"], p["channel"]) for p in bought] == [("SKU-RUN-42", "shoes", "store")]
+    rebuilt = as_json(run(home, "purchases", "rebuild", "--format", "json"))
+    assert (rebuilt["purchase_lines"], rebuilt["people"], rebuilt["events"]) == (1, 1, 1)
+
+    audience = tmp_path / "people.txt"
+    audience.write_text("email:ann@example.com\nemail:bob@example.com\n")
+    sent = as_json(
+        run(home, "broadcast", "send", "--identifiers", str(audience), "--template", "launch", "--format", "json")
+    )
+    assert sent["planned"] == {"suppressed": 1, "queued": 1}
+    by_category_args = [
+        "broadcast", "send", "--identifiers", str(audience), "--template", "launch", "--name", "shoes",
+        "--promotes-category", "shoes", "--within", "12w", "--format", "json",
+    ]  # fmt: skip
+    by_category = as_json(run(home, *by_category_args))
+    assert by_category["planned"] == {"suppressed": 1, "queued": 1}
+    wrong = run(
+        home, "broadcast", "send", "--identifiers", str(audience), "--template", "launch", "--promotes", "X",
+        "--within", "soon", ok=False,
+    )  # fmt: skip
+    assert "within must be like 90d" in wrong.stdout + wrong.stderr

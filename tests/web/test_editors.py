@@ -280,3 +280,26 @@ def test_the_step_form_writes_a_checked_step_into_the_text(web: Web) -> None:
     broken = _hx(web, "/journeys/steps", {**form, "definition": "name: [", "step_kind": "exit"}, token)
     assert 'id="step-refused"' in broken and 'data-field="(yaml)"' in broken
     assert journeys.list_journeys(web.platform.state) == []  # the form never saves
+
+
+def test_template_editor_declares_promoted_items_and_keeps_them_through_an_edit(web: Web) -> None:
+    token = _marketer(web)
+    promoted = {**TEMPLATE_FIELDS, "promotes_skus": "SKU-RUN-42, SKU-RUN-43", "promotes_within": "30d"}
+    bad = _hx(web, "/messages/templates/preview", {**promoted, "promotes_within": "a month"}, token)
+    assert 'data-place="promotes"' in bad and "promotes.within" in bad
+    refused = web.client.post("/messages/templates/", data={**promoted, "promotes_within": "soon", "csrf_token": token})
+    assert refused.status_code == 422 and web.platform.messaging.list_templates() == []
+    saved = web.client.post("/messages/templates/", data={**promoted, "csrf_token": token})
+    assert saved.status_code == 200
+    stored = web.platform.messaging.template("spring-offer").promotes
+    assert stored is not None and stored.to_dict() == {"skus": ["SKU-RUN-42", "SKU-RUN-43"], "within": "30d"}
+    reopened = web.client.get("/messages/templates/spring-offer/edit").text
+    assert 'name="promotes_skus" value="SKU-RUN-42, SKU-RUN-43"' in reopened
+    assert 'name="promotes_within" value="30d"' in reopened
+    # saving the edited text again keeps the declaration (the form carries it)
+    fields = {**TEMPLATE_FIELDS, "original": "spring-offer", "v|en|sms|text": "New", "csrf_token": token}
+    web.client.post("/messages/templates/", data={**fields, "promotes_skus": "SKU-RUN-42", "promotes_within": "30d"})
+    again = web.platform.messaging.template("spring-offer").promotes
+    assert again is not None and again.skus == ("SKU-RUN-42",)
+    web.client.post("/messages/templates/", data=fields)  # cleared in the form: the template promotes nothing
+    assert web.platform.messaging.template("spring-offer").promotes is None

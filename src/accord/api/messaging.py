@@ -15,6 +15,7 @@ from litestar.response import Redirect
 from accord.api.admin import ApiError
 from accord.consent import signing
 from accord.messaging.broadcasts import broadcast_report, create_broadcast
+from accord.messaging.purchases import purchases_of
 from accord.messaging.sender import Sender
 from accord.messaging.service import Messaging, MessagingError
 from accord.platform import Platform
@@ -81,6 +82,7 @@ class BroadcastIn(msgspec.Struct):
     rate_per_second: float | None = None
     tags: list[str] = []
     id: str | None = None
+    promotes: dict[str, Any] | None = None  # {"skus", "categories", "within"}: instead of the templates' own
 
 
 class ProviderIn(msgspec.Struct):
@@ -199,6 +201,7 @@ class MessagingController(Controller):
                 rate_per_second=data.rate_per_second,
                 tags=data.tags,
                 broadcast_id=data.id,
+                promotes=data.promotes,
             )
         )
 
@@ -209,6 +212,26 @@ class MessagingController(Controller):
     @get("/profiles/{profile_id:str}/deliveries", summary="Messages and decisions of a profile", sync_to_thread=True)
     def deliveries(self, request: Request[Any, Any, Any], profile_id: str) -> list[dict[str, Any]]:
         return list(_call(_messaging(request).deliveries_of, profile_id))
+
+    @get(
+        "/profiles/{profile_id:str}/purchases",
+        summary="What messaging holds as bought by a profile (the already-purchased rule)",
+        sync_to_thread=True,
+    )
+    def purchases(self, request: Request[Any, Any, Any], profile_id: str) -> list[dict[str, Any]]:
+        return purchases_of(_messaging(request).engine, profile_id)
+
+    @post(
+        "/purchases/rebuild",
+        summary="Rebuild messaging's record of purchases from the event store",
+        status_code=200,
+        sync_to_thread=True,
+    )
+    def rebuild_purchases(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        platform: Platform = request.app.state.platform
+        if platform.purchases is None:
+            raise ApiError(409, "purchases_unavailable", "this server keeps no record of purchases")
+        return platform.purchases.rebuild()
 
     @get("/deliveries/{delivery_id:str}", summary="One delivery with its content", sync_to_thread=True)
     def delivery(self, request: Request[Any, Any, Any], delivery_id: str) -> dict[str, Any]:

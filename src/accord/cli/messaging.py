@@ -1,4 +1,4 @@
-"""`accord template|broadcast|consent|providers|calls|outbox`: messaging from the command line (server or local)."""
+"""`accord template|broadcast|consent|providers|calls|purchases|outbox`: messaging from the command line."""
 
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ privacy_app = typer.Typer(
     help="Data-subject requests: export everything held about a person, or erase them.", no_args_is_help=True
 )
 calls_app = typer.Typer(help="The call-centre task list: calls to make and the agents' outcomes.", no_args_is_help=True)
+purchases_app = typer.Typer(
+    help="Messaging's record of who bought what (for the already-purchased rule): show, rebuild.", no_args_is_help=True
+)
 outbox_app = typer.Typer(
     help="The outbox sender (the server runs one; this runs one without a server).", no_args_is_help=True
 )
@@ -79,16 +82,34 @@ def _remote_or_local(method: str, path: str, body: Any, local: Callable[[Platfor
 # -- templates ------------------------------------------------------------------------------------------------------
 @template_app.command("apply")
 def template_apply(
-    file: Path = typer.Argument(..., exists=True, readable=True, help="JSON: name, purpose, tags, locales."),
+    file: Path = typer.Argument(
+        ..., exists=True, readable=True, help="JSON or YAML (.yaml/.yml): name, purpose, tags, locales, promotes."
+    ),
     fmt: Format = typer.Option(Format.text, "--format"),
 ) -> None:
     """Create or replace a template from FILE (validated and sandbox-checked before it is saved)."""
-    try:
-        spec = json.loads(file.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise fail(f"{file} is not valid JSON: {exc}") from exc
+    text = file.read_text(encoding="utf-8")
+    if file.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            spec = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise fail(f"{file} is not valid YAML: {exc}") from exc
+        if not isinstance(spec, dict):
+            raise fail(f"{file} must hold one template (a mapping with name, purpose, locales)")
+    else:
+        try:
+            spec = json.loads(text)
+        except ValueError as exc:
+            raise fail(f"{file} is not valid JSON: {exc}") from exc
     data = _remote_or_local("POST", "/api/v1/templates", spec, lambda p: p.messaging.save_template(spec))
-    _out(data, fmt, lambda d: console.print(f"template {d['name']} saved: {json.dumps(d['locales'])}"))
+
+    def saved(d: dict[str, Any]) -> None:
+        promotes = f"; promotes {json.dumps(d['promotes'])}" if d.get("promotes") else ""
+        console.print(f"template {d['name']} saved: {json.dumps(d['locales'])}{promotes}")
+
+    _out(data, fmt, saved)
 
 
 @template_app.command("list")
@@ -157,6 +178,11 @@ def broadcast_send(
     holdout: str = typer.Option(None, help="Deterministic holdout, e.g. 10%."),
     rate: float = typer.Option(None, help="At most this many messages per second."),
     variant: list[str] = typer.Option(None, help="A/B arm NAME=TEMPLATE[:WEIGHT]; repeat for each arm."),
+    promotes: str = typer.Option(
+        None, help="Promoted SKUs, e.g. SKU-1,SKU-2: people who bought one are not sent it (default: the template's)."
+    ),
+    promotes_category: str = typer.Option(None, "--promotes-category", help="Promoted categories, comma-separated."),
+    within: str = typer.Option("90d", help="With --promotes: bought within this long before, e.g. 90d, 12w."),
     fmt: Format = typer.Option(Format.text, "--format"),
 ) -> None:
     """Plan a broadcast: every recipient gets a policy decision, and those to be sent an outbox entry."""
@@ -183,6 +209,12 @@ def broadcast_send(
         "rate_per_second": rate,
         "variants": arms,
     }
+    if promotes or promotes_category:
+        body["promotes"] = {
+            "skus": [x.strip() for x in (promotes or "").split(",") if x.strip()],
+            "categories": [x.strip() for x in (promotes_category or "").split(",") if x.strip()],
+            "within": within,
+        }
     if segment:
         body["segment"] = segment
     else:
@@ -206,6 +238,7 @@ def broadcast_send(
                 variants=arms,
                 rate_per_second=rate,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
+                promotes=body.get("promotes"),
             )
 
     data = _remote_or_local("POST", "/api/v1/broadcasts", body, local)
@@ -461,6 +494,62 @@ def calls_record(
 
 
 # -- outbox ----------------------------------------------------------------------------------------------------------
+# -- purchases ------------------------------------------------------------------------------------------------------
+@purchases_app.command("show")
+def purchases_show(identifier: str, fmt: Format = typer.Option(Format.text, "--format")) -> None:
+    """What messaging holds as bought by a person (TYPE:VALUE), newest first, with returned units."""
+    from accord.messaging.purchases import purchases_of
+    from accord.profiles import service as profiles
+
+    s = settings()
+    if (client := running_server(s)) is not None:
+        with client:
+            pid = api_result(client.get("/api/v1/profiles/resolve", params={"identifier": identifier}))
+            data = api_result(client.get(f"/api/v1/profiles/{pid['profile_id']}/purchases"))
+    else:
+        with _local() as p:
+            try:
+                pid_local = profiles.resolve(p.state, p.rules, identifier)
+            except profiles.InvalidIdentifier as exc:
+                raise fail(str(exc)) from exc
+            if pid_local is None:
+                raise fail(f"no profile has identifier {identifier}")
+            data = purchases_of(p.state, pid_local)
+
+    def text(rows: list[dict[str, Any]]) -> None:
+        table = Table("purchased at", "sku", "category", "qty", "returned", "order", "channel")
+        for r in rows:
+            table.add_row(
+                r["purchased_at"], r["sku"], r["category"] or "", str(r["quantity"]), str(r["returned_quantity"]),
+                r["order_id"], r["channel"] or "",
+            )  # fmt: skip
+        console.print(table)
+
+    _out(data, fmt, text)
+
+
+@purchases_app.command("rebuild")
+def purchases_rebuild(fmt: Format = typer.Option(Format.text, "--format")) -> None:
+    """Empty the record and read every order event of the event store again (after an upgrade or to check it)."""
+
+    def local(p: Platform) -> Any:
+        if p.purchases is None:
+            raise fail("this installation keeps no record of purchases")
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("reading order events", total=None)
+            return p.purchases.rebuild(lambda done, total: progress.update(task, completed=done, total=total))
+
+    data = _remote_or_local("POST", "/api/v1/purchases/rebuild", None, local)
+    _out(
+        data,
+        fmt,
+        lambda d: console.print(
+            f"{d['purchase_lines']} purchased items of {d['people']} people from {d['events']} order events "
+            f"(journal seq {d['upto_seq']}, {d['seconds']:.1f} s)"
+        ),
+    )
+
+
 @outbox_app.command("run")
 def outbox_run(
     until_idle: bool = typer.Option(False, "--until-idle", help="Stop when nothing is due (else run until Ctrl-C)."),

@@ -17,7 +17,7 @@ from accord.identity import queries as identity_queries
 from accord.messaging import tables as t
 from accord.messaging.policy import MARKETING, PolicyConfig, local_zone
 from accord.messaging.recipients import Recipient
-from accord.messaging.service import Messaging, MessagingError, SendRequest
+from accord.messaging.service import Messaging, MessagingError, SendRequest, promotion_from
 from accord.profiles.service import InvalidIdentifier, parse_identifier
 from accord.storage import new_id, utcnow
 
@@ -106,11 +106,14 @@ def create_broadcast(
     broadcast_id: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     planner: ParallelPlanner | None = None,
+    promotes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Plan a broadcast: a decision (and an outbox row when it is to be sent) for every audience member.
     Planning runs in chunks, each in one transaction; running it again with the same BROADCAST_ID resumes it
     without duplicating anyone (idempotency key per broadcast and profile). With PLANNER, chunks are decided,
-    rendered and written by its worker processes while this one loads the next recipients."""
+    rendered and written by its worker processes while this one loads the next recipients. PROMOTES
+    ({"skus", "categories", "within"}) declares the promoted items for this broadcast, instead of its templates'
+    own declarations: people who bought one within the window are suppressed (`already_purchased`)."""
     if not 0 <= holdout_percent < 100:
         raise MessagingError("holdout must be between 0 and 100 percent", "invalid_holdout")
     if rate_per_second is not None and rate_per_second <= 0:
@@ -121,6 +124,7 @@ def create_broadcast(
         raise MessagingError(f"local time must be HH:MM, got {local_time!r}", "invalid_local_time") from exc
     if at is not None and at.tzinfo is None:
         raise MessagingError("the send time needs a time zone (e.g. 2026-05-01T09:00:00+02:00)", "invalid_time")
+    promotion = promotion_from(promotes)
     arms = list(variants or [{"name": "A", "template": template, "weight": 1}])
     for arm in arms:
         messaging.template(str(arm.get("template", template)))  # unknown templates fail before anything is planned
@@ -136,6 +140,7 @@ def create_broadcast(
         "variants": arms,
         "rate_per_second": rate_per_second,
         "tags": list(tags),
+        "promotes": promotion.to_dict() if promotion else None,
         "audience_size": len(profile_ids),
     }
     b = t.broadcasts
@@ -180,6 +185,7 @@ def create_broadcast(
                     variant=arm_name if len(arms) > 1 else None,
                     holdout_percent=holdout_percent,
                     due_for=_Schedule(messaging.policy, start, wall, rate_per_second, offset),
+                    promotes=promotion,
                 )
                 if planner is not None:
                     pending.append(planner.submit(batch, request))

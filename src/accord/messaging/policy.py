@@ -1,4 +1,5 @@
-"""Delivery policy: consent, suppression, control group, channel choice and fallback, caps, quiet hours — pure."""
+"""Delivery policy: consent, suppression (hold-outs, already purchased), control group, channel choice and fallback,
+caps, quiet hours — pure."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ KINDS = (MARKETING, TRANSACTIONAL, ONE_TO_ONE)
 PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=30)}
 DEFAULT_CHANNELS = ("push", "in_app", "sms", "email")
 HOLD_OUT_REASONS = ("sales_conversation", "support_case", "complained", "erased")
+ALREADY_PURCHASED = "already_purchased"  # the reason of a promotion not sent to someone who bought the item
 
 
 class PolicyError(ValueError):
@@ -189,9 +191,11 @@ def decide(
     suppressed: Sequence[str],
     due_at: datetime,
     config: PolicyConfig,
+    purchased: str | None = None,
 ) -> Decision:
     """Decide one message. CONSENT maps (identifier key, purpose, channel) to the record; HISTORY is the person's
-    planned marketing messages in the longest cap window; SUPPRESSED lists their active hold-out reasons."""
+    planned marketing messages in the longest cap window; SUPPRESSED lists their active hold-out reasons;
+    PURCHASED names the promoted item they already bought (e.g. 'SKU-1 within 90d'), if they did."""
     marketing = kind == MARKETING and not purpose.transactional
     if marketing and in_control_group(profile_id, config):
         return Decision("held_out", "global control group")
@@ -199,6 +203,8 @@ def decide(
         active = [r for r in suppressed if r in HOLD_OUT_REASONS]
         if active:
             return Decision("suppressed", "suppressed: " + ", ".join(active))
+        if purchased:
+            return Decision("suppressed", f"{ALREADY_PURCHASED}: {purchased}")
     zone = local_zone(traits, config)
     if marketing and config.quiet_hours is not None:
         quiet, due_at = _quiet(config.quiet_hours, due_at, zone)

@@ -12,6 +12,7 @@ from accord.consent.requests import complete_request_in, erase_consents_in, reco
 from accord.consent.service import Consents
 from accord.identity.erasure import ErasedIdentity, erase_profile_in, profiles_holding, suppress_keys_in
 from accord.messaging import tables as t
+from accord.messaging.purchases import purchases_of
 from accord.messaging.service import Messaging, MessagingError, delivery_view
 from accord.profiles import service as profiles
 from accord.storage.events import EventStore
@@ -63,6 +64,7 @@ def export_person(
         "consents": consents.show(identifier)["consents"],
         "messages": messages,
         "hold_outs": holds,
+        "purchases": purchases_of(state, pid),
     }
     with state.begin() as conn:
         record_request_in(

@@ -32,6 +32,7 @@ from accord.messaging.policy import (
     Sent,
     decide,
 )
+from accord.messaging.purchases import Promotion, PromotionError, bought
 from accord.messaging.recipients import AudienceResolver, Recipient, RecipientLoader
 from accord.messaging.templates import (
     CHANNEL_FIELDS,
@@ -84,6 +85,14 @@ ERASED_PROFILE = "erased"  # the profile id of deliveries whose person was erase
 _HREF = re.compile(r'href="(https?://[^"]+)"')
 
 
+def promotion_from(spec: Any) -> Promotion | None:
+    """A `promotes` declaration (template or broadcast), or MessagingError `invalid_promotes`."""
+    try:
+        return Promotion.parse(spec)
+    except PromotionError as exc:
+        raise MessagingError(str(exc), "invalid_promotes", place="promotes") from exc
+
+
 class MessagingError(ValueError):
     """A request messaging cannot take (unknown template/profile/provider, bad option); status is the HTTP one."""
 
@@ -119,6 +128,7 @@ class SendRequest:
     variant: str | None = None
     holdout_percent: float = 0.0  # a broadcast's deterministic holdout (measured against, never sent)
     due_for: Callable[[Recipient, int], datetime] | None = None  # per-recipient time (local time of day, rate)
+    promotes: Promotion | None = None  # overrides the template's promoted items (a broadcast's own declaration)
 
 
 @dataclass
@@ -161,7 +171,8 @@ class Messaging:
 
     # -- templates ----------------------------------------------------------------------------------------------
     def compile_template(self, spec: Mapping[str, Any]) -> CompiledTemplate:
-        """Validate and compile a template spec without saving; MessagingError names the field (and line) at fault."""
+        """Validate and compile a template spec (with its promoted items) without saving; MessagingError names the
+        field (and line) at fault."""
         name = spec.get("name")
         if not isinstance(name, str) or not name.strip():
             raise MessagingError("a template needs a name", "invalid_template", place="name")
@@ -177,10 +188,12 @@ class Messaging:
             check_sample(compiled)
         except TemplateProblem as exc:
             raise MessagingError(exc.message, exc.code, place=exc.place, line=exc.line) from exc
+        compiled.promotes = promotion_from(spec.get("promotes"))
         return compiled
 
     def save_template(self, spec: Mapping[str, Any]) -> dict[str, Any]:
-        """Create or replace a template: {name, purpose, tags, default_locale, locales: {locale: {channel: {...}}}}."""
+        """Create or replace a template: {name, purpose, tags, default_locale, locales: {locale: {channel: {...}}},
+        promotes?: {skus, categories, within}}."""
         compiled = self.compile_template(spec)
         name, purpose, tags, default_locale = compiled.name, compiled.purpose, compiled.tags, compiled.default_locale
         now = utcnow()
@@ -189,6 +202,7 @@ class Messaging:
             "tags": json.dumps(tags),
             "default_locale": default_locale,
             "variants": json.dumps(compiled.variants, ensure_ascii=False),
+            "promotes": json.dumps(compiled.promotes.to_dict()) if compiled.promotes else None,
             "updated_at": now,
         }
         with self.engine.begin() as conn:
@@ -209,6 +223,7 @@ class Messaging:
             "tags": compiled.tags,
             "default_locale": compiled.default_locale,
             "locales": {loc: sorted(ch) for loc, ch in compiled.variants.items()},
+            "promotes": compiled.promotes.to_dict() if compiled.promotes else None,
         }
 
     def template(self, name: str) -> CompiledTemplate:
@@ -223,6 +238,7 @@ class Messaging:
         compiled = CompiledTemplate.build(
             row.name, row.purpose, json.loads(row.tags), row.default_locale, json.loads(row.variants)
         )
+        compiled.promotes = Promotion.parse(json.loads(row.promotes)) if row.promotes else None
         self._templates[name] = (row.updated_at, compiled)
         return compiled
 
@@ -370,10 +386,11 @@ class Messaging:
 
     def erase_in(self, conn: sa.Connection, profile_ids: Sequence[str]) -> dict[str, int]:
         """Data-subject erasure of messaging's personal data, in CONN's transaction: deliveries keep their counts and
-        costs but lose their person, address and content (unsent ones are dropped); hold-outs are deleted."""
-        d, s = t.deliveries, t.suppressions
+        costs but lose their person, address and content (unsent ones are dropped); hold-outs and the record of
+        their purchases are deleted."""
+        d, s, p, r = t.deliveries, t.suppressions, t.purchases, t.purchase_returns
         ids = list(dict.fromkeys(profile_ids))
-        out = {"deliveries_dropped": 0, "deliveries_anonymised": 0, "hold_outs": 0}
+        out = {"deliveries_dropped": 0, "deliveries_anonymised": 0, "hold_outs": 0, "purchases": 0}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             unsent = conn.execute(
@@ -389,6 +406,8 @@ class Messaging:
             )
             out["deliveries_anonymised"] += int(done.rowcount or 0)
             out["hold_outs"] += int(conn.execute(s.delete().where(s.c.profile_id.in_(chunk))).rowcount or 0)
+            out["purchases"] += int(conn.execute(p.delete().where(p.c.profile_id.in_(chunk))).rowcount or 0)
+            conn.execute(r.delete().where(r.c.profile_id.in_(chunk)))
         return out
 
     # -- sending --------------------------------------------------------------------------------------------------
@@ -447,6 +466,10 @@ class Messaging:
         consent = self._consent_map(conn, recipients)
         history = self._history(conn, [r.profile_id for r in recipients], due)
         suppressed = self._suppressed(conn, [r.profile_id for r in recipients], now)
+        promotion = request.promotes or compiled.promotes
+        marketing = request.kind == MARKETING and not purpose.transactional
+        already = bought(conn, [r.profile_id for r in recipients], promotion, now) if promotion and marketing else {}
+        window = promotion.label() if promotion else ""
         rows: list[tuple[Any, ...]] = []
         events: list[dict[str, Any]] = []
         counts: dict[str, int] = defaultdict(int)
@@ -466,6 +489,7 @@ class Messaging:
                 suppressed=suppressed.get(pid, ()),
                 due_at=due_one,
                 config=self.policy,
+                purchased=f"{already[pid]} {window}" if pid in already else None,
             )
             delivery_id = fast_ulid()
             content, locale, decision = self._render(delivery_id, recipient, compiled, purpose, request, decision)

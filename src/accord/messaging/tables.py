@@ -1,4 +1,5 @@
-"""State-store tables of messaging: templates, providers, deliveries (decisions + outbox), broadcasts, suppressions."""
+"""State-store tables of messaging: templates, providers, deliveries (decisions + outbox), broadcasts, suppressions,
+purchases (who bought what, from order events)."""
 
 import sqlalchemy as sa
 
@@ -12,6 +13,7 @@ templates = sa.Table(
     sa.Column("tags", sa.Text(), nullable=False),  # JSON list
     sa.Column("default_locale", sa.String(35), nullable=False),
     sa.Column("variants", sa.Text(), nullable=False),  # JSON {locale: {channel: {field: source}}}
+    sa.Column("promotes", sa.Text(), nullable=True),  # JSON {skus, categories, within}: see messaging.purchases
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
@@ -97,4 +99,32 @@ suppressions = sa.Table(
     sa.Column("since", UTCDateTime(), nullable=False),
     sa.Column("until", UTCDateTime(), nullable=True),
     sa.Column("note", sa.Text(), nullable=True),
+)
+
+# What each person bought, as messaging learns it from `Order Completed` events of every channel (never from
+# commerce's tables): one row per (person, order, SKU), less the units returned. Read by the "already purchased
+# the promoted item" rule (accord.messaging.purchases).
+purchases = sa.Table(
+    "msg_purchases",
+    metadata,
+    sa.Column("profile_id", sa.String(26), primary_key=True),
+    sa.Column("order_id", sa.String(200), primary_key=True),
+    sa.Column("sku", sa.String(200), primary_key=True),
+    sa.Column("category", sa.String(200), nullable=True),
+    sa.Column("quantity", sa.Integer(), nullable=False),
+    sa.Column("returned_quantity", sa.Integer(), nullable=False),
+    sa.Column("purchased_at", UTCDateTime(), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=True),
+    # the already-purchased check: "who of these people bought one of these SKUs (categories)"
+    sa.Index("ix_msg_purchases_sku_profile_id", "sku", "profile_id"),
+    sa.Index("ix_msg_purchases_category_profile_id", "category", "profile_id"),
+)
+
+# Returns already applied to msg_purchases (order id + return id or event id): a return reported twice counts once.
+purchase_returns = sa.Table(
+    "msg_purchase_returns",
+    metadata,
+    sa.Column("return_key", sa.String(420), primary_key=True),
+    sa.Column("profile_id", sa.String(26), nullable=False, index=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
 )

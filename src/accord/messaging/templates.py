@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
@@ -18,6 +18,9 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, get_currency_precision
 from jinja2 import TemplateError, TemplateSyntaxError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+if TYPE_CHECKING:
+    from accord.messaging.purchases import Promotion
 
 CHANNEL_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # channel: (required fields, optional fields)
@@ -172,6 +175,7 @@ class CompiledTemplate:
     default_locale: str
     variants: dict[str, dict[str, dict[str, str]]]
     compiled: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    promotes: Promotion | None = None  # the items it promotes: people who bought one are not sent it
     # One template per (locale, channel) rendering every field at once, split by a per-process secret separator
     # (a trait value cannot forge it); HTML fields sit in an autoescape block. Per-field templates above stay
     # for error messages and as the fallback.

@@ -66,13 +66,17 @@ def draft_from_form(form: Any) -> Draft:
         if value.strip():
             variants.setdefault(locale, {}).setdefault(channel, {})[field] = value[:MAX_FIELD]
     tags = [t.strip() for t in str(form.get("tags", "")).split(",") if t.strip()]
-    spec = {
+    spec: dict[str, Any] = {
         "name": str(form.get("name", "")).strip(),
         "purpose": str(form.get("purpose", "promotions")),
         "tags": tags,
         "default_locale": str(form.get("default_locale", "en")).strip() or "en",
         "locales": variants,
     }
+    skus, categories = _listed(form.get("promotes_skus")), _listed(form.get("promotes_categories"))
+    if skus or categories:  # the items it promotes: who bought one within the window is not sent it
+        within = str(form.get("promotes_within", "")).strip() or "90d"
+        spec["promotes"] = {"skus": skus, "categories": categories, "within": within}
     return Draft(
         spec=spec,
         original=str(form.get("original", "")),
@@ -80,6 +84,10 @@ def draft_from_form(form: Any) -> Draft:
         preview_locale=str(form.get("preview_locale", "")).strip(),
         locales=shown_locales(posted_locales),
     )
+
+
+def _listed(value: Any) -> list[str]:
+    return [v.strip() for v in str(value or "").split(",") if v.strip()]
 
 
 def shown_locales(extra: list[str]) -> list[str]:
@@ -129,6 +137,8 @@ def saved_draft(platform: Platform, name: str) -> Draft:
         "default_locale": compiled.default_locale,
         "locales": compiled.variants,
     }
+    if compiled.promotes is not None:
+        spec["promotes"] = compiled.promotes.to_dict()
     return Draft(spec, compiled.name, "", "", shown_locales(list(compiled.variants)))
 
 
