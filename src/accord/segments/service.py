@@ -226,7 +226,8 @@ def compute_members(
         query = vocab.compiler(engine.dialect, now, rfm, engine.rollups).members_query(definition.rule)
         return {str(r[0]) for r in engine.rows(query)}
     members: set[str] = set()
-    query = vocab.compiler(engine.dialect, now, rfm, engine.rollups).members_query(definition.rule, restrict=True)
+    compiler = vocab.compiler(engine.dialect, now, rfm, engine.rollups, engine.subset)
+    query = compiler.members_query(definition.rule, restrict=True)
     for chunk in _chunks(sorted(set(profile_ids)), SCAN_CHUNK):
         query.params["ids"] = chunk
         members.update(str(r[0]) for r in engine.rows(query))
@@ -247,7 +248,7 @@ def compute_all_members(
     ANCHORS, when given, receives each returned profile's newest anchor identifier (to address timeline events).
     """
     rules = [vocab.segments[n].rule for n in names]
-    compiler = vocab.compiler(engine.dialect, now, rfm_thresholds(state), engine.rollups)
+    compiler = vocab.compiler(engine.dialect, now, rfm_thresholds(state), engine.rollups, engine.subset)
     query = compiler.memberships_query(rules, profile_ids is not None)
     out: dict[str, set[str]] = {n: set() for n in names}
     chunks = [None] if profile_ids is None else list(_chunks(sorted(set(profile_ids)), SCAN_CHUNK))
