@@ -346,7 +346,7 @@ class Compiler:
     def trait(self, name: str) -> str:
         """The latest identify value of a trait, as text (NULL when never set)."""
         text = self.json_text("traits", name)
-        if self.rollups:  # only identify events are read (the big per-profile scan stays out of it)
+        if self.rollups or self.subset:  # only identify events are read (the big per-profile scan stays out of it)
             # the JSON test sits in the aggregate's filter: it runs after the profile restriction, not before
             return self.cte(
                 f"SELECT profile_id, arg_max({text}, (timestamp, event_id)) FILTER (WHERE {text} IS NOT NULL) AS v "
