@@ -557,7 +557,7 @@ def _generate(sql: str, dialect: str, types: tuple[tuple[str, str], ...], subset
     return tree.sql(dialect=dialect)
 
 
-def _read_subset(tree: exp.Expression) -> None:
+def _read_subset(tree: exp.Expr) -> None:
     """Point every `events` of TREE (a WITH query) at SUBSET, a first CTE holding the events of the profiles in $ids
     (the event columns the query names; all of them when it selects `*`)."""
     star = any(isinstance(s.parent, exp.Select) for s in tree.find_all(exp.Star))
