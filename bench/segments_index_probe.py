@@ -60,7 +60,7 @@ def main() -> None:
     )
     out[f"{args.lookups}_one_profile_queries"] = lookups
     out["per_profile_lookup_cpu_ms"] = round(lookups["cpu_s"] / args.lookups * 1000, 3)
-    join = f"SELECT count(*), max(length(raw)) FROM events JOIN (SELECT unnest($ids) AS p) AS t ON profile_id = t.p"
+    join = "SELECT count(*), max(length(raw)) FROM events JOIN (SELECT unnest($ids) AS p) AS t ON profile_id = t.p"
     out["join_50_ids_index_scan"] = timed(lambda: rows(join, {"ids": ids[:50]}), args.runs)
     out["semi_join_profile_id_only"] = timed(
         lambda: rows("SELECT count(*) FROM events WHERE profile_id IN (SELECT unnest($ids))", {"ids": ids}), args.runs
