@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 SOURCE_NAME = "accord-segments"
 CHUNK = 900  # profile ids per state-store statement
 SCAN_CHUNK = 250_000  # profile ids per event-log query: each query scans the log once, so few and large
+# profile ids per subset query (their events are held in memory while it runs): ~1M events at 20 per profile
+SUBSET_CHUNK = 50_000
 
 
 class SegmentNotFound(LookupError):
@@ -228,7 +230,7 @@ def compute_members(
     members: set[str] = set()
     compiler = vocab.compiler(engine.dialect, now, rfm, engine.rollups, engine.subset)
     query = compiler.members_query(definition.rule, restrict=True)
-    for chunk in _chunks(sorted(set(profile_ids)), SCAN_CHUNK):
+    for chunk in _chunks(sorted(set(profile_ids)), SUBSET_CHUNK if engine.subset else SCAN_CHUNK):
         query.params["ids"] = chunk
         members.update(str(r[0]) for r in engine.rows(query))
     return members
@@ -251,7 +253,8 @@ def compute_all_members(
     compiler = vocab.compiler(engine.dialect, now, rfm_thresholds(state), engine.rollups, engine.subset)
     query = compiler.memberships_query(rules, profile_ids is not None)
     out: dict[str, set[str]] = {n: set() for n in names}
-    chunks = [None] if profile_ids is None else list(_chunks(sorted(set(profile_ids)), SCAN_CHUNK))
+    size = SUBSET_CHUNK if engine.subset else SCAN_CHUNK
+    chunks = [None] if profile_ids is None else list(_chunks(sorted(set(profile_ids)), size))
     for chunk in chunks:
         if chunk is not None:
             query.params["ids"] = chunk
