@@ -222,3 +222,47 @@ def test_incremental_membership_equals_full_evaluation(
                 assert full == service.compute_members(platform.state, raw, definition, T0, vocab=vocab), name
     finally:
         platform.close()
+
+
+class RecordingEngine(DuckDBEngine):
+    """The DuckDB engine, keeping the SQL it ran."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sql: list[str] = []
+
+    def rows(self, compiled: Any) -> list[tuple[Any, ...]]:
+        self.sql.append(compiled.sql)
+        return super().rows(compiled)
+
+
+def test_only_incremental_queries_read_the_touched_profiles_events(sqlite_platform: Platform) -> None:
+    """Full (and timed) evaluation reads the daily tables; incremental evaluation reads the touched profiles' events
+    once (subset) and the same members come out either way."""
+    platform = sqlite_platform
+    pos = add_source(platform.state, "pos", "store")
+    send(platform, pos.write_key, [
+        {"type": "identify", "userId": "ann", "messageId": "i1", "traits": {"country": "PL"},
+         "timestamp": (T0 - timedelta(days=200)).isoformat()},
+        order("ann", T0 - timedelta(days=150), "o1"),
+        order("ann", T0 - timedelta(days=90), "o2"),
+        order("bob", T0 - timedelta(days=90), "o3"),
+    ])  # fmt: skip
+    assert platform.processor.drain()
+    engine = RecordingEngine(platform.events)
+    service.apply_segment(platform.state, engine, None, parse_documents(LAPSED, "segment")[0], T0)
+    engine.sql.clear()
+    service.evaluate_all(platform.state, engine, None, T0)
+    assert any("event_days" in sql for sql in engine.sql)
+    assert not any("touched_events" in sql for sql in engine.sql)
+    ann = profiles.resolve(platform.state, platform.rules, "user_id:ann")
+    bob = profiles.resolve(platform.state, platform.rules, "user_id:bob")
+    assert service.member_ids(platform.state, "lapsed-store-buyers") == [ann]
+    engine.sql.clear()
+    service.evaluate_all(platform.state, engine, None, T0, [ann or "", bob or "", "gone"])
+    assert any("touched_events" in sql for sql in engine.sql)
+    assert not any("event_days" in sql for sql in engine.sql)
+    assert service.member_ids(platform.state, "lapsed-store-buyers") == [ann]
+    members = service.compute_members(platform.state, engine, service.get_segment(platform.state,
+                                      "lapsed-store-buyers"), T0, [ann or "", bob or ""])  # fmt: skip
+    assert members == {ann}

@@ -110,7 +110,9 @@ class Compiler:
         self.traits = traits
         self.rfm = rfm
         # restricted queries read the events of the profiles in $ids once (a materialized CTE) and nothing else
+        # (only restricted queries: a full query with SUBSET reads the log alone, without the daily tables)
         self.subset = subset
+        self.anchor_rows = rollups  # event_anchors exists: a subset query takes the newest anchor from it
         # read counts, revenue and first/last times from event_days where possible (not in a subset query: the
         # touched profiles' events answer every condition at once, and the daily tables would be scanned whole)
         self.rollups = rollups and not subset
@@ -506,6 +508,14 @@ class Compiler:
         predicates = [self.condition(r) for r in rules]
         if self.rollups:
             anchor = "base.anchor"
+        elif self.subset and self.anchor_rows and restrict:  # not read from every touched event (a wide column)
+            anchor = (
+                self.sub(
+                    "SELECT profile_id, arg_max(anchor, (last_at, last_event_id)) AS anchor FROM event_anchors "
+                    "WHERE profile_id IN (SELECT unnest($ids)) GROUP BY profile_id"
+                )
+                + ".anchor"
+            )
         else:
             anchor = self.agg("arg_max(anchor, (timestamp, event_id)) FILTER (WHERE anchor IS NOT NULL)")
         head, source, base = self._from(restrict, anchor=True)

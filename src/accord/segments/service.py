@@ -250,8 +250,9 @@ def compute_all_members(
     ANCHORS, when given, receives each returned profile's newest anchor identifier (to address timeline events).
     """
     rules = [vocab.segments[n].rule for n in names]
-    compiler = vocab.compiler(engine.dialect, now, rfm_thresholds(state), engine.rollups, engine.subset)
-    query = compiler.memberships_query(rules, profile_ids is not None)
+    restrict = profile_ids is not None
+    compiler = vocab.compiler(engine.dialect, now, rfm_thresholds(state), engine.rollups, restrict and engine.subset)
+    query = compiler.memberships_query(rules, restrict)
     out: dict[str, set[str]] = {n: set() for n in names}
     size = SUBSET_CHUNK if engine.subset else SCAN_CHUNK
     chunks = [None] if profile_ids is None else list(_chunks(sorted(set(profile_ids)), size))
