@@ -1,7 +1,9 @@
 """Segment evaluation benchmark: a five-condition segment over N profiles / M events on DuckDB.
 
 Compares the compiled segment with a hand-written DuckDB query for the same segment (the ceiling), and measures
-incremental evaluation: the time to re-evaluate the profiles touched by one second of ingestion at a given rate.
+incremental evaluation: the time to re-evaluate the profiles touched by one second of ingestion at a given rate,
+both ways on the same batches: reading the touched profiles' events once (`subset`, the default) and the compiled
+query restricted to them over the daily tables (`restricted`, the path before it).
 Accord reads the daily tables (event_days, event_anchors) beside the log; the figures also give Accord reading
 the log alone, and hand-written queries over the log and over the daily tables.
 
@@ -127,11 +129,19 @@ def cpu() -> float:
     return time.process_time()
 
 
-def end_to_end(store: DuckDBEventStore, profiles: int, rate: int, batches: int, directory: Path) -> dict[str, float]:
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def end_to_end(
+    store: DuckDBEventStore, profiles: int, rate: int, batches: int, directory: Path, modes: list[str]
+) -> dict[str, float]:
     """Load one second of events (RATE) at a time and run the incremental evaluator on it, state store included.
 
     Latency per batch = loading the batch into DuckDB + finding the touched profiles + re-evaluating them + writing
-    membership, feed, sizes and Segment Entered/Exited events (SQLite state store, one transaction).
+    membership, feed, sizes and Segment Entered/Exited events (SQLite state store, one transaction). MODES
+    (subset, restricted) take turns batch by batch on the same runtime, so both see the same log and load.
     """
     from accord.collect.journal import Journal
     from accord.segments import service
@@ -149,14 +159,16 @@ def end_to_end(store: DuckDBEventStore, profiles: int, rate: int, batches: int, 
     seq = int(store.query("SELECT max(journal_seq) FROM events")[0][0])
     runtime._save_cursors(seq, 0)  # the full evaluation above covered everything so far
     rng = random.Random(11)
-    latencies: list[float] = []
-    loads: list[float] = []
-    cpu_started = cpu()
-    for b in range(batches):
+    latencies: dict[str, list[float]] = {m: [] for m in modes}
+    loads: dict[str, list[float]] = {m: [] for m in modes}
+    cpus: dict[str, float] = dict.fromkeys(modes, 0.0)
+    for b in range(batches * len(modes)):
         import pyarrow as pa
 
         from accord.storage.events.base import EVENT_COLUMNS
 
+        mode = modes[b % len(modes)]
+        engine.subset = mode == "subset"
         rows = []
         for k in range(rate):
             pid = rng.randrange(profiles)
@@ -169,23 +181,23 @@ def end_to_end(store: DuckDBEventStore, profiles: int, rate: int, batches: int, 
                 "revenue_minor": 5000 if order else None, "raw": '{"type":"track"}',
             })  # fmt: skip
         table = pa.table({c: pa.array([r[c] for r in rows], t) for c, t in EVENT_COLUMNS.items()})
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu()
         store.load(table, seq + 1, [])
-        loads.append(time.perf_counter() - started)
+        loads[mode].append(time.perf_counter() - started)
         runtime.on_events(seq, seq + 1)
-        latencies.append(time.perf_counter() - started)
+        latencies[mode].append(time.perf_counter() - started)
+        cpus[mode] += cpu() - cpu_started
         seq += 1
-    cpu_s = cpu() - cpu_started
-    latencies.sort()
-    return {
-        "e2e_cpu_s_per_batch": round(cpu_s / batches, 3),
-        "e2e_load_median_s": round(statistics.median(loads), 3),
-        "apply_full_with_state_s": round(apply_s, 2),
-        "e2e_batches": batches,
-        "e2e_median_s": round(statistics.median(latencies), 3),
-        "e2e_max_s": round(latencies[-1], 3),
-        "e2e_p99_s": round(latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))], 3),
-    }
+    out: dict[str, float] = {"apply_full_with_state_s": round(apply_s, 2), "e2e_batches": batches}
+    for mode in modes:
+        out |= {
+            f"e2e_{mode}_median_s": round(statistics.median(latencies[mode]), 3),
+            f"e2e_{mode}_p99_s": round(_p99(latencies[mode]), 3),
+            f"e2e_{mode}_max_s": round(max(latencies[mode]), 3),
+            f"e2e_{mode}_load_median_s": round(statistics.median(loads[mode]), 3),
+            f"e2e_{mode}_cpu_s_per_batch": round(cpus[mode] / batches, 3),
+        }
+    return out
 
 
 def timed(fn: object, runs: int) -> tuple[float, float, object]:
@@ -199,6 +211,40 @@ def timed(fn: object, runs: int) -> tuple[float, float, object]:
     return statistics.median(times), statistics.median(cpus), result
 
 
+def full_comparison(store: DuckDBEventStore, engine: DuckDBEngine, runs: int) -> dict[str, float]:
+    """Full evaluation: Accord from the daily tables and from the log, and the hand-written queries (same members)."""
+    definition = parse_documents(SEGMENT, "segment")[0]
+    compiled = Vocabulary().compiler("duckdb", NOW, rollups=True).members_query(definition.rule)
+    accord_s, accord_cpu, accord_rows = timed(lambda: engine.rows(compiled), runs)
+    raw_compiled = Vocabulary().compiler("duckdb", NOW).members_query(definition.rule)
+    raw_s, raw_cpu, raw_rows = timed(lambda: engine.rows(raw_compiled), runs)
+    day = timedelta(days=1)
+    edges = {"y": NOW - timedelta(days=365), "m": NOW - timedelta(days=30), "r": NOW - timedelta(days=60)}
+    hand_params = {**edges, **{k + "d": v.replace(hour=0, minute=0) + day for k, v in edges.items()}}
+    hand_s, hand_cpu, hand_rows = timed(
+        lambda: store.query(HAND_WRITTEN, {k: hand_params[k] for k in edges}),  # type: ignore[arg-type]
+        runs,
+    )
+    daily_s, daily_cpu, daily_rows = timed(lambda: store.query(HAND_WRITTEN_DAILY, hand_params), runs)  # type: ignore[arg-type]
+    members = sorted(accord_rows)  # type: ignore[arg-type]
+    for other in (raw_rows, hand_rows, daily_rows):
+        assert sorted(other) == members, "the compiled and hand-written queries disagree"  # type: ignore[arg-type]
+
+    return {
+        "members": len(members),
+        "accord_full_median_s": round(accord_s, 3),
+        "accord_full_cpu_s": round(accord_cpu, 3),
+        "hand_written_daily_median_s": round(daily_s, 3),
+        "hand_written_daily_cpu_s": round(daily_cpu, 3),
+        "ratio_to_hand_written_daily": round(accord_s / daily_s, 2),
+        "accord_full_from_events_median_s": round(raw_s, 3),
+        "accord_full_from_events_cpu_s": round(raw_cpu, 3),
+        "hand_written_events_median_s": round(hand_s, 3),
+        "hand_written_events_cpu_s": round(hand_cpu, 3),
+        "ratio_to_hand_written_events": round(accord_s / hand_s, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", type=int, default=1_000_000)
@@ -207,6 +253,10 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=20_000, help="ingestion rate (events/s) for the incremental part")
     parser.add_argument("--batches", type=int, default=20, help="one-second batches measured for incremental p99")
     parser.add_argument("--e2e", type=int, default=0, help="also run N end-to-end incremental batches (state store)")
+    parser.add_argument(
+        "--e2e-modes", default="subset,restricted", help="incremental paths the end-to-end batches take turns with"
+    )
+    parser.add_argument("--skip-full", action="store_true", help="skip the full-evaluation comparison")
     parser.add_argument("--dir", type=Path, default=None, help="where the DuckDB file goes (default: a temp dir)")
     args = parser.parse_args()
 
@@ -226,63 +276,58 @@ def main() -> None:
     assert engine.rollups
 
     definition = parse_documents(SEGMENT, "segment")[0]
-    compiled = Vocabulary().compiler("duckdb", NOW, rollups=True).members_query(definition.rule)
-    accord_s, accord_cpu, accord_rows = timed(lambda: engine.rows(compiled), args.runs)
-    raw_compiled = Vocabulary().compiler("duckdb", NOW).members_query(definition.rule)
-    raw_s, raw_cpu, raw_rows = timed(lambda: engine.rows(raw_compiled), args.runs)
-    day = timedelta(days=1)
-    edges = {"y": NOW - timedelta(days=365), "m": NOW - timedelta(days=30), "r": NOW - timedelta(days=60)}
-    hand_params = {**edges, **{k + "d": v.replace(hour=0, minute=0) + day for k, v in edges.items()}}
-    hand_s, hand_cpu, hand_rows = timed(
-        lambda: store.query(HAND_WRITTEN, {k: hand_params[k] for k in edges}),  # type: ignore[arg-type]
-        args.runs,
-    )
-    daily_s, daily_cpu, daily_rows = timed(lambda: store.query(HAND_WRITTEN_DAILY, hand_params), args.runs)  # type: ignore[arg-type]
-    members = sorted(accord_rows)  # type: ignore[arg-type]
-    for other in (raw_rows, hand_rows, daily_rows):
-        assert sorted(other) == members, "the compiled and hand-written queries disagree"  # type: ignore[arg-type]
+    full = {} if args.skip_full else full_comparison(store, engine, args.runs)
+    print(json.dumps({"profiles": args.profiles, "events": args.events, **full}), flush=True)
 
-    # incremental: the profiles touched by one second of ingestion at RATE events/s, re-evaluated alone
-    restricted = Vocabulary().compiler("duckdb", NOW, rollups=True).members_query(definition.rule, restrict=True)
+    # incremental: the profiles touched by one second of ingestion at RATE events/s, re-evaluated alone, both ways
+    # on the same profiles (taking turns: the first of each pair alternates)
+    queries = {
+        "subset": Vocabulary().compiler("duckdb", NOW, rollups=True, subset=True).members_query(definition.rule, True),
+        "restricted": Vocabulary().compiler("duckdb", NOW, rollups=True).members_query(definition.rule, True),
+    }
     rng = random.Random(7)
-    latencies = []
-    cpu_started = cpu()
-    for _ in range(args.batches):
+    latencies: dict[str, list[float]] = {m: [] for m in queries}
+    cpus: dict[str, float] = dict.fromkeys(queries, 0.0)
+    touched_events: list[int] = []
+    for b in range(args.batches):
         touched = sorted({f"p{rng.randrange(args.profiles)}" for _ in range(args.rate)})
-        restricted.params["ids"] = touched
-        started = time.perf_counter()
-        engine.rows(restricted)
-        latencies.append(time.perf_counter() - started)
-    incremental_cpu = (cpu() - cpu_started) / args.batches
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+        found = {}
+        for mode in list(queries)[:: 1 if b % 2 == 0 else -1]:
+            queries[mode].params["ids"] = touched
+            started, cpu_started = time.perf_counter(), cpu()
+            found[mode] = sorted(engine.rows(queries[mode]))
+            latencies[mode].append(time.perf_counter() - started)
+            cpus[mode] += cpu() - cpu_started
+        assert found["subset"] == found["restricted"], "subset and restricted incremental queries disagree"
+        if b == 0:
+            touched_events.append(int(store.query(
+                "SELECT count(*) FROM events WHERE profile_id IN (SELECT unnest($ids))", {"ids": touched}  # type: ignore[arg-type]
+            )[0][0]))  # fmt: skip
     result = {
         "profiles": args.profiles,
         "events": args.events,
         "event_days_rows": int(store.query("SELECT count(*) FROM event_days")[0][0]),
-        "members": len(members),
         "generate_s": round(generated, 1),
         "rebuild_daily_tables_s": round(rebuild or opened, 1),
-        "accord_full_median_s": round(accord_s, 3),
-        "accord_full_cpu_s": round(accord_cpu, 3),
-        "hand_written_daily_median_s": round(daily_s, 3),
-        "hand_written_daily_cpu_s": round(daily_cpu, 3),
-        "ratio_to_hand_written_daily": round(accord_s / daily_s, 2),
-        "accord_full_from_events_median_s": round(raw_s, 3),
-        "accord_full_from_events_cpu_s": round(raw_cpu, 3),
-        "hand_written_events_median_s": round(hand_s, 3),
-        "hand_written_events_cpu_s": round(hand_cpu, 3),
-        "ratio_to_hand_written_events": round(accord_s / hand_s, 2),
+        **full,
         "incremental_batch_events": args.rate,
-        "incremental_median_s": round(statistics.median(latencies), 3),
-        "incremental_p99_s": round(p99, 3),
-        "incremental_cpu_s_per_batch": round(incremental_cpu, 3),
+        "incremental_touched_profiles": len(touched),
+        "incremental_touched_profiles_events": touched_events[0],
+        **{
+            k: v
+            for mode in queries
+            for k, v in {
+                f"incremental_{mode}_median_s": round(statistics.median(latencies[mode]), 3),
+                f"incremental_{mode}_p99_s": round(_p99(latencies[mode]), 3),
+                f"incremental_{mode}_cpu_s_per_batch": round(cpus[mode] / args.batches, 3),
+            }.items()
+        },
         "runs": args.runs,
         "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip(),
         "loadavg": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None,
     }
     if args.e2e:
-        result.update(end_to_end(store, args.profiles, args.rate, args.e2e, directory))
+        result.update(end_to_end(store, args.profiles, args.rate, args.e2e, directory, args.e2e_modes.split(",")))
     print(json.dumps(result, indent=2))
     store.close()
 

@@ -185,3 +185,27 @@ def test_all_segments_in_one_scan_equal_one_query_each(engine: QueryEngine) -> N
             if flag:
                 found[i].add(row[0])
     assert found == [expected for _label, _rule, expected in CASES]
+
+
+def test_subset_queries_read_only_the_touched_profiles_events(engine: QueryEngine) -> None:
+    """DuckDB's incremental queries (subset: the touched profiles' events read once into a materialized CTE) give,
+    for every condition kind and computed trait, the members of the full query among the given profiles."""
+    if engine.dialect != "duckdb":
+        with pytest.raises(ValueError, match="DuckDB only"):
+            Vocabulary().compiler(engine.dialect, NOW, subset=True)
+        return
+    rules = [parse_documents("name: t\nrule:\n" + rule, "segment")[0].rule for _label, rule, _expected in CASES]
+    everyone = ["ann", "bob", "cid", "dan", "eve", "fay", "gus", "nobody"]
+    for (label, _rule, expected), rule in zip(CASES, rules, strict=True):
+        query = Vocabulary().compiler("duckdb", NOW, rollups=engine.rollups, subset=True).members_query(rule, True)
+        assert query.sql.startswith("WITH touched_events AS MATERIALIZED"), query.sql
+        assert "event_days" not in query.sql and "event_anchors" not in query.sql
+        for ids in (everyone, ["ann", "gus", "nobody"], []):
+            found = {r[0] for r in engine.rows(Compiled(query.sql, {**query.params, "ids": ids}, "duckdb"))}
+            assert found == expected & set(ids), label
+    query = Vocabulary().compiler("duckdb", NOW, rollups=engine.rollups, subset=True).memberships_query(rules, True)
+    rows = engine.rows(Compiled(query.sql, {**query.params, "ids": everyone}, "duckdb"))
+    assert sorted(r[0] for r in rows) == everyone[:-1]  # every touched profile with events comes back
+    for row in rows:
+        assert row[1] == f"user_id:{row[0]}"
+        assert {i for i, flag in enumerate(row[2:]) if flag} == {i for i, c in enumerate(CASES) if row[0] in c[2]}

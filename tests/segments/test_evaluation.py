@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -111,8 +112,6 @@ def test_membership_follows_events_and_is_on_the_timeline(platform: Platform) ->
     assert service.segments_of(platform.state, bob or "") == ["lapsed-store-buyers"]
 
     # time alone: 300 days later bob's store orders fall out of the 365-day window
-    import pytest
-
     uses = parse_documents("name: uses-lapsed\nrule: {segment: lapsed-store-buyers}", "segment")[0]
     service.apply_segment(platform.state, engine, platform.journal, uses, T0)
     with pytest.raises(service.SegmentInUse, match="used by uses-lapsed"):
@@ -185,14 +184,25 @@ def _message(item: tuple[str, str, str, int], i: int) -> dict[str, Any]:
     return {"type": "alias", "userId": user, "previousId": f"{arg}", "messageId": f"m{i}", "timestamp": at}
 
 
+@pytest.mark.parametrize("subset", [True, False], ids=["touched-events", "restricted-daily-tables"])
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=st.lists(st.lists(event_strategy, min_size=1, max_size=5), min_size=1, max_size=5))
-def test_incremental_membership_equals_full_evaluation(tmp_path: Path, batches: list[list[Any]]) -> None:
+def test_incremental_membership_equals_full_evaluation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subset: bool, batches: list[list[Any]]
+) -> None:
+    """Incremental evaluation (the touched profiles' events read once, the DuckDB default, two profiles per query
+    here; or the compiled query restricted to them over the daily tables) keeps exactly the members of a full
+    evaluation."""
     import secrets
+
+    monkeypatch.setattr(service, "SUBSET_CHUNK", 2)
 
     platform = open_platform(make_settings(tmp_path / secrets.token_hex(4)))
     try:
         use_clock(platform, T0)
+        runtime_engine = platform.segments.engine
+        assert isinstance(runtime_engine, DuckDBEngine) and runtime_engine.subset  # the default
+        runtime_engine.subset = subset
         source = add_source(platform.state, "mixed", "web")
         engine = DuckDBEngine(platform.events)
         assert engine.rollups
@@ -212,3 +222,47 @@ def test_incremental_membership_equals_full_evaluation(tmp_path: Path, batches: 
                 assert full == service.compute_members(platform.state, raw, definition, T0, vocab=vocab), name
     finally:
         platform.close()
+
+
+class RecordingEngine(DuckDBEngine):
+    """The DuckDB engine, keeping the SQL it ran."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sql: list[str] = []
+
+    def rows(self, compiled: Any) -> list[tuple[Any, ...]]:
+        self.sql.append(compiled.sql)
+        return super().rows(compiled)
+
+
+def test_only_incremental_queries_read_the_touched_profiles_events(sqlite_platform: Platform) -> None:
+    """Full (and timed) evaluation reads the daily tables; incremental evaluation reads the touched profiles' events
+    once (subset) and the same members come out either way."""
+    platform = sqlite_platform
+    pos = add_source(platform.state, "pos", "store")
+    send(platform, pos.write_key, [
+        {"type": "identify", "userId": "ann", "messageId": "i1", "traits": {"country": "PL"},
+         "timestamp": (T0 - timedelta(days=200)).isoformat()},
+        order("ann", T0 - timedelta(days=150), "o1"),
+        order("ann", T0 - timedelta(days=90), "o2"),
+        order("bob", T0 - timedelta(days=90), "o3"),
+    ])  # fmt: skip
+    assert platform.processor.drain()
+    engine = RecordingEngine(platform.events)
+    service.apply_segment(platform.state, engine, None, parse_documents(LAPSED, "segment")[0], T0)
+    engine.sql.clear()
+    service.evaluate_all(platform.state, engine, None, T0)
+    assert any("event_days" in sql for sql in engine.sql)
+    assert not any("touched_events" in sql for sql in engine.sql)
+    ann = profiles.resolve(platform.state, platform.rules, "user_id:ann")
+    bob = profiles.resolve(platform.state, platform.rules, "user_id:bob")
+    assert service.member_ids(platform.state, "lapsed-store-buyers") == [ann]
+    engine.sql.clear()
+    service.evaluate_all(platform.state, engine, None, T0, [ann or "", bob or "", "gone"])
+    assert any("touched_events" in sql for sql in engine.sql)
+    assert not any("event_days" in sql for sql in engine.sql)
+    assert service.member_ids(platform.state, "lapsed-store-buyers") == [ann]
+    members = service.compute_members(platform.state, engine, service.get_segment(platform.state,
+                                      "lapsed-store-buyers"), T0, [ann or "", bob or ""])  # fmt: skip
+    assert members == {ann}

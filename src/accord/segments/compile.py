@@ -5,8 +5,10 @@ From the log alone, the query groups the event log by profile: every leaf condit
 With the daily tables (`rollups`), the profiles come from `event_anchors` and each condition that counts events,
 sums revenue or asks for a first/last time is a filtered per-profile sub-query over `event_days` (whole days) and
 the log (the partial days at a window's edges); traits and local-time filters are filtered sub-queries of the log.
-Rule values never reach the SQL text: they are named placeholders (`$p1` in DuckDB, `{p1:Type}` in ClickHouse)
-with typed values. Dialect-specific functions are written once as `acc_*` pseudo-functions and rewritten per
+A restricted query (`subset`, DuckDB) reads the events of the touched profiles once into a materialized CTE and
+answers every condition from those rows alone, so its cost follows the touched profiles' events, not the daily
+tables. Rule values never reach the SQL text: they are named placeholders (`$p1` in DuckDB, `{p1:Type}` in
+ClickHouse) with typed values. Dialect-specific functions are written once as `acc_*` pseudo-functions and rewritten per
 dialect on the SQLGlot tree.
 """
 
@@ -36,8 +38,11 @@ from accord.segments.rules import (
     Window,
     window_bounds,
 )
+from accord.storage.events.base import EVENT_COLUMNS
 
 DIALECTS = ("duckdb", "clickhouse")
+SUBSET = "touched_events"  # the materialized CTE of a subset query: the events of the profiles in $ids
+EVENT_FIELDS = frozenset(EVENT_COLUMNS)
 ORDER = "event = 'Order Completed'"
 ENGAGED_EVENTS = (
     "Product Viewed",
@@ -93,15 +98,24 @@ class Compiler:
         traits: Callable[[str], TraitDefinition | None] = lambda _n: None,
         rfm: RfmThresholds | None = None,
         rollups: bool = False,
+        subset: bool = False,
     ) -> None:
         if dialect not in DIALECTS:
             raise ValueError(f"unknown dialect {dialect!r}; expected one of {DIALECTS}")
+        if subset and dialect != "duckdb":
+            raise ValueError("subset queries are DuckDB only (ClickHouse prunes event_days by its primary key)")
         self.dialect = dialect
         self.now = now.astimezone(UTC)
         self.segments = segments
         self.traits = traits
         self.rfm = rfm
-        self.rollups = rollups  # read counts, revenue and first/last times from event_days where possible
+        # restricted queries read the events of the profiles in $ids once (a materialized CTE) and nothing else
+        # (only restricted queries: a full query with SUBSET reads the log alone, without the daily tables)
+        self.subset = subset
+        self.anchor_rows = rollups  # event_anchors exists: a subset query takes the newest anchor from it
+        # read counts, revenue and first/last times from event_days where possible (not in a subset query: the
+        # touched profiles' events answer every condition at once, and the daily tables would be scanned whole)
+        self.rollups = rollups and not subset
         self.params: dict[str, Any] = {}
         self._aggs: dict[str, str] = {}
         self._ctes: dict[str, str] = {}
@@ -334,7 +348,7 @@ class Compiler:
     def trait(self, name: str) -> str:
         """The latest identify value of a trait, as text (NULL when never set)."""
         text = self.json_text("traits", name)
-        if self.rollups:  # only identify events are read (the big per-profile scan stays out of it)
+        if self.rollups or self.subset:  # only identify events are read (the big per-profile scan stays out of it)
             # the JSON test sits in the aggregate's filter: it runs after the profile restriction, not before
             return self.cte(
                 f"SELECT profile_id, arg_max({text}, (timestamp, event_id)) FILTER (WHERE {text} IS NOT NULL) AS v "
@@ -464,7 +478,7 @@ class Compiler:
         """(WITH clause, FROM clause, the base alias): one row per profile that has events (with its newest anchor
         identifier as base.anchor when ANCHOR)."""
         scope = "profile_id IS NOT NULL"
-        if restrict:
+        if restrict and not self.subset:  # a subset query restricts once, where it reads the events
             scope += " AND profile_id IN (SELECT unnest($ids))"
         aggs = "".join(f", {expr} AS {name}" for expr, name in self._aggs.items())
         ctes, joins = [], ""
@@ -494,6 +508,14 @@ class Compiler:
         predicates = [self.condition(r) for r in rules]
         if self.rollups:
             anchor = "base.anchor"
+        elif self.subset and self.anchor_rows and restrict:  # not read from every touched event (a wide column)
+            anchor = (
+                self.sub(
+                    "SELECT profile_id, arg_max(anchor, (last_at, last_event_id)) AS anchor FROM event_anchors "
+                    "WHERE profile_id IN (SELECT unnest($ids)) GROUP BY profile_id"
+                )
+                + ".anchor"
+            )
         else:
             anchor = self.agg("arg_max(anchor, (timestamp, event_id)) FILTER (WHERE anchor IS NOT NULL)")
         head, source, base = self._from(restrict, anchor=True)
@@ -521,16 +543,17 @@ class Compiler:
         params = dict(self.params)
         if restrict:
             params["ids"] = []
-        return Compiled(_generate(sql, self.dialect, tuple((k, _ch_type(v)) for k, v in params.items())), params,
-                        self.dialect)  # fmt: skip
+        types = tuple((k, _ch_type(v)) for k, v in params.items())
+        return Compiled(_generate(sql, self.dialect, types, restrict and self.subset), params, self.dialect)
 
 
 @functools.lru_cache(maxsize=512)
-def _generate(sql: str, dialect: str, types: tuple[tuple[str, str], ...]) -> str:
+def _generate(sql: str, dialect: str, types: tuple[tuple[str, str], ...], subset: bool = False) -> str:
     """SQLGlot: parse the DuckDB-flavoured text, rewrite the pseudo-functions, generate for DIALECT.
 
     Values are not in SQL (only their placeholders and types), so the result is cached: re-evaluating a segment at
-    another instant or for other profiles does not parse again.
+    another instant or for other profiles does not parse again. SUBSET: every read of `events` reads instead the
+    events of the profiles in $ids, fetched once (only the columns the query uses) into a materialized CTE.
     """
     kinds = dict(types)
     tree = sqlglot.parse_one(sql, dialect="duckdb")
@@ -539,7 +562,28 @@ def _generate(sql: str, dialect: str, types: tuple[tuple[str, str], ...]) -> str
         tree = tree.transform(lambda node: _rewrite(node, dialect, kinds))
         if tree.sql(dialect="duckdb") == before:
             break
+    if subset:
+        _read_subset(tree)
     return tree.sql(dialect=dialect)
+
+
+def _read_subset(tree: exp.Expr) -> None:
+    """Point every `events` of TREE (a WITH query) at SUBSET, a first CTE holding the events of the profiles in $ids
+    (the event columns the query names; all of them when it selects `*`)."""
+    star = any(isinstance(s.parent, exp.Select) for s in tree.find_all(exp.Star))
+    used = EVENT_FIELDS if star else EVENT_FIELDS & {c.name for c in tree.find_all(exp.Column)} | {"profile_id"}
+    for table in tree.find_all(exp.Table):
+        if table.name == "events" and not table.db:
+            table.set("this", exp.to_identifier(SUBSET))
+    columns = ", ".join(c for c in EVENT_COLUMNS if c in used)  # the store's column order
+    select = sqlglot.parse_one(
+        f"SELECT {columns} FROM events WHERE profile_id IN (SELECT unnest($ids))", dialect="duckdb"
+    )
+    cte = exp.CTE(this=select, alias=exp.TableAlias(this=exp.to_identifier(SUBSET)), materialized=True)
+    with_ = tree.args.get("with_")
+    if not isinstance(with_, exp.With):
+        raise ValueError("a subset query starts with WITH")
+    with_.set("expressions", [cte, *with_.expressions])
 
 
 def _names(flt: EventFilter) -> tuple[str, ...] | None:
@@ -794,10 +838,16 @@ class Vocabulary:
     traits: dict[str, TraitDefinition] = field(default_factory=dict)
 
     def compiler(
-        self, dialect: str, now: datetime, rfm: RfmThresholds | None = None, rollups: bool = False
+        self,
+        dialect: str,
+        now: datetime,
+        rfm: RfmThresholds | None = None,
+        rollups: bool = False,
+        subset: bool = False,
     ) -> Compiler:
-        """A compiler that resolves names in this vocabulary (reading event_days where it can when ROLLUPS)."""
-        return Compiler(dialect, now, self.segments.get, self.traits.get, rfm, rollups)
+        """A compiler that resolves names in this vocabulary (reading event_days where it can when ROLLUPS; reading
+        the touched profiles' events once in restricted queries when SUBSET)."""
+        return Compiler(dialect, now, self.segments.get, self.traits.get, rfm, rollups, subset)
 
 
 def check(rule: Condition, vocabulary: Vocabulary, now: datetime) -> None:

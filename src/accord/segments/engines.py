@@ -16,6 +16,8 @@ class QueryEngine(Protocol):
 
     dialect: str
     rollups: bool  # whether the derived daily tables (event_days, event_anchors) exist beside the events
+    # incremental queries read the touched profiles' events once and answer every condition from them (DuckDB)
+    subset: bool
 
     def rows(self, compiled: Compiled) -> list[tuple[Any, ...]]:
         """The result rows."""
@@ -26,9 +28,10 @@ class DuckDBEngine:
 
     dialect = "duckdb"
 
-    def __init__(self, events: EventStore, rollups: bool | None = None) -> None:
+    def __init__(self, events: EventStore, rollups: bool | None = None, subset: bool = True) -> None:
         self.events = events
         self.rollups = events.rollups_ready() if rollups is None else rollups
+        self.subset = subset
 
     def rows(self, compiled: Compiled) -> list[tuple[Any, ...]]:
         return self.events.query(compiled.sql, cast(Any, compiled.params))
@@ -54,6 +57,7 @@ class ChdbEngine:
         self.session = session
         self.database = database
         self.rollups = rollups
+        self.subset = False  # event_days is ordered by profile: restricted queries prune by the primary key
 
     def rows(self, compiled: Compiled) -> list[tuple[Any, ...]]:
         params = {k: _ch_value(v) for k, v in compiled.params.items()}

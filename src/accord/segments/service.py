@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 SOURCE_NAME = "accord-segments"
 CHUNK = 900  # profile ids per state-store statement
 SCAN_CHUNK = 250_000  # profile ids per event-log query: each query scans the log once, so few and large
+# profile ids per subset query (their events are held in memory while it runs): ~1M events at 20 per profile
+SUBSET_CHUNK = 50_000
 
 
 class SegmentNotFound(LookupError):
@@ -226,8 +228,9 @@ def compute_members(
         query = vocab.compiler(engine.dialect, now, rfm, engine.rollups).members_query(definition.rule)
         return {str(r[0]) for r in engine.rows(query)}
     members: set[str] = set()
-    query = vocab.compiler(engine.dialect, now, rfm, engine.rollups).members_query(definition.rule, restrict=True)
-    for chunk in _chunks(sorted(set(profile_ids)), SCAN_CHUNK):
+    compiler = vocab.compiler(engine.dialect, now, rfm, engine.rollups, engine.subset)
+    query = compiler.members_query(definition.rule, restrict=True)
+    for chunk in _chunks(sorted(set(profile_ids)), SUBSET_CHUNK if engine.subset else SCAN_CHUNK):
         query.params["ids"] = chunk
         members.update(str(r[0]) for r in engine.rows(query))
     return members
@@ -247,10 +250,12 @@ def compute_all_members(
     ANCHORS, when given, receives each returned profile's newest anchor identifier (to address timeline events).
     """
     rules = [vocab.segments[n].rule for n in names]
-    compiler = vocab.compiler(engine.dialect, now, rfm_thresholds(state), engine.rollups)
-    query = compiler.memberships_query(rules, profile_ids is not None)
+    restrict = profile_ids is not None
+    compiler = vocab.compiler(engine.dialect, now, rfm_thresholds(state), engine.rollups, restrict and engine.subset)
+    query = compiler.memberships_query(rules, restrict)
     out: dict[str, set[str]] = {n: set() for n in names}
-    chunks = [None] if profile_ids is None else list(_chunks(sorted(set(profile_ids)), SCAN_CHUNK))
+    size = SUBSET_CHUNK if engine.subset else SCAN_CHUNK
+    chunks = [None] if profile_ids is None else list(_chunks(sorted(set(profile_ids)), size))
     for chunk in chunks:
         if chunk is not None:
             query.params["ids"] = chunk
