@@ -56,6 +56,7 @@ INSERT INTO ingest_state SELECT 1, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM ingest_s
 CREATE INDEX IF NOT EXISTS events_profile_id ON events (profile_id);
 """
 PROFILE_INDEX = "CREATE INDEX IF NOT EXISTS events_profile_id ON events (profile_id);"
+BULK_CHECKPOINT = "1GB"  # write-ahead log size that triggers a checkpoint during a bulk load (default 16 MB)
 
 _COLUMNS = (
     "event_id, journal_seq, source_id, message_id, type, event, name, channel, timestamp, received_at, sent_at, "
@@ -160,6 +161,20 @@ class DuckDBEventStore:
     def apply_changes(self, changes: list[tuple[int, str, str]]) -> None:
         with self._write() as cur:
             self._apply(cur, changes)
+
+    @contextlib.contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Loading a long history at once: without the profile index, rebuilt once at the end (an indexed column
+        updated by every identity change costs a delete and an insert per row, and each commit writes the index),
+        and with automatic checkpoints rarer. The stored events are the same; readers meanwhile scan."""
+        self._con.execute("DROP INDEX IF EXISTS events_profile_id")
+        self._con.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT}'")
+        try:
+            yield
+        finally:
+            self._con.execute("RESET checkpoint_threshold")
+            self._con.execute(PROFILE_INDEX)
+            self._con.execute("CHECKPOINT")
 
     def rebuild_rollups(self) -> None:
         with self._write() as cur:
