@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import queue
 import threading
 import time
 import weakref
 from collections.abc import Callable, Hashable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,19 +21,22 @@ class _Entry:
     data: dict[str, Any] | None = None
     computed_at: float = 0.0  # time.monotonic() when the computation started
     cursors: tuple[int, int] = (-1, -1)  # the event store's (journal, identity change) cursors then
-    running: Future[None] | None = None
+    running: threading.Event | None = None  # set when the computation under way ends
     error: BaseException | None = field(default=None, repr=False)
 
 
 class Figures:
     """Figures per event store and key. A request gets the last figures at once; when new events were loaded and
-    they are over MAX_STALE seconds old, one background thread recomputes them (one computation at a time) while
-    the old ones keep serving. Only a request with no figures yet may wait for the first computation."""
+    they are over MAX_STALE seconds old, a background thread recomputes them (one computation at a time, in a
+    daemon thread that never holds up shutdown) while the old ones keep serving. Only a request with no figures
+    yet may wait for the first computation."""
 
     def __init__(self, name: str) -> None:
+        self.name = name
         self._entries: weakref.WeakKeyDictionary[Any, dict[Hashable, _Entry]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"accord-figures-{name}")
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
 
     def get(
         self,
@@ -54,30 +55,43 @@ class Figures:
             entry = self._entries.setdefault(events, {}).setdefault(key, _Entry())
             stale = entry.cursors != cursors and time.monotonic() - entry.computed_at >= max_stale
             if (entry.data is None or stale) and entry.running is None:
-                entry.error = None
-                entry.running = self._pool.submit(self._run, entry, compute, cursors)
+                entry.error, entry.running = None, threading.Event()
+                self._submit(lambda: self._run(entry, compute, cursors))
             running = entry.running
             wait = first_wait if entry.data is None else refresh_wait
         if running is not None and (wait is None or wait > 0):
-            with contextlib.suppress(FutureTimeout):
-                running.result(timeout=wait)
+            running.wait(timeout=wait)
         with self._lock:
             if entry.data is None and entry.error is not None:
                 error, entry.error = entry.error, None
                 raise error
             return entry.data
 
+    def _submit(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._work, name=f"accord-figures-{self.name}", daemon=True)
+            self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            self._jobs.get()()
+
     def _run(self, entry: _Entry, compute: Callable[[], dict[str, Any]], cursors: tuple[int, int]) -> None:
         started = time.monotonic()
         try:
             data = compute()
-        except BaseException as exc:  # kept for the waiting request; the figures already shown stay
-            log.exception("computing page figures failed")
+        except Exception as exc:  # kept for the waiting request; the figures already shown stay
+            log.exception("computing the %s figures failed", self.name)
             with self._lock:
-                entry.error, entry.running = exc, None
-            return
-        with self._lock:
-            entry.data, entry.computed_at, entry.cursors, entry.running = data, started, cursors, None
+                entry.error = exc
+                done, entry.running = entry.running, None
+        else:
+            with self._lock:
+                entry.data, entry.computed_at, entry.cursors = data, started, cursors
+                done, entry.running = entry.running, None
+        if done is not None:
+            done.set()
 
     def forget(self, events: EventStore) -> None:
         """Drop the figures of EVENTS (tests)."""
