@@ -172,7 +172,12 @@ def run(home: Path, samples: int, seed: int) -> dict[str, Any]:
                 record("segment editor (saved segment, size history)", *timed(marketer, f"/segments/{saved[0]}")[:2])
             record("journeys list", *timed(marketer, "/journeys")[:2])
             record("journey flow (abandoned-cart)", *timed(marketer, "/journeys/abandoned-cart")[:2])
-            record("messages (templates, broadcasts)", *timed(marketer, "/messages")[:2])
+            server_ms, client_ms, text = timed(marketer, "/messages")
+            record("messages (templates, broadcasts)", server_ms, client_ms)
+            sent = re.findall(r'href="/messages/broadcasts/([0-9A-Za-z]{26})"', text)
+            if sent:
+                record("broadcast report (funnel)", *timed(marketer, f"/messages/broadcasts/{sent[0]}")[:2])
+            record("segment editor (new segment)", *timed(marketer, "/segments/new")[:2])
             record("analytics page (figures load by htmx)", *timed(marketer, "/analytics")[:2])
             record("commerce stores", *timed(marketer, "/commerce")[:2])
             record("commerce store (pickups, stock)", *timed(marketer, f"/commerce/stores/{store}")[:2])
