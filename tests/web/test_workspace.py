@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from typing import Any
 
 from tests.web.conftest import STORE, Web
 
@@ -30,6 +32,17 @@ def _count(html: str) -> int:
     found = re.search(r'id="preview-count" data-count="(\d+)"', html)
     assert found, html
     return int(found.group(1))
+
+
+def _figures(web: Web) -> Any:
+    """The analytics figures once computed: a slow first computation answers with a progress note that asks again."""
+    deadline = time.monotonic() + 60
+    while True:
+        answer = web.client.get("/analytics/figures?window=30d", headers={"HX-Request": "true"})
+        if 'id="figures-pending"' not in answer.text or time.monotonic() > deadline:
+            return answer
+        assert 'hx-trigger="load delay:1s"' in answer.text
+        time.sleep(0.1)
 
 
 def _preview(web: Web, text: str, token: str) -> str:
@@ -73,7 +86,7 @@ def test_analytics_compares_attribution_models_and_scores_channels(web: Web) -> 
     web.login("a@example.com")
     page = web.client.get("/analytics")
     assert page.status_code == 200 and 'hx-get="/analytics/figures?window=30d"' in page.text
-    figures = web.client.get("/analytics/figures?window=30d", headers={"HX-Request": "true"})
+    figures = _figures(web)
     assert figures.status_code == 200 and "<html" not in figures.text
     assert 'id="attribution-chart-spec"' in figures.text and '"xOffset"' in figures.text
     for model in ("first", "last", "linear", "markov", "shapley"):
@@ -86,8 +99,8 @@ def test_analytics_compares_attribution_models_and_scores_channels(web: Web) -> 
 
     pid = web.profile_id("email:ann@example.com")
     analytics.write_scores(web.platform.state, [{"profile_id": pid, "churn_risk": 0.72, "p_alive": 0.28}])
-    page._cache.clear()
-    scored = web.client.get("/analytics/figures?window=30d", headers={"HX-Request": "true"})
+    page.FIGURES.forget(web.platform.events)
+    scored = _figures(web)
     assert 'id="churn-chart-spec"' in scored.text and '"risk": "70-80%", "profiles": 1' in scored.text
 
 

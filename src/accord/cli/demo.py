@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -55,7 +56,6 @@ def load_files(directory: Path) -> dict[str, Any]:
     from accord.collect.imports import JournalSink
     from accord.collect.segment import SourceInfo
     from accord.collect.sources import ensure_source
-    from accord.journeys import service as journeys_service
 
     s = settings()
     if running_server(s) is not None:
@@ -95,27 +95,43 @@ def load_files(directory: Path) -> dict[str, Any]:
 
         summary["commerce"] = commerce_demo.load(platform.state, directory)  # stores, catalog, demo stock levels
         summary["commerce"]["activity"] = commerce_demo.activity(platform.state, platform.journal, directory)
-        started = time.perf_counter()
-        total = platform.processor.lag()
-        with _progress() as progress:
-            task = progress.add_task("resolving identities and loading events", total=total)
-            while platform.processor.run_once():
-                progress.update(task, completed=total - platform.processor.lag())
-        platform.processor.sync_identity()
-        summary["processing_seconds"] = round(time.perf_counter() - started, 2)
-        summary["campaigns"] = _load_campaigns(platform, directory)
-        from accord.segments import service as segments
-        from accord.segments.engines import DuckDBEngine
+        summary.update(process_and_finish(platform, directory))
+    return summary
 
-        applied = segments.apply_examples(platform.state, DuckDBEngine(platform.events), platform.journal)
-        platform.processor.drain()  # the Segment Entered events
-        summary["segments"] = {r["name"]: r["size"] for r in applied}
-        journeys_service.skip_to(platform.state, platform.events.cursors()[0])  # history does not trigger journeys
-        summary["journeys"] = [j["name"] for j in journeys_service.apply_library(platform.state)]
-        from accord.loyalty.examples import apply_example
 
-        summary["loyalty"] = apply_example(platform.loyalty)  # the program starts now: history earns no points
-        summary["stats"] = platform.stats()
+DEMO_SLICE_MESSAGES = 50_000  # messages per processing slice: fewer identity-change passes over the event store
+
+
+def process_and_finish(platform: Any, directory: Path) -> dict[str, Any]:
+    """Resolve identities and load the imported events (the event store in its bulk mode, larger slices), then
+    the campaign history, the example segments and the journey library. Resumes where an interrupted load
+    stopped: the processor continues from the event store's cursor."""
+    from accord.journeys import service as journeys_service
+    from accord.segments import service as segments
+    from accord.segments.engines import DuckDBEngine
+
+    summary: dict[str, Any] = {}
+    started = time.perf_counter()
+    processor = platform.processor
+    processor.batch_messages = max(processor.batch_messages, DEMO_SLICE_MESSAGES)
+    total = processor.lag()
+    bulk = getattr(platform.events, "bulk_load", None)
+    with bulk() if bulk is not None else contextlib.nullcontext(), _progress() as progress:
+        task = progress.add_task("resolving identities and loading events", total=total)
+        while processor.run_once():
+            progress.update(task, completed=total - processor.lag())
+        processor.sync_identity()
+    summary["processing_seconds"] = round(time.perf_counter() - started, 2)
+    summary["campaigns"] = _load_campaigns(platform, directory)
+    applied = segments.apply_examples(platform.state, DuckDBEngine(platform.events), platform.journal)
+    processor.drain()  # the Segment Entered events
+    summary["segments"] = {r["name"]: r["size"] for r in applied}
+    journeys_service.skip_to(platform.state, platform.events.cursors()[0])  # history does not trigger journeys
+    summary["journeys"] = [j["name"] for j in journeys_service.apply_library(platform.state)]
+    from accord.loyalty.examples import apply_example
+
+    summary["loyalty"] = apply_example(platform.loyalty)  # the program starts now: history earns no points
+    summary["stats"] = platform.stats()
     return summary
 
 

@@ -38,6 +38,7 @@ journey_instances = sa.Table(
     sa.Column("version_no", sa.Integer(), nullable=False),
     sa.Index("ix_journey_instances_due", "state", "due_at"),
     sa.Index("ix_journey_instances_profile", "profile_id", "journey_name", "state"),
+    sa.Index("ix_journey_instances_journey_name_state", "journey_name", "state"),  # counts per journey (web2)
 )
 
 # Every step an instance ran, at most once per (instance, step): the idempotency key of its side effects.

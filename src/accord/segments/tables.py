@@ -23,6 +23,7 @@ segment_members = sa.Table(
     sa.Column("segment", sa.String(100), primary_key=True),
     sa.Column("profile_id", sa.String(26), primary_key=True),
     sa.Column("entered_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_segment_members_profile_id", "profile_id"),  # the segments of one profile (migration web2)
 )
 
 # Every entry and exit, in order: the feed journeys subscribe to (membership_changes_since).

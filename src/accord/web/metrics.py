@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-import time
-import weakref
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from accord.storage.events import EventStore
+from accord.web.figures import Figures
 
 
 def overview(events: EventStore, days: int = 30) -> dict[str, Any]:
@@ -81,26 +79,22 @@ def _day(number: int) -> str:
     return (date(1970, 1, 1) + timedelta(days=int(number))).isoformat()
 
 
-# per event store (weakly held) and number of days: (computed at, event store cursors then, figures)
-_cache: weakref.WeakKeyDictionary[Any, dict[int, tuple[float, tuple[int, int], dict[str, Any]]]] = (
-    weakref.WeakKeyDictionary()
-)
-_cache_lock = threading.Lock()
 MAX_STALE_SECONDS = 30.0
+REFRESH_WAIT_SECONDS = 0.2  # a refresh done within this is shown at once; a slower one serves the last figures
+OVERVIEWS = Figures("overview")
 
 
 def cached_overview(events: EventStore, days: int = 30) -> dict[str, Any]:
-    """The overview, recomputed when new events were loaded and the last figures are over 30 seconds old."""
-    cursors = events.cursors()
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(events, {}).get(days)
-    if hit is not None and (hit[1] == cursors or now - hit[0] < MAX_STALE_SECONDS):
-        return hit[2]
-    data = overview(events, days)
-    data["computed_at"] = datetime.now(UTC)
-    with _cache_lock:
-        _cache.setdefault(events, {})[days] = (now, cursors, data)
+    """The overview: the last figures, refreshed in the background when new events were loaded and they are over
+    30 seconds old (only the very first request for DAYS waits for the computation)."""
+
+    def compute() -> dict[str, Any]:
+        data = overview(events, days)
+        data["computed_at"] = datetime.now(UTC)
+        return data
+
+    data = OVERVIEWS.get(events, days, compute, MAX_STALE_SECONDS, first_wait=None, refresh_wait=REFRESH_WAIT_SECONDS)
+    assert data is not None  # the first computation was waited for
     return data
 
 

@@ -56,6 +56,7 @@ INSERT INTO ingest_state SELECT 1, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM ingest_s
 CREATE INDEX IF NOT EXISTS events_profile_id ON events (profile_id);
 """
 PROFILE_INDEX = "CREATE INDEX IF NOT EXISTS events_profile_id ON events (profile_id);"
+BULK_CHECKPOINT = "1GB"  # write-ahead log size that triggers a checkpoint during a bulk load (default 16 MB)
 
 _COLUMNS = (
     "event_id, journal_seq, source_id, message_id, type, event, name, channel, timestamp, received_at, sent_at, "
@@ -161,6 +162,20 @@ class DuckDBEventStore:
         with self._write() as cur:
             self._apply(cur, changes)
 
+    @contextlib.contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Loading a long history at once: without the profile index, rebuilt once at the end (an indexed column
+        updated by every identity change costs a delete and an insert per row, and each commit writes the index),
+        and with automatic checkpoints rarer. The stored events are the same; readers meanwhile scan."""
+        self._con.execute("DROP INDEX IF EXISTS events_profile_id")
+        self._con.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT}'")
+        try:
+            yield
+        finally:
+            self._con.execute("RESET checkpoint_threshold")
+            self._con.execute(PROFILE_INDEX)
+            self._con.execute("CHECKPOINT")
+
     def rebuild_rollups(self) -> None:
         with self._write() as cur:
             cur.execute("DELETE FROM event_days")
@@ -230,15 +245,20 @@ class DuckDBEventStore:
                 "GROUP BY channel ORDER BY count(*) DESC, channel",
                 [profile_id],
             ).fetchall()
+            # the profile's rows through the profile index first: with the unnest beside it in one scan, DuckDB
+            # filtered the whole log instead (62 -> 15 ms per profile at 4.6 million events)
             traits = cur.execute(
                 """
+                WITH mine AS MATERIALIZED (
+                    SELECT raw, timestamp, event_id, source_id, type FROM events WHERE profile_id = ?
+                )
                 SELECT key, arg_max(value, (timestamp, event_id)), max(timestamp),
                        arg_max(source_id, (timestamp, event_id))
                 FROM (
                     SELECT k.key AS key, json_extract(raw, '$.traits') -> k.key AS value,
                            timestamp, event_id, source_id
-                    FROM events, unnest(json_keys(json_extract(raw, '$.traits'))) AS k(key)
-                    WHERE profile_id = ? AND type = 'identify'
+                    FROM mine, unnest(json_keys(json_extract(raw, '$.traits'))) AS k(key)
+                    WHERE type = 'identify'
                 )
                 GROUP BY key ORDER BY key
                 """,

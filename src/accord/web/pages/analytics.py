@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,17 +14,12 @@ from accord.platform import Platform
 from accord.storage.events import EventStore
 from accord.users.roles import Permission
 from accord.web import charts
+from accord.web.figures import Figures
 from accord.web.render import gettext_for, render
 
 WINDOWS = ("7d", "30d", "90d")
 MAX_STALE_SECONDS = 60.0
-
-# per event store (weakly held) and lookback window: (computed at, event store cursors then, figures)
-_cache: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, tuple[int, int], dict[str, Any]]]] = (
-    weakref.WeakKeyDictionary()
-)
-_cache_lock = threading.Lock()
-
+FIGURES = Figures("analytics")  # per event store and lookback window
 
 CHURN_BINS = 10
 COHORT_PERIODS = 6
@@ -77,18 +69,10 @@ def scorecard(events: EventStore, window: str, state: Any = None) -> dict[str, A
     return {**card, **extra, "comparison": comparison, "problem": None, "computed_at": datetime.now(UTC)}
 
 
-def cached_scorecard(events: EventStore, window: str, state: Any = None) -> dict[str, Any]:
-    """The figures, recomputed when new events were loaded and the last ones are over a minute old."""
-    cursors = events.cursors()
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(events, {}).get(window)
-    if hit is not None and (hit[1] == cursors or now - hit[0] < MAX_STALE_SECONDS):
-        return hit[2]
-    data = scorecard(events, window, state)
-    with _cache_lock:
-        _cache.setdefault(events, {})[window] = (now, cursors, data)
-    return data
+def cached_scorecard(events: EventStore, window: str, state: Any = None) -> dict[str, Any] | None:
+    """The figures, computed in the background and recomputed there when new events were loaded and they are
+    over a minute old; None while the first computation runs (the progress note then asks again)."""
+    return FIGURES.get(events, window, lambda: scorecard(events, window, state), MAX_STALE_SECONDS, first_wait=0)
 
 
 class AnalyticsController(Controller):
@@ -108,6 +92,8 @@ class AnalyticsController(Controller):
         platform: Platform = request.app.state.platform
         window = window if window in WINDOWS else "30d"
         data = await asyncio.to_thread(cached_scorecard, platform.events, window, platform.state)
+        if data is None:  # still computing: the progress note stays and asks again shortly
+            return render(request, "partials/analytics_pending.html", window=window)
         _ = gettext_for(request)
         context: dict[str, Any] = {"data": data, "window": window, "periods": list(range(COHORT_PERIODS))}
         context["churn_chart"] = (
