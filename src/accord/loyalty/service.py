@@ -65,11 +65,16 @@ DEBIT = {"sqlite": _debit_statement(sa.func.max), "postgresql": _debit_statement
 SET_TIER = t.loyalty_accounts.update().where(_a.profile_id == sa.bindparam("pid")).values(tier=sa.bindparam("new_tier"))
 INSERT_ENTRY = t.loyalty_ledger.insert()
 INSERT_LOT = t.loyalty_lots.insert()
+# A burn takes the soonest-expiring points first, then the points that never expire; each read walks the partial
+# index `loyalty_lots_open` (profile, expiry, entry; open lots only), so its cost does not grow with the number of
+# lots a frequent customer holds.
+_OPEN_LOTS = sa.select(_lots.entry_id, _lots.remaining).where(
+    _lots.profile_id == sa.bindparam("pid"),
+    _lots.remaining > sa.literal_column("0"),  # a literal, so the planner can use the partial index
+)
 SELECT_LOTS = (
-    sa.select(_lots.entry_id, _lots.remaining)
-    .where(_lots.profile_id == sa.bindparam("pid"), _lots.remaining > 0)
-    .order_by(sa.case((_lots.expires_at.is_(None), 1), else_=0), _lots.expires_at, _lots.entry_id)
-    .limit(20)
+    _OPEN_LOTS.where(_lots.expires_at.is_not(None)).order_by(_lots.expires_at, _lots.entry_id).limit(20),
+    _OPEN_LOTS.where(_lots.expires_at.is_(None)).order_by(_lots.entry_id).limit(20),
 )
 SELECT_LOT = sa.select(_lots.remaining).where(_lots.entry_id == sa.bindparam("entry_id"))
 TAKE_FROM_LOT = (
@@ -627,16 +632,17 @@ class LoyaltyService:
             if take > 0:
                 conn.execute(TAKE_FROM_LOT, {"lot": entry_id, "take": take})
                 left -= take
-        while left > 0:
-            rows = conn.execute(SELECT_LOTS, {"pid": profile_id}).all()
-            if not rows:
-                break
-            for entry_id, remaining in rows:
-                take = min(left, remaining)
-                conn.execute(TAKE_FROM_LOT, {"lot": entry_id, "take": take})
-                left -= take
-                if left <= 0:
+        for statement in SELECT_LOTS:
+            while left > 0:
+                rows = conn.execute(statement, {"pid": profile_id}).all()
+                if not rows:
                     break
+                for entry_id, remaining in rows:
+                    take = min(left, remaining)
+                    conn.execute(TAKE_FROM_LOT, {"lot": entry_id, "take": take})
+                    left -= take
+                    if left <= 0:
+                        break
 
     def _retier(
         self,

@@ -54,6 +54,15 @@ loyalty_lots = sa.Table(
     sa.Column("expires_at", UTCDateTime(), nullable=True, index=True),
     sa.Column("remaining", sa.BigInteger(), nullable=False),
 )
+# the open lots of a profile in the order a burn takes them (spent lots are left out of the index)
+sa.Index(
+    "loyalty_lots_open",
+    loyalty_lots.c.profile_id,
+    loyalty_lots.c.expires_at,
+    loyalty_lots.c.entry_id,
+    sqlite_where=loyalty_lots.c.remaining > 0,
+    postgresql_where=loyalty_lots.c.remaining > 0,
+)
 
 loyalty_rewards = sa.Table(
     "loyalty_rewards",
