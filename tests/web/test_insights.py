@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,17 @@ NEW_PAGES = (
     "/analytics/value/figures",
     "/loyalty",
 )
+
+
+def _figures(web: Web, url: str) -> Any:
+    """Figures computed in the background: a slow first computation answers with a progress note asking again."""
+    deadline = time.monotonic() + 60
+    while True:
+        answer = web.client.get(url, headers={"HX-Request": "true"})
+        if 'id="figures-pending"' not in answer.text or time.monotonic() > deadline:
+            return answer
+        assert f'hx-get="{url}"' in answer.text and 'hx-trigger="load delay:1s"' in answer.text
+        time.sleep(0.1)
 
 
 def _spec(html: str, chart_id: str) -> dict[str, Any]:
@@ -43,13 +55,13 @@ def test_lift_lists_each_holdout_test_per_channel_and_the_global_control_group(w
     record_past_broadcast(web.platform.state, "Spring mail", "email", sent_at, [bob], [ann], "test")
     shares = sorted([(_control_share(ann), ann), (_control_share(bob), bob)])
     web.platform.messaging.policy.control_group_percent = (shares[0][0] + shares[1][0]) / 2  # one in, one out
-    lift._cache.clear()
+    lift.FIGURES.forget(web.platform.events)
     web.add_user("a@example.com", "analyst")
     web.login("a@example.com")
     page = web.client.get("/analytics/lift")
     assert page.status_code == 200 and 'hx-get="/analytics/lift/figures?window=7d"' in page.text
     assert 'href="/analytics/value"' in page.text  # the analytics tabs
-    figures = web.client.get("/analytics/lift/figures?window=7d", headers={"HX-Request": "true"})
+    figures = _figures(web, "/analytics/lift/figures?window=7d")
     assert figures.status_code == 200 and "<html" not in figures.text
     row = figures.text.split('class="holdout-test" data-kind="broadcast"')[1].split("</tr>")[0]
     assert "Spring mail" in row and 'data-channel="email"' in row
@@ -63,8 +75,8 @@ def test_lift_lists_each_holdout_test_per_channel_and_the_global_control_group(w
     in_control = ann if shares[0][1] == ann else bob
     assert any(r["what"] == "global control" for r in chart["data"]["values"]), in_control
     web.platform.messaging.policy.control_group_percent = 0.0
-    lift._cache.clear()
-    off = web.client.get("/analytics/lift/figures?window=3d", headers={"HX-Request": "true"})
+    lift.FIGURES.forget(web.platform.events)
+    off = _figures(web, "/analytics/lift/figures?window=3d")
     assert 'id="global-problem"' in off.text and "control_group_percent" in off.text
 
 
@@ -80,11 +92,11 @@ def test_customer_value_shows_the_clv_distribution_beside_churn_risk(web: Web) -
             {"profile_id": bob, "clv_minor": 4_000, "churn_risk": 0.85, "p_alive": 0.15, "currency": "PLN"},
         ],
     )
-    value._cache.clear()
+    value.FIGURES.forget(web.platform.events)
     web.add_user("m@example.com", "marketer")
     web.login("m@example.com")
     assert web.client.get("/analytics/value").status_code == 200
-    figures = web.client.get("/analytics/value/figures", headers={"HX-Request": "true"})
+    figures = _figures(web, "/analytics/value/figures")
     assert figures.status_code == 200 and 'id="value-source"' in figures.text
     assert 'data-value="2"' in figures.text and 'data-value="129000"' in figures.text  # 2 customers, 1,290 zł
     clv = _spec(figures.text, "clv-chart")["data"]["values"]

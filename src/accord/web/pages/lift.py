@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +13,7 @@ from accord.analytics.options import DEFAULT_CONVERSION, parse_window
 from accord.platform import Platform
 from accord.users.roles import Permission
 from accord.web import insight_charts
+from accord.web.figures import Figures
 from accord.web.render import gettext_for, render
 
 WINDOWS = ("3d", "7d", "14d", "30d")
@@ -23,10 +21,8 @@ CONFIDENCE = 0.95
 MAX_STALE_SECONDS = 60.0
 SHOWN_TESTS = 200  # the newest tests in the table (a full demo has hundreds of campaigns)
 
-_cache: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, tuple[int, int], dict[str, Any]]]] = (
-    weakref.WeakKeyDictionary()
-)
-_cache_lock = threading.Lock()
+FIRST_WAIT = 0.2  # seconds a request with no figures yet waits for them before the progress note answers
+FIGURES = Figures("lift")  # per event store and window
 
 
 def lift_of_test(test: dict[str, Any]) -> dict[str, Any] | None:
@@ -73,19 +69,12 @@ def lift_figures(platform: Platform, window: str) -> dict[str, Any]:
     return out
 
 
-def cached_lift_figures(platform: Platform, window: str) -> dict[str, Any]:
-    """The figures, recomputed when new events arrived and the last ones are over a minute old."""
-    events = platform.events
-    cursors = events.cursors()
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(events, {}).get(window)
-    if hit is not None and (hit[1] == cursors or now - hit[0] < MAX_STALE_SECONDS):
-        return hit[2]
-    data = lift_figures(platform, window)
-    with _cache_lock:
-        _cache.setdefault(events, {})[window] = (now, cursors, data)
-    return data
+def cached_lift_figures(platform: Platform, window: str) -> dict[str, Any] | None:
+    """The figures, computed in the background (recomputed there when new events arrived and they are over a
+    minute old); None while the first computation runs longer than FIRST_WAIT (the progress note asks again)."""
+    return FIGURES.get(
+        platform.events, window, lambda: lift_figures(platform, window), MAX_STALE_SECONDS, first_wait=FIRST_WAIT
+    )
 
 
 def forest_rows(data: dict[str, Any], _: Any) -> list[dict[str, Any]]:
@@ -133,6 +122,9 @@ class LiftController(Controller):
         window = window if window in WINDOWS else "7d"
         data = await asyncio.to_thread(cached_lift_figures, platform, window)
         _ = gettext_for(request)
+        if data is None:  # still measuring: the progress note stays and asks again shortly
+            url = f"/analytics/lift/figures?window={window}"
+            return render(request, "partials/figures_pending.html", url=url, message=_("Measuring every holdout test…"))
         rows = forest_rows(data, _)
         chart = (
             insight_charts.forest(rows, _("Conversion lift, percentage points"), _("Channel or group"))

@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 import statistics
-import threading
-import time
-import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,14 +14,15 @@ from accord.analytics.errors import AnalyticsError
 from accord.platform import Platform
 from accord.users.roles import Permission
 from accord.web import insight_charts
+from accord.web.figures import Figures
 from accord.web.render import Formats, gettext_for, locale_of, render
 
 CLV_BINS = 10
 RISK_BUCKETS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.0001))
 MAX_STALE_SECONDS = 300.0
 
-_cache: weakref.WeakKeyDictionary[Any, tuple[float, tuple[int, int], dict[str, Any]]] = weakref.WeakKeyDictionary()
-_cache_lock = threading.Lock()
+FIRST_WAIT = 0.2  # seconds a request with no figures yet waits for them before the progress note answers
+FIGURES = Figures("value")  # per event store
 
 
 def scored_customers(platform: Platform) -> dict[str, Any]:
@@ -96,23 +94,20 @@ def value_figures(scored: dict[str, Any]) -> dict[str, Any]:
     return out | {"risk": risk, "total": sum(values), "median": statistics.median(values)}
 
 
-def cached_value_figures(platform: Platform) -> dict[str, Any]:
-    """The figures, recomputed when new events arrived and the last ones are five minutes old."""
-    events = platform.events
-    cursors = events.cursors()
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(events)
-    if hit is not None and (hit[1] == cursors or now - hit[0] < MAX_STALE_SECONDS):
-        return hit[2]
+def value_of(platform: Platform) -> dict[str, Any]:
+    """The figures from the stored scores (or models fitted on the spot), or the reason there are none."""
     try:
         data = value_figures(scored_customers(platform))
         data["problem"] = None
     except AnalyticsError as exc:
         data = {"problem": exc.message, "customers": 0}
-    with _cache_lock:
-        _cache[events] = (now, cursors, data)
     return data
+
+
+def cached_value_figures(platform: Platform) -> dict[str, Any] | None:
+    """The figures, computed in the background (again when new events arrived and they are five minutes old);
+    None while the first computation runs longer than FIRST_WAIT (the progress note asks again)."""
+    return FIGURES.get(platform.events, "value", lambda: value_of(platform), MAX_STALE_SECONDS, first_wait=FIRST_WAIT)
 
 
 def _major(minor: float, currency: str | None) -> float:
@@ -168,6 +163,9 @@ class ValueController(Controller):
     async def figures(self, request: Request[Any, Any, Any]) -> Response[str]:
         platform: Platform = request.app.state.platform
         data = await asyncio.to_thread(cached_value_figures, platform)
+        if data is None:  # still fitting: the progress note stays and asks again shortly
+            message = gettext_for(request)("Reading the customer scores…")
+            return render(request, "partials/figures_pending.html", url="/analytics/value/figures", message=message)
         context: dict[str, Any] = {"data": data}
         if not data["problem"] and data["customers"]:
             context |= charts_of(data, Formats(locale_of(request)), gettext_for(request))
