@@ -39,8 +39,10 @@ web-messages: install
 	$(VENV)/bin/pybabel update -i web-assets/messages.pot -d src/accord/web/i18n --no-location --no-fuzzy-matching
 
 # The browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+# fonts-noto-cjk: the demo's Chinese store and customer names in the screenshots (Debian's chromium has no CJK font).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@fc-list 2>/dev/null | grep -qi "noto sans cjk" || { apt-get update -qq && apt-get install -y -qq fonts-noto-cjk; }
 
 install: $(STAMP) $(VENDOR_STAMP)
 
