@@ -36,7 +36,7 @@ web-assets: $(VENDOR_STAMP)
 # Refresh the web app's message catalogs after changing texts (then translate the new entries of each .po).
 web-messages: install
 	$(VENV)/bin/pybabel extract -F babel.cfg -k _ -k N_ -k gettext --no-location --sort-output -o web-assets/messages.pot .
-	$(VENV)/bin/pybabel update -i web-assets/messages.pot -d src/accord/web/i18n --no-location --no-fuzzy-matching
+	$(PY) web-assets/update_catalogs.py
 
 # The browser tests drive Debian's Chromium through Playwright (never `playwright install`).
 # fonts-noto-cjk: the demo's Chinese store and customer names in the screenshots (Debian's chromium has no CJK font).
