@@ -152,7 +152,7 @@ def test_grouping_does_not_depend_on_arrival_order(events: list[tuple[int, list[
 
 def merged_into(graph: IdentityGraph) -> dict[str, str | None]:
     with graph.engine.connect() as conn:
-        return dict(conn.execute(sa.select(t.profiles.c.id, t.profiles.c.merged_into)).tuples().all())
+        return dict(conn.execute(sa.select(t.profiles.c.id, t.profiles.c.merged_into)).all())
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
