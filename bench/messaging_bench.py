@@ -120,11 +120,41 @@ def process_cpu(pids: list[int]) -> float:
     return total
 
 
+def timed_plan(platform: Platform, people: list[Recipient], workers: int) -> tuple[float, float]:
+    """Plan the 'spring' template for PEOPLE in chunks of 1,000 (by WORKERS worker processes, started and warmed
+    up before the clock, or in this process); checks every recipient was queued. Returns (msg/s, msg/CPU-s)."""
+    from accord.messaging.parallel import ParallelPlanner
+
+    messaging, n = platform.messaging, len(people)
+    request = SendRequest("spring", ["sms", "email"], due_at=datetime(2031, 5, 6, 10, tzinfo=UTC), broadcast_id="BENCH")
+    batches = [[(r, f"b:{r.profile_id}") for r in people[o : o + 1000]] for o in range(0, n, 1000)]
+    planner = ParallelPlanner(messaging, workers) if workers else None
+    pids: list[int] = []
+    if planner is not None:
+        planner.warm_up(["spring"])
+        pids = planner.pids()  # the workers' CPU counts too
+    start = time.perf_counter()
+    cpu = process_cpu(pids)
+    if planner is not None:
+        planner.plan((batch, request) for batch in batches)
+    else:
+        for batch in batches:
+            with platform.state.begin() as conn:
+                messaging.plan_in(conn, batch, request)
+    elapsed = time.perf_counter() - start
+    cpu_rate = n / (process_cpu(pids) - cpu)
+    if planner is not None:
+        planner.close()
+    with platform.state.connect() as conn:
+        queued = conn.execute(sa.select(sa.func.count()).where(t.deliveries.c.status == "queued")).scalar()
+    assert queued == n, queued
+    return n / elapsed, cpu_rate
+
+
 def bench_plan(n: int, runs: int, queued_events: bool = True, workers: int = 0) -> dict[str, Any]:
     """Policy decision + render (5 locales, Babel money, tracked links, unsubscribe links) + outbox rows +
     'Message Queued' timeline events, committed in chunks of 1,000 on SQLite (the embedded default). With
     WORKERS, the chunks are planned by that many worker processes (started and warmed up before the clock)."""
-    from accord.messaging.parallel import ParallelPlanner
 
     rates, cpu_rates = [], []
     for _ in range(runs):
@@ -135,31 +165,9 @@ def bench_plan(n: int, runs: int, queued_events: bool = True, workers: int = 0) 
             messaging = platform.messaging
             messaging.loader = static_loader(people)
             messaging.emit_queued = queued_events
-            request = SendRequest(
-                "spring", ["sms", "email"], due_at=datetime(2031, 5, 6, 10, tzinfo=UTC), broadcast_id="BENCH"
-            )
-            batches = [[(r, f"b:{r.profile_id}") for r in people[o : o + 1000]] for o in range(0, n, 1000)]
-            planner = ParallelPlanner(messaging, workers) if workers else None
-            pids: list[int] = []
-            if planner is not None:
-                planner.warm_up(["spring"])
-                pids = planner.pids()  # the workers' CPU counts too
-            start = time.perf_counter()
-            cpu = process_cpu(pids)
-            if planner is not None:
-                planner.plan((batch, request) for batch in batches)
-            else:
-                for batch in batches:
-                    with platform.state.begin() as conn:
-                        messaging.plan_in(conn, batch, request)
-            elapsed = time.perf_counter() - start
-            cpu_rates.append(n / (process_cpu(pids) - cpu))
-            if planner is not None:
-                planner.close()
-            with platform.state.connect() as conn:
-                queued = conn.execute(sa.select(sa.func.count()).where(t.deliveries.c.status == "queued")).scalar()
-            assert queued == n, queued
-            rates.append(n / elapsed)
+            rate, cpu_rate = timed_plan(platform, people, workers)
+            rates.append(rate)
+            cpu_rates.append(cpu_rate)
             platform.close()
     return {
         "n": n,
@@ -198,7 +206,6 @@ def bench_promotes(n: int, runs: int, workers: int = 0) -> dict[str, Any]:
     filled with 3 items per recipient) with a template that declares no promoted items (the path before the rule
     existed) and with one that promotes a SKU nobody bought (same decisions and rendering, plus the lookup),
     alternating in each run, each on a fresh store; medians and their ratio."""
-    from accord.messaging.parallel import ParallelPlanner
 
     rates: dict[str, list[float]] = {"without": [], "with": []}
     cpu_rates: dict[str, list[float]] = {"without": [], "with": []}
@@ -215,40 +222,19 @@ def bench_promotes(n: int, runs: int, workers: int = 0) -> dict[str, Any]:
                 grant(platform, people)
                 fill_purchases(platform, people)
                 messaging.loader = static_loader(people)
-                request = SendRequest(
-                    "spring", ["sms", "email"], due_at=datetime(2031, 5, 6, 10, tzinfo=UTC), broadcast_id="BENCH"
-                )
-                batches = [[(r, f"b:{r.profile_id}") for r in people[o : o + 1000]] for o in range(0, n, 1000)]
-                planner = ParallelPlanner(messaging, workers) if workers else None
-                pids: list[int] = []
-                if planner is not None:
-                    planner.warm_up(["spring"])
-                    pids = planner.pids()
-                start = time.perf_counter()
-                cpu = process_cpu(pids)
-                if planner is not None:
-                    planner.plan((batch, request) for batch in batches)
-                else:
-                    for batch in batches:
-                        with platform.state.begin() as conn:
-                            messaging.plan_in(conn, batch, request)
-                elapsed = time.perf_counter() - start
-                cpu_rates[variant].append(n / (process_cpu(pids) - cpu))
-                if planner is not None:
-                    planner.close()
-                with platform.state.connect() as conn:
-                    queued = conn.execute(sa.select(sa.func.count()).where(t.deliveries.c.status == "queued")).scalar()
-                assert queued == n, queued
-                rates[variant].append(n / elapsed)
+                rate, cpu_rate = timed_plan(platform, people, workers)
+                rates[variant].append(rate)
+                cpu_rates[variant].append(cpu_rate)
                 if variant == "with":  # the lookup alone, chunk by chunk as the planner does it
                     from accord.messaging.purchases import Promotion, bought
 
                     promotion = Promotion(("SKU-PROMO",))
                     start = time.perf_counter()
+                    chunks = [people[o : o + 1000] for o in range(0, n, 1000)]
                     with platform.state.connect() as conn:
-                        for batch in batches:
-                            bought(conn, [r.profile_id for r, _ in batch], promotion, utcnow())
-                    lookups.append((time.perf_counter() - start) / len(batches) * 1000)
+                        for chunk in chunks:
+                            bought(conn, [r.profile_id for r in chunk], promotion, utcnow())
+                    lookups.append((time.perf_counter() - start) / len(chunks) * 1000)
                 platform.close()
     without, with_ = statistics.median(rates["without"]), statistics.median(rates["with"])
     cpu_without, cpu_with = statistics.median(cpu_rates["without"]), statistics.median(cpu_rates["with"])
