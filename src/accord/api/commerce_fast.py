@@ -36,7 +36,8 @@ _decode_earn = msgspec.json.Decoder(EarnIn).decode
 _decode_burn = msgspec.json.Decoder(BurnIn).decode
 _encode = msgspec.json.Encoder().encode
 _LOYALTY_WRITE = re.compile(r"^/api/v1/loyalty/([^/]+)/(earn|burn)$")
-Answer = tuple[int, bytes]
+Answer = tuple[int, bytes]  # HTTP status, JSON body
+Handler = Callable[[Scope, Receive], Awaitable[Answer]]
 
 
 class _BadRequest(Exception):
@@ -56,23 +57,30 @@ class CommerceFastPath:
         self.litestar = inner
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path, method = scope.get("path", ""), scope.get("method")
-            if path == "/api/v1/reservations" and method == "POST":
-                await self._answer(send, self._reserve, scope, receive, 201)
-                return
-            if path == "/api/v1/availability" and method == "GET":
-                await self._answer(send, self._availability, scope, receive, 200)
-                return
-            if method == "POST":
-                written = self._written(path)
-                if written is not None:
-                    await self._answer_raw(send, written, scope, receive)
-                    return
-        await self.app(scope, receive, send)
+        handler = self._route(scope["path"], scope.get("method")) if scope["type"] == "http" else None
+        if handler is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            self._authorise(scope)
+            status, body = await handler(scope, receive)
+        except _BadRequest as exc:
+            status, body = exc.status, error_body(exc.code, exc.message)
+        except CommerceError as exc:
+            status, body = exc.status, error_body(exc.code, exc.message)
+        except Exception as exc:  # never a bare 500 without the error shape
+            _log.exception("unhandled error in the commerce fast path")
+            status, body = 500, error_body("internal_error", f"{type(exc).__name__}: the server failed to handle this")
+        await _send(send, status, body)
 
-    def _written(self, path: str) -> Callable[[Scope, bytes], Awaitable[Answer]] | None:
-        """The handler of a coupon or points call at PATH, or None when this front does not take it."""
+    def _route(self, path: str, method: object) -> Handler | None:
+        """The handler of PATH and METHOD, or None when this front does not take the request."""
+        if method == "GET":
+            return self._availability if path == "/api/v1/availability" else None
+        if method != "POST":
+            return None
+        if path == "/api/v1/reservations":
+            return self._reserve
         if path == "/api/v1/coupons/validate":
             return self._validate
         if path == "/api/v1/coupons/redeem":
@@ -82,46 +90,21 @@ class CommerceFastPath:
             return None
         profile_id, action = match.group(1), match.group(2)
 
-        async def points(scope: Scope, body: bytes) -> Answer:
-            platform = self.litestar.state.platform
+        async def points(scope: Scope, receive: Receive) -> Answer:
+            platform, body = self.litestar.state.platform, await _body(receive)
             if action == "earn":
                 return await earn_points(platform, profile_id, _decoded(_decode_earn, body, "earn request"))
             return await burn_points(platform, profile_id, _decoded(_decode_burn, body, "burn request"))
 
         return points
 
-    async def _validate(self, scope: Scope, body: bytes) -> Answer:
-        return await validate_coupon(self.litestar.state.platform, _decoded(_decode_coupon, body, "coupon"))
+    async def _validate(self, scope: Scope, receive: Receive) -> Answer:
+        data = _decoded(_decode_coupon, await _body(receive), "coupon")
+        return await validate_coupon(self.litestar.state.platform, data)
 
-    async def _redeem(self, scope: Scope, body: bytes) -> Answer:
-        data = _decoded(_decode_coupon, body, "coupon")
+    async def _redeem(self, scope: Scope, receive: Receive) -> Answer:
+        data = _decoded(_decode_coupon, await _body(receive), "coupon")
         return await redeem_coupon(self.litestar.state.platform, data, _header(scope, b"idempotency-key"))
-
-    async def _answer_raw(
-        self, send: Send, handler: Callable[[Scope, bytes], Awaitable[Answer]], scope: Scope, receive: Receive
-    ) -> None:
-        try:
-            self._authorise(scope)
-            status, body = await handler(scope, await _body(receive))
-        except _BadRequest as exc:
-            status, body = exc.status, error_body(exc.code, exc.message)
-        except Exception as exc:  # never a bare 500 without the error shape
-            _log.exception("unhandled error in the commerce fast path")
-            status, body = 500, error_body("internal_error", f"{type(exc).__name__}: the server failed to handle this")
-        await _send(send, status, body)
-
-    async def _answer(self, send: Send, handler: Any, scope: Scope, receive: Receive, ok: int) -> None:
-        try:
-            self._authorise(scope)
-            status, body = ok, _encode(await handler(scope, receive))
-        except _BadRequest as exc:
-            status, body = exc.status, error_body(exc.code, exc.message)
-        except CommerceError as exc:
-            status, body = exc.status, error_body(exc.code, exc.message)
-        except Exception as exc:  # never a bare 500 without the error shape
-            _log.exception("unhandled error in the commerce fast path")
-            status, body = 500, error_body("internal_error", f"{type(exc).__name__}: the server failed to handle this")
-        await _send(send, status, body)
 
     def _authorise(self, scope: Scope) -> None:
         expected: str = self.litestar.state.admin_token
@@ -132,7 +115,7 @@ class CommerceFastPath:
                     return
         raise _BadRequest(401, "unauthorized", "a valid admin bearer token is required (Authorization: Bearer ...)")
 
-    async def _reserve(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+    async def _reserve(self, scope: Scope, receive: Receive) -> Answer:
         data = _decoded(_decode_reservation, await _body(receive), "reservation")
         platform = self.litestar.state.platform
         key = data.idempotency_key
@@ -146,9 +129,9 @@ class CommerceFastPath:
             raise _BadRequest(status, code, str(getattr(exc, "detail", exc))) from exc
         desk: ReservationDesk = self.litestar.state.commerce_desk
         held = await asyncio.wrap_future(desk.submit(*args))
-        return held.as_dict()
+        return 201, _encode(held.as_dict())
 
-    async def _availability(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+    async def _availability(self, scope: Scope, receive: Receive) -> Answer:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
 
         def one(name: str, default: str | None = None) -> str:
@@ -168,7 +151,8 @@ class CommerceFastPath:
             raise _BadRequest(400, "bad_request", f"invalid query parameter: {exc}") from exc
         kinds = tuple(k.strip() for k in one("kind", "store").split(",") if k.strip())
         state = self.litestar.state.platform.state
-        return {"sku": sku, "locations": commerce.availability(state, sku, lat, lon, limit, kinds, radius_km)}
+        found = commerce.availability(state, sku, lat, lon, limit, kinds, radius_km)
+        return 200, _encode({"sku": sku, "locations": found})
 
 
 async def _body(receive: Receive) -> bytes:
