@@ -24,6 +24,7 @@ class Settings:
     resolver: str = "process"
     processing: bool = True
     processing_share: float = 0.1  # of the SQLite write lock the processing worker keeps while the intake waits
+    gc_settle: bool = True  # server and worker freeze their start-up heap (accord/heap.py); off only to compare
 
     @property
     def events_path(self) -> Path:
@@ -69,6 +70,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         resolver=env.get("ACCORD_RESOLVER", "process"),
         processing=env.get("ACCORD_PROCESSING", "on").lower() not in ("off", "0", "false", "no"),
         processing_share=_share(env.get("ACCORD_PROCESSING_SHARE", "0.1")),
+        gc_settle=env.get("ACCORD_GC_SETTLE", "on").lower() not in ("off", "0", "false", "no"),
     )
 
 

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import atexit
 import gc
-import os
 
 YOUNG_THRESHOLD = 20_000  # allocations minus deallocations between young collections (Python's default: 700)
 
 
 def settle() -> None:
     """Collect once, then freeze everything alive now so later full collections only walk newer objects."""
-    if os.environ.get("ACCORD_GC_SETTLE") == "0":  # a diagnostic switch: measure without it
-        return
     gc.collect()
     gc.freeze()
     atexit.register(gc.unfreeze)  # let the final collection at exit see them (native extensions check for leaks)

@@ -104,6 +104,7 @@ def create_app(settings: Settings, platform: Platform | None = None, *, settle_h
                 worker_process=settings.resolver == "process",
                 state_url=settings.state_url,
                 lock_share=settings.processing_share,
+                settle_heap=settle_heap,
             )
             plat.journey_runner.start()
             plat.segments.start()  # time-driven re-evaluation of rolling windows

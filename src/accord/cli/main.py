@@ -93,7 +93,7 @@ def serve(
     if (client := running_server(s)) is not None:
         client.close()
         raise fail(f"a server already runs for ACCORD_HOME={s.home}")
-    app_ = CommerceFastPath(CollectFastPath(create_app(s, settle_heap=True)))
+    app_ = CommerceFastPath(CollectFastPath(create_app(s, settle_heap=s.gc_settle)))
     s.home.mkdir(parents=True, exist_ok=True)
     record = server_record(s, host, port)
     console.print(

@@ -121,10 +121,15 @@ class Processor:
         self._wake.set()
 
     def start(
-        self, worker_process: bool = False, state_url: str | None = None, lock_share: float | None = None
+        self,
+        worker_process: bool = False,
+        state_url: str | None = None,
+        lock_share: float | None = None,
+        settle_heap: bool = False,
     ) -> None:
         """Run in a background thread until stop(); resolve in a worker process if asked (which keeps about
-        LOCK_SHARE of the SQLite write lock while the intake waits for it)."""
+        LOCK_SHARE of the SQLite write lock while the intake waits for it, and freezes its start-up heap when
+        SETTLE_HEAP, see accord/heap.py)."""
         if worker_process:
             if state_url is None:
                 raise ValueError("a worker process needs the state store URL")
@@ -132,7 +137,7 @@ class Processor:
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=worker_init,
-                initargs=(state_url, self.graph.rules, lock_share),
+                initargs=(state_url, self.graph.rules, lock_share, settle_heap),
             )
             self._pool.submit(worker_ready)  # spawn it now: the first events should not wait for its start-up
         self._thread = threading.Thread(target=self._loop, name="accord-processor", daemon=True)

@@ -179,7 +179,9 @@ _worker: Resolver | None = None
 WORKER_WRITE_CHUNK = 25  # messages per state-store transaction of the worker (see Resolver)
 
 
-def worker_init(state_url: str, rules: IdentityRules, lock_share: float | None = None) -> None:
+def worker_init(
+    state_url: str, rules: IdentityRules, lock_share: float | None = None, settle_heap: bool = False
+) -> None:
     """Open the state store in the worker process, which yields the CPU to the intake when both want it, and
     the SQLite write lock too: while the intake waits for it, the worker holds it about LOCK_SHARE of the time
     (processing falls behind during a burst of intake and catches up after it)."""
@@ -191,7 +193,8 @@ def worker_init(state_url: str, rules: IdentityRules, lock_share: float | None =
     journal = Journal(engine)
     journal.turn.share = lock_share if lock_share is not None and lock_share < 1.0 else None
     _worker = Resolver(journal, IdentityGraph(engine, rules), write_chunk=WORKER_WRITE_CHUNK)
-    heap.settle()
+    if settle_heap:
+        heap.settle()
 
 
 def _exit_with_parent() -> None:
