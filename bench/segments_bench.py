@@ -63,13 +63,13 @@ SELECT profile_id FROM t
 WHERE country IN ('PL', 'DK') AND store_orders >= 2 AND views >= 1 AND recent_orders = 0 AND revenue >= 10000
 """
 
-# The same segment over the daily tables, written by hand: one filtered sub-query per condition, whole days from
-# event_days and the partial day at each window's edge from the events ($y/$m/$r the edges, $yd/$md/$rd the
-# next midnights).
+# The same segment over the derived tables, written by hand: the country from event_traits, one filtered
+# sub-query per condition, whole days from event_days and the partial day at each window's edge from the events
+# ($y/$m/$r the edges, $yd/$md/$rd the next midnights).
 HAND_WRITTEN_DAILY = """
 WITH c AS (
-  SELECT profile_id, arg_max(json_extract_string(raw, '$.traits.country'), (timestamp, event_id)) AS country
-  FROM events WHERE type = 'identify' AND json_extract_string(raw, '$.traits.country') IS NOT NULL
+  SELECT profile_id, arg_max(json_extract_string(traits, '$.country'), (timestamp, event_id)) AS country
+  FROM event_traits WHERE json_extract_string(traits, '$.country') IS NOT NULL
   GROUP BY profile_id),
 so AS (SELECT profile_id, sum(n) AS n FROM (
     SELECT profile_id, events AS n FROM event_days WHERE event = 'Order Completed' AND channel = 'store' AND day >= $yd
@@ -87,6 +87,19 @@ SELECT c.profile_id FROM c JOIN so USING (profile_id) JOIN pv USING (profile_id)
 WHERE c.country IN ('PL', 'DK') AND so.n >= 2 AND rev.v >= 10000
   AND c.profile_id NOT IN (SELECT profile_id FROM ro)
 """
+
+
+# A track payload as an SDK sends it (~500 bytes: properties, context with user agent, page, library): the log keeps
+# every message whole, and its size is what a read of `raw` costs (DuckDB decodes it vector by vector).
+TRACK_RAW = (
+    '\'{"type":"track","properties":{"product_id":"sku-\' || (h % 5000) || \'","name":"Product \' || '
+    '(h % 99991) || \' with a descriptive title","price":\' || (h % 997) || \',"currency":"PLN","category":'
+    '"Shoes/Running/\' || (h % 13) || \'"},"context":{"ip":"10.\' || (h % 255) || \'.\' || (i % 255) || '
+    '\'.1","userAgent":"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.\' || '
+    '(h % 4000) || \' Safari/537.36","page":{"url":"https://shop.example/p/\' || (h % 50000) || '
+    '\'","referrer":"https://www.google.com/search?q=\' || (i % 100000) || \'"},"library":{"name":'
+    '"analytics.js","version":"5.2.0"}},"messageId":"\' || md5(i::VARCHAR) || \'"}\''
+)
 
 
 def generate(store: DuckDBEventStore, profiles: int, events: int) -> float:
@@ -113,7 +126,8 @@ def generate(store: DuckDBEventStore, profiles: int, events: int) -> float:
                    CASE WHEN i < {profiles}
                         THEN '{{"type":"identify","traits":{{"country":"' ||
                              ['PL', 'DK', 'GB', 'RU', 'KZ', 'CN'][1 + pid % 6] || '"}}}}'
-                        ELSE '{{"type":"track"}}' END
+                        ELSE {TRACK_RAW} END,
+                   NULL  -- profile_key: the store keys the events when it opens the file (storage/events/keys.py)
             FROM (SELECT i, (hash(i) % 1000000000000)::BIGINT AS h,
                          CASE WHEN i < {profiles} THEN i ELSE (hash(i * 7) % {profiles})::BIGINT END AS pid
                   FROM range({events}) AS r(i))

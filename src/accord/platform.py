@@ -87,7 +87,8 @@ class Platform:
             "accepted_messages": self.journal.count_messages(),
             "rejected_messages": self.journal.count_rejects(),
             "processing_lag": max(self.journal.last_seq() - journal_seq, 0),
-            "processor_error": self.processor.last_error,
+            # a failed slice, or a staged slice the event store's writer keeps retrying
+            "processor_error": self.processor.last_error or self.events.write_error,
         }
 
     @cached_property
@@ -147,7 +148,9 @@ def open_platform(settings: Settings, read_only_events: bool = False) -> Platfor
     segments = SegmentRuntime(
         state, DuckDBEngine(events), journal, graph.changes_since, lambda pid: identity_queries.merges_of(state, pid)
     )
-    processor.add_listener(segments.on_events)  # before journeys: they see membership as of the same events
+    # staged: membership follows a slice as soon as it is resolved, without waiting for its write (and before
+    # journeys, which see membership as of the same events)
+    processor.add_listener(segments.on_events, staged=segments.engine.subset)
     committer = GroupCommitter(state, partial(_emit_staged, journal))  # one commit for many redemptions/burns
     offers = OfferService(state, journal, committer)
     loyalty = LoyaltyService(state, journal, committer)

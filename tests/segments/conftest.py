@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from accord.segments.engines import ChdbEngine, DuckDBEngine, QueryEngine, load_chdb_from_parquet
+from accord.storage.events import EVENT_COLUMNS
 from accord.storage.events.duckdb import DuckDBEventStore
 
 from .fixtures import duck_store, scenario
@@ -26,7 +27,7 @@ def chdb_session() -> Iterator[Any]:
 def engines_for(rows: list[dict[str, Any]], tmp_path: Path, chdb_session: Any) -> dict[str, QueryEngine]:
     store = duck_store(tmp_path / "events.duckdb", rows)
     parquet = tmp_path / "events.parquet"
-    store.query(f"COPY events TO '{parquet}' (FORMAT parquet)")
+    store.query(f"COPY (SELECT {', '.join(EVENT_COLUMNS)} FROM events) TO '{parquet}' (FORMAT parquet)")
     database = "t_" + secrets.token_hex(4)
     load_chdb_from_parquet(chdb_session, str(parquet), database)
     return {

@@ -184,16 +184,22 @@ def _message(item: tuple[str, str, str, int], i: int) -> dict[str, Any]:
     return {"type": "alias", "userId": user, "previousId": f"{arg}", "messageId": f"m{i}", "timestamp": at}
 
 
-@pytest.mark.parametrize("subset", [True, False], ids=["touched-events", "restricted-daily-tables"])
+@pytest.mark.parametrize(
+    ("subset", "staged"),
+    [(True, False), (False, False), (True, True)],
+    ids=["touched-events", "restricted-daily-tables", "staged-slices"],
+)
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=st.lists(st.lists(event_strategy, min_size=1, max_size=5), min_size=1, max_size=5))
 def test_incremental_membership_equals_full_evaluation(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subset: bool, batches: list[list[Any]]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subset: bool, staged: bool, batches: list[list[Any]]
 ) -> None:
     """Incremental evaluation (the touched profiles' events read once, the DuckDB default, two profiles per query
-    here; or the compiled query restricted to them over the daily tables) keeps exactly the members of a full
-    evaluation."""
+    here; or the compiled query restricted to them over the daily tables; or, as in the server, slices staged by
+    the processor's background loop and evaluated before the slow writer has written them) keeps exactly the
+    members of a full evaluation."""
     import secrets
+    import time
 
     monkeypatch.setattr(service, "SUBSET_CHUNK", 2)
 
@@ -203,6 +209,15 @@ def test_incremental_membership_equals_full_evaluation(
         runtime_engine = platform.segments.engine
         assert isinstance(runtime_engine, DuckDBEngine) and runtime_engine.subset  # the default
         runtime_engine.subset = subset
+        if staged:
+            write = platform.events._load  # type: ignore[attr-defined]
+
+            def slow_write(*args: Any) -> None:
+                time.sleep(0.05)  # the runtime evaluates the staged slice meanwhile
+                write(*args)
+
+            monkeypatch.setattr(platform.events, "_load", slow_write)
+            platform.processor.start()
         source = add_source(platform.state, "mixed", "web")
         engine = DuckDBEngine(platform.events)
         assert engine.rollups

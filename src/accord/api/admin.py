@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from accord.collect.channels import CHANNELS
 from accord.collect.errors import CollectError
@@ -66,7 +67,7 @@ class AdminController(Controller):
         return [dataclasses.asdict(s) for s in await asyncio.to_thread(list_sources, _platform(request).state)]
 
     @post("/sources", summary="Create a source (returns its write key)", status_code=201)
-    async def add_source(self, request: Request[Any, Any, Any], data: SourceIn) -> dict[str, Any]:
+    async def add_source(self, request: Request[Any, Any, Any], data: JSONBody[SourceIn]) -> dict[str, Any]:
         try:
             source = await asyncio.to_thread(add_source, _platform(request).state, data.name, data.channel)
         except CollectError as exc:
@@ -78,7 +79,7 @@ class AdminController(Controller):
         return list(CHANNELS)
 
     @get("/profiles/resolve", summary="Find the profile holding an identifier (TYPE:VALUE)")
-    async def resolve(self, request: Request[Any, Any, Any], identifier: str) -> dict[str, Any]:
+    async def resolve(self, request: Request[Any, Any, Any], identifier: FromQuery[str]) -> dict[str, Any]:
         platform = _platform(request)
         try:
             pid = await asyncio.to_thread(profiles.resolve, platform.state, platform.rules, identifier)
@@ -89,7 +90,7 @@ class AdminController(Controller):
         return {"profile_id": pid, "identifier": identifier}
 
     @get("/profiles/{profile_id:str}", summary="One profile: identifiers, traits, channels, first/last seen")
-    async def profile(self, request: Request[Any, Any, Any], profile_id: str) -> dict[str, Any]:
+    async def profile(self, request: Request[Any, Any, Any], profile_id: FromPath[str]) -> dict[str, Any]:
         platform = _platform(request)
         view = await asyncio.to_thread(profiles.profile_view, platform.state, platform.events, profile_id)
         if view is None:
@@ -102,11 +103,11 @@ class AdminController(Controller):
     async def events(
         self,
         request: Request[Any, Any, Any],
-        profile_id: str,
-        limit: int = 50,
-        cursor: str | None = None,
-        channel: str | None = None,
-        order: str = "asc",
+        profile_id: FromPath[str],
+        limit: FromQuery[int] = 50,
+        cursor: FromQuery[str | None] = None,
+        channel: FromQuery[str | None] = None,
+        order: FromQuery[str] = "asc",
     ) -> dict[str, Any]:
         platform = _platform(request)
         if not 1 <= limit <= 1000:
@@ -124,7 +125,7 @@ class AdminController(Controller):
         return page
 
     @get("/profiles/{profile_id:str}/merges", summary="Merges, regroupings and unmerges of the profile")
-    async def merges(self, request: Request[Any, Any, Any], profile_id: str) -> dict[str, Any]:
+    async def merges(self, request: Request[Any, Any, Any], profile_id: FromPath[str]) -> dict[str, Any]:
         platform = _platform(request)
         result = await asyncio.to_thread(profiles.merge_history, platform.state, profile_id)
         if result is None:
@@ -136,7 +137,9 @@ class AdminController(Controller):
         summary="Detach an identifier and its events into a new profile",
         status_code=200,
     )
-    async def unmerge(self, request: Request[Any, Any, Any], profile_id: str, data: UnmergeIn) -> dict[str, Any]:
+    async def unmerge(
+        self, request: Request[Any, Any, Any], profile_id: FromPath[str], data: JSONBody[UnmergeIn]
+    ) -> dict[str, Any]:
         platform = _platform(request)
         try:
             result = await asyncio.to_thread(profiles.unmerge, platform.graph, profile_id, data.identifier, data.reason)
@@ -148,5 +151,5 @@ class AdminController(Controller):
         return result
 
     @get("/identity/conflicts", summary="Identity conflicts recorded for review")
-    async def conflicts(self, request: Request[Any, Any, Any], status: str = "open") -> list[dict[str, Any]]:
+    async def conflicts(self, request: Request[Any, Any, Any], status: FromQuery[str] = "open") -> list[dict[str, Any]]:
         return await asyncio.to_thread(profiles.conflicts, _platform(request).state, status or None)

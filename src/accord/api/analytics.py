@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import HTTPException
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from accord.analytics.errors import AnalyticsError, InvalidInput
 from accord.analytics.options import DEFAULT_CONVERSION, parse_window
@@ -198,14 +199,14 @@ class AnalyticsController(Controller):
     async def attribution(
         self,
         request: Request[Any, Any, Any],
-        model: str = "all",
-        window: str = "30d",
-        conversion: str = DEFAULT_CONVERSION,
-        start: str | None = None,
-        end: str | None = None,
-        order: int = 1,
-        half_life: float = 7.0,
-        currency: str | None = None,
+        model: FromQuery[str] = "all",
+        window: FromQuery[str] = "30d",
+        conversion: FromQuery[str] = DEFAULT_CONVERSION,
+        start: FromQuery[str | None] = None,
+        end: FromQuery[str | None] = None,
+        order: FromQuery[int] = 1,
+        half_life: FromQuery[float] = 7.0,
+        currency: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         from accord.analytics import service
 
@@ -224,7 +225,10 @@ class AnalyticsController(Controller):
 
     @get("/attribution.svg", summary="Chart comparing the attribution models (SVG)", media_type="image/svg+xml")
     async def attribution_chart(
-        self, request: Request[Any, Any, Any], window: str = "30d", conversion: str = DEFAULT_CONVERSION
+        self,
+        request: Request[Any, Any, Any],
+        window: FromQuery[str] = "30d",
+        conversion: FromQuery[str] = DEFAULT_CONVERSION,
     ) -> Response[bytes]:
         from accord.analytics import charts, service
 
@@ -236,23 +240,23 @@ class AnalyticsController(Controller):
     async def channels(
         self,
         request: Request[Any, Any, Any],
-        window: str = "30d",
-        conversion: str = DEFAULT_CONVERSION,
-        start: str | None = None,
-        end: str | None = None,
-        confidence: float = 0.95,
+        window: FromQuery[str] = "30d",
+        conversion: FromQuery[str] = DEFAULT_CONVERSION,
+        start: FromQuery[str | None] = None,
+        end: FromQuery[str | None] = None,
+        confidence: FromQuery[float] = 0.95,
     ) -> dict[str, Any]:
         return await _scorecard(_platform(request), window, conversion, start, end, confidence)
 
     @post("/spend", summary="Import ad spend rows (date, channel, cost or cost_minor, currency, campaign)",
           status_code=200)  # fmt: skip
-    async def spend_import(self, request: Request[Any, Any, Any], data: SpendIn) -> dict[str, Any]:
+    async def spend_import(self, request: Request[Any, Any, Any], data: JSONBody[SpendIn]) -> dict[str, Any]:
         from accord.analytics import service
 
         return await _run(service.import_spend, _platform(request).state, data.rows, data.source)
 
     @post("/spend.csv", summary="Import ad spend from a CSV body (first line names the columns)", status_code=200)
-    async def spend_import_csv(self, request: Request[Any, Any, Any], source: str = "api") -> dict[str, Any]:
+    async def spend_import_csv(self, request: Request[Any, Any, Any], source: FromQuery[str] = "api") -> dict[str, Any]:
         from accord.analytics import service
         from accord.analytics.spend import rows_from_csv_text
 
@@ -265,14 +269,14 @@ class AnalyticsController(Controller):
 
     @get("/spend", summary="Imported ad spend by day, channel and campaign (start..end inclusive, ISO dates)")
     async def spend(
-        self, request: Request[Any, Any, Any], start: str | None = None, end: str | None = None
+        self, request: Request[Any, Any, Any], start: FromQuery[str | None] = None, end: FromQuery[str | None] = None
     ) -> list[dict[str, Any]]:
         from accord.analytics import service
 
         return await _run(service.read_spend, _platform(request).state, _day(start, "start"), _day(end, "end"))
 
     @post("/attribution/paths", summary="Attribution of posted paths (the rows of a paths file)", status_code=200)
-    async def attribution_paths(self, data: PathsIn) -> dict[str, Any]:
+    async def attribution_paths(self, data: JSONBody[PathsIn]) -> dict[str, Any]:
         from accord.analytics import service
 
         table = await _run(service.table_of_rows, data.rows)
@@ -284,7 +288,7 @@ class AnalyticsController(Controller):
 
     @post("/clv/transactions", summary="BG/NBD + Gamma-Gamma on posted transactions (the rows of a file)",
           status_code=200)  # fmt: skip
-    async def clv_transactions(self, data: TransactionsIn) -> dict[str, Any]:
+    async def clv_transactions(self, data: JSONBody[TransactionsIn]) -> dict[str, Any]:
         from accord.analytics import service
 
         table = await _run(service.table_of_rows, data.rows)
@@ -298,11 +302,11 @@ class AnalyticsController(Controller):
     async def broadcast_lift(
         self,
         request: Request[Any, Any, Any],
-        name: str,
-        window: str = "7d",
-        conversion: str = DEFAULT_CONVERSION,
-        control: str = "holdout",
-        confidence: float = 0.95,
+        name: FromPath[str],
+        window: FromQuery[str] = "7d",
+        conversion: FromQuery[str] = DEFAULT_CONVERSION,
+        control: FromQuery[str] = "holdout",
+        confidence: FromQuery[float] = 0.95,
     ) -> dict[str, Any]:
         return await _broadcast_lift(_platform(request), name, window, conversion, control, confidence)
 
@@ -310,10 +314,10 @@ class AnalyticsController(Controller):
     async def global_control_lift(
         self,
         request: Request[Any, Any, Any],
-        start: str | None = None,
-        end: str | None = None,
-        conversion: str = DEFAULT_CONVERSION,
-        confidence: float = 0.95,
+        start: FromQuery[str | None] = None,
+        end: FromQuery[str | None] = None,
+        conversion: FromQuery[str] = DEFAULT_CONVERSION,
+        confidence: FromQuery[float] = 0.95,
     ) -> dict[str, Any]:
         from accord.analytics import service
         from accord.analytics_sources import in_global_control
@@ -327,11 +331,11 @@ class AnalyticsController(Controller):
     @get("/sample-size", summary="Members needed per group to detect an effect (a rate with baseline, or sd)")
     async def sample_size(
         self,
-        effect: float,
-        baseline: float | None = None,
-        sd: float | None = None,
-        alpha: float = 0.05,
-        power: float = 0.8,
+        effect: FromQuery[float],
+        baseline: FromQuery[float | None] = None,
+        sd: FromQuery[float | None] = None,
+        alpha: FromQuery[float] = 0.05,
+        power: FromQuery[float] = 0.8,
     ) -> dict[str, Any]:
         from accord.analytics.lift import sample_size_means, sample_size_proportions
 
@@ -348,14 +352,14 @@ class AnalyticsController(Controller):
     async def chart(
         self,
         request: Request[Any, Any, Any],
-        name: str,
-        window: str | None = None,
-        conversion: str = DEFAULT_CONVERSION,
-        by: str = "month",
-        periods: int = 12,
-        broadcast: str | None = None,
-        journey: str | None = None,
-        metric: str = "converted",
+        name: FromPath[str],
+        window: FromQuery[str | None] = None,
+        conversion: FromQuery[str] = DEFAULT_CONVERSION,
+        by: FromQuery[str] = "month",
+        periods: FromQuery[int] = 12,
+        broadcast: FromQuery[str | None] = None,
+        journey: FromQuery[str | None] = None,
+        metric: FromQuery[str] = "converted",
     ) -> Response[bytes]:
         from accord.analytics import charts, service
 
@@ -392,7 +396,7 @@ class AnalyticsController(Controller):
         return Response(body, media_type=media)
 
     @post("/lift", summary="Lift of each group against the control group (z-test for 0/1, Welch for amounts)")
-    async def lift(self, data: LiftIn) -> dict[str, Any]:
+    async def lift(self, data: JSONBody[LiftIn]) -> dict[str, Any]:
         import numpy as np
 
         from accord.analytics.lift import lift_report
@@ -405,12 +409,12 @@ class AnalyticsController(Controller):
 
     @get("/lift/journey/{name:str}", summary="Conversion of a journey's entrants against its holdout, with CI and test")
     async def journey_lift(
-        self, request: Request[Any, Any, Any], name: str, confidence: float = 0.95
+        self, request: Request[Any, Any, Any], name: FromPath[str], confidence: FromQuery[float] = 0.95
     ) -> dict[str, Any]:
         return await _journey_lift(_platform(request), name, confidence)
 
     @post("/clv", summary="Fit BG/NBD + Gamma-Gamma on purchases and write the scores to profiles", status_code=200)
-    async def clv(self, request: Request[Any, Any, Any], data: ClvIn) -> dict[str, Any]:
+    async def clv(self, request: Request[Any, Any, Any], data: JSONBody[ClvIn]) -> dict[str, Any]:
         from accord.analytics import service
 
         platform = _platform(request)
@@ -429,7 +433,7 @@ class AnalyticsController(Controller):
         return summary
 
     @get("/scores/{profile_id:str}", summary="Computed scores of one profile (CLV, P(alive), churn, next purchase)")
-    async def scores(self, request: Request[Any, Any, Any], profile_id: str) -> dict[str, Any]:
+    async def scores(self, request: Request[Any, Any, Any], profile_id: FromPath[str]) -> dict[str, Any]:
         from accord.analytics import service
 
         found = await _run(service.read_scores, _platform(request).state, [profile_id])
@@ -441,7 +445,9 @@ class AnalyticsController(Controller):
         return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
 
     @get("/rfm", summary="RFM scores and segments per profile")
-    async def rfm(self, request: Request[Any, Any, Any], conversion: str = DEFAULT_CONVERSION) -> list[dict[str, Any]]:
+    async def rfm(
+        self, request: Request[Any, Any, Any], conversion: FromQuery[str] = DEFAULT_CONVERSION
+    ) -> list[dict[str, Any]]:
         from accord.analytics import service
 
         return await _run(service.rfm_from_store, _platform(request).events, conversion)
@@ -450,16 +456,16 @@ class AnalyticsController(Controller):
     async def cohorts(
         self,
         request: Request[Any, Any, Any],
-        by: str = "month",
-        periods: int = 12,
-        conversion: str = DEFAULT_CONVERSION,
+        by: FromQuery[str] = "month",
+        periods: FromQuery[int] = 12,
+        conversion: FromQuery[str] = DEFAULT_CONVERSION,
     ) -> list[dict[str, Any]]:
         from accord.analytics import service
 
         return await _run(service.cohorts_from_store, _platform(request).events, by, periods, conversion)
 
     @get("/recommendations/evaluation", summary="Precision@k and recall@k of the recommender on held-out purchases")
-    async def recommendation_quality(self, request: Request[Any, Any, Any], k: int = 10) -> dict[str, Any]:
+    async def recommendation_quality(self, request: Request[Any, Any, Any], k: FromQuery[int] = 10) -> dict[str, Any]:
         from accord.analytics import service
 
         return await _run(service.evaluate_recommendations, _platform(request).events, k)
@@ -468,11 +474,11 @@ class AnalyticsController(Controller):
     async def recommendations(
         self,
         request: Request[Any, Any, Any],
-        profile_id: str,
-        k: int = 10,
-        available: str | None = None,
-        near: str | None = None,
-        radius_km: float = 25.0,
+        profile_id: FromPath[str],
+        k: FromQuery[int] = 10,
+        available: FromQuery[str | None] = None,
+        near: FromQuery[str | None] = None,
+        radius_km: FromQuery[float] = 25.0,
     ) -> dict[str, Any]:
         from accord.analytics import service
 
@@ -499,9 +505,9 @@ class AnalyticsController(Controller):
     async def forecast(
         self,
         request: Request[Any, Any, Any],
-        horizon: int = 4,
-        lead_time_weeks: float = 1.0,
-        service_level: float = 0.95,
+        horizon: FromQuery[int] = 4,
+        lead_time_weeks: FromQuery[float] = 1.0,
+        service_level: FromQuery[float] = 0.95,
     ) -> dict[str, Any]:
         from accord.analytics import service
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.params import FromPath
 
 from accord.collect.errors import CollectError
 from accord.collect.intake import SHORT_TYPES, parse_request
@@ -37,7 +38,7 @@ def error_body(code: str, message: str, **extra: Any) -> bytes:
     status_code=200,
     request_max_body_size=600 * 1024,
 )
-async def collect_message(kind: str, request: Request[Any, Any, Any]) -> Response[bytes]:
+async def collect_message(kind: FromPath[str], request: Request[Any, Any, Any]) -> Response[bytes]:
     """Validate, durably journal, and acknowledge Segment messages."""
     status, body = await handle_collect(
         request.app.state.platform,

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Controller, Request, get, post, put
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from accord.api.admin import ApiError
 from accord.commerce import service as commerce
@@ -150,21 +151,29 @@ class CommerceController(Controller):
     tags = ["commerce"]
 
     @get("/locations", summary="Stores, warehouses and the online centre")
-    async def locations(self, request: Request[Any, Any, Any], kind: str | None = None) -> list[dict[str, Any]]:
+    async def locations(
+        self, request: Request[Any, Any, Any], kind: FromQuery[str | None] = None
+    ) -> list[dict[str, Any]]:
         found = await _run(commerce.locations.list_locations, _platform(request).state, kind)
         return [loc.as_dict() for loc in found]
 
     @post("/locations", summary="Create or replace locations (a list)", status_code=200)
-    async def upsert_locations(self, request: Request[Any, Any, Any], data: list[dict[str, Any]]) -> dict[str, int]:
+    async def upsert_locations(
+        self, request: Request[Any, Any, Any], data: JSONBody[list[dict[str, Any]]]
+    ) -> dict[str, int]:
         return {"written": await _run(commerce.locations.upsert_locations, _platform(request).state, data)}
 
     @get("/locations/{location_id:str}", summary="One location: time zone, opening hours, pickup, geofence")
-    async def location(self, request: Request[Any, Any, Any], location_id: str) -> dict[str, Any]:
+    async def location(self, request: Request[Any, Any, Any], location_id: FromPath[str]) -> dict[str, Any]:
         return await _run(commerce.store, _platform(request).state, location_id)
 
     @put("/locations/{location_id:str}/exceptions/{day:str}", summary="Special hours or closure on a local date")
     async def hours_exception(
-        self, request: Request[Any, Any, Any], location_id: str, day: str, data: HoursExceptionIn
+        self,
+        request: Request[Any, Any, Any],
+        location_id: FromPath[str],
+        day: FromPath[str],
+        data: JSONBody[HoursExceptionIn],
     ) -> dict[str, Any]:
         loc = await _run(commerce.locations.set_hours_exception, _platform(request).state, location_id, day, data.hours)
         return loc.as_dict()
@@ -172,7 +181,7 @@ class CommerceController(Controller):
     @post(
         "/locations/ping", summary="A device's position: Store Entered / Store Exited, pickup arrivals", status_code=200
     )
-    async def ping(self, request: Request[Any, Any, Any], data: PingIn) -> dict[str, Any]:
+    async def ping(self, request: Request[Any, Any, Any], data: JSONBody[PingIn]) -> dict[str, Any]:
         platform = _platform(request)
         key = _customer(platform, data.identifier)
         return await _run(
@@ -180,15 +189,19 @@ class CommerceController(Controller):
         )
 
     @post("/catalog", summary="Create or replace products (a list)", status_code=200)
-    async def upsert_products(self, request: Request[Any, Any, Any], data: list[dict[str, Any]]) -> dict[str, int]:
+    async def upsert_products(
+        self, request: Request[Any, Any, Any], data: JSONBody[list[dict[str, Any]]]
+    ) -> dict[str, int]:
         return {"written": await _run(commerce.catalog.upsert_products, _platform(request).state, data)}
 
     @get("/catalog/{sku:str}", summary="A product with its base and channel prices (minor units)")
-    async def product(self, request: Request[Any, Any, Any], sku: str) -> dict[str, Any]:
+    async def product(self, request: Request[Any, Any, Any], sku: FromPath[str]) -> dict[str, Any]:
         return await _run(commerce.catalog.get_product, _platform(request).state, sku)
 
     @get("/stock/{location_id:str}/{sku:str}", summary="On hand, reserved, safety stock and ATP")
-    async def stock(self, request: Request[Any, Any, Any], location_id: str, sku: str) -> dict[str, Any]:
+    async def stock(
+        self, request: Request[Any, Any, Any], location_id: FromPath[str], sku: FromPath[str]
+    ) -> dict[str, Any]:
         return await _run(commerce.inventory.stock_level, _platform(request).state, location_id, sku)
 
     @post(
@@ -197,7 +210,11 @@ class CommerceController(Controller):
         status_code=200,
     )
     async def change_stock(
-        self, request: Request[Any, Any, Any], location_id: str, sku: str, data: StockChangeIn
+        self,
+        request: Request[Any, Any, Any],
+        location_id: FromPath[str],
+        sku: FromPath[str],
+        data: JSONBody[StockChangeIn],
     ) -> dict[str, Any]:
         p = _platform(request)
         given = [x for x in (data.delta, data.counted, data.safety_stock) if x is not None]
@@ -212,19 +229,21 @@ class CommerceController(Controller):
         return await _run(commerce.inventory.set_safety_stock, p.state, p.journal, location_id, sku, data.safety_stock)
 
     @get("/inventory/accuracy", summary="Inventory record and unit accuracy from cycle counts")
-    async def accuracy(self, request: Request[Any, Any, Any], location_id: str | None = None) -> dict[str, Any]:
+    async def accuracy(
+        self, request: Request[Any, Any, Any], location_id: FromQuery[str | None] = None
+    ) -> dict[str, Any]:
         return await _run(commerce.inventory.inventory_accuracy, _platform(request).state, location_id)
 
     @get("/availability", summary="Locations that have a SKU, nearest first, with distance and ATP")
     async def availability(
         self,
         request: Request[Any, Any, Any],
-        sku: str,
-        lat: float,
-        lon: float,
-        limit: int = 5,
-        radius_km: float | None = None,
-        kind: str = "store",
+        sku: FromQuery[str],
+        lat: FromQuery[float],
+        lon: FromQuery[float],
+        limit: FromQuery[int] = 5,
+        radius_km: FromQuery[float | None] = None,
+        kind: FromQuery[str] = "store",
     ) -> dict[str, Any]:
         kinds = tuple(k.strip() for k in kind.split(",") if k.strip())
         try:  # one indexed read of well under a millisecond: answered inline, without a thread hop
@@ -234,7 +253,7 @@ class CommerceController(Controller):
         return {"sku": sku, "locations": found}
 
     @post("/reservations", summary="Hold units (409 insufficient_stock when ATP is short)", status_code=201)
-    async def reserve(self, request: Request[Any, Any, Any], data: ReservationIn) -> dict[str, Any]:
+    async def reserve(self, request: Request[Any, Any, Any], data: JSONBody[ReservationIn]) -> dict[str, Any]:
         p = _platform(request)
         args = reserve_args(p, data, _key(request, data.idempotency_key))
         desk: ReservationDesk | None = getattr(request.app.state, "commerce_desk", None)
@@ -248,23 +267,23 @@ class CommerceController(Controller):
         return held.as_dict()
 
     @get("/reservations/{reservation_id:str}", summary="One reservation")
-    async def reservation(self, request: Request[Any, Any, Any], reservation_id: str) -> dict[str, Any]:
+    async def reservation(self, request: Request[Any, Any, Any], reservation_id: FromPath[str]) -> dict[str, Any]:
         found = await _run(commerce.inventory.get_reservation, _platform(request).state, reservation_id)
         return found.as_dict()
 
     @post("/reservations/{reservation_id:str}/release", summary="Give the units back", status_code=200)
-    async def release(self, request: Request[Any, Any, Any], reservation_id: str) -> dict[str, Any]:
+    async def release(self, request: Request[Any, Any, Any], reservation_id: FromPath[str]) -> dict[str, Any]:
         p = _platform(request)
         return (await _run(commerce.inventory.release, p.state, p.journal, reservation_id)).as_dict()
 
     @post("/back-in-stock", summary="Subscribe to a back-in-stock notice", status_code=201)
-    async def subscribe(self, request: Request[Any, Any, Any], data: SubscriptionIn) -> dict[str, Any]:
+    async def subscribe(self, request: Request[Any, Any, Any], data: JSONBody[SubscriptionIn]) -> dict[str, Any]:
         p = _platform(request)
         key = _customer(p, data.customer)
         return await _run(commerce.subscribe_back_in_stock, p.state, data.sku, key, data.location_id)
 
     @post("/orders", summary="Place an order (holds stock; Idempotency-Key honoured)", status_code=201)
-    async def place_order(self, request: Request[Any, Any, Any], data: dict[str, Any]) -> dict[str, Any]:
+    async def place_order(self, request: Request[Any, Any, Any], data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
         p = _platform(request)
         body = dict(data)
         body["customer"] = _customer(p, body.get("customer"))
@@ -272,17 +291,19 @@ class CommerceController(Controller):
         return await _run(commerce.place_order, p.state, p.journal, body)
 
     @get("/orders/{order_id:str}", summary="One order with lines and history")
-    async def order(self, request: Request[Any, Any, Any], order_id: str) -> dict[str, Any]:
+    async def order(self, request: Request[Any, Any, Any], order_id: FromPath[str]) -> dict[str, Any]:
         return await _run(commerce.get_order, _platform(request).state, order_id)
 
     @post("/orders/{order_id:str}/status", summary="Move an order to its next status", status_code=200)
-    async def order_status(self, request: Request[Any, Any, Any], order_id: str, data: StatusIn) -> dict[str, Any]:
+    async def order_status(
+        self, request: Request[Any, Any, Any], order_id: FromPath[str], data: JSONBody[StatusIn]
+    ) -> dict[str, Any]:
         p = _platform(request)
         return await _run(commerce.transition, p.state, p.journal, order_id, data.status, data.note)
 
     @post("/orders/{order_id:str}/returns", summary="Return units in any channel and location", status_code=201)
     async def order_return(
-        self, request: Request[Any, Any, Any], order_id: str, data: dict[str, Any]
+        self, request: Request[Any, Any, Any], order_id: FromPath[str], data: JSONBody[dict[str, Any]]
     ) -> dict[str, Any]:
         p = _platform(request)
         body = dict(data)
@@ -294,14 +315,18 @@ class CommerceController(Controller):
         summary="Store-associate lookup by identifier (TYPE:VALUE): customer, points, offers usable here, pickups",
         description="404 unknown_customer or not_found (store); 400 invalid_identifier.",
     )
-    async def store_customer(self, request: Request[Any, Any, Any], store_id: str, identifier: str) -> dict[str, Any]:
+    async def store_customer(
+        self, request: Request[Any, Any, Any], store_id: FromPath[str], identifier: FromQuery[str]
+    ) -> dict[str, Any]:
         p = _platform(request)
         key = _customer(p, identifier)
         assert key is not None
         return await _run(store_customer, p, store_id, key)
 
     @get("/customers/orders", summary="Orders of the customer holding an identifier (TYPE:VALUE)")
-    async def customer_orders(self, request: Request[Any, Any, Any], identifier: str) -> list[dict[str, Any]]:
+    async def customer_orders(
+        self, request: Request[Any, Any, Any], identifier: FromQuery[str]
+    ) -> list[dict[str, Any]]:
         p = _platform(request)
         key = _customer(p, identifier)
         assert key is not None
@@ -309,7 +334,7 @@ class CommerceController(Controller):
 
     @get("/stores/{store_id:str}/pickups", summary="Open pickup orders at a store (optionally one profile's)")
     async def pickups(
-        self, request: Request[Any, Any, Any], store_id: str, profile_id: str | None = None
+        self, request: Request[Any, Any, Any], store_id: FromPath[str], profile_id: FromQuery[str | None] = None
     ) -> list[dict[str, Any]]:
         state = _platform(request).state
         if profile_id:
@@ -318,22 +343,28 @@ class CommerceController(Controller):
 
     @get("/stores/{store_id:str}/tasks", summary="The store's tasks, e.g. pickup customers walking in")
     async def tasks(
-        self, request: Request[Any, Any, Any], store_id: str, status: str | None = "open"
+        self, request: Request[Any, Any, Any], store_id: FromPath[str], status: FromQuery[str | None] = "open"
     ) -> list[dict[str, Any]]:
         return await _run(commerce.presence.store_tasks, _platform(request).state, store_id, status)
 
     @post("/stores/{store_id:str}/tasks/{task_id:str}/done", summary="Mark a store task done", status_code=200)
-    async def task_done(self, request: Request[Any, Any, Any], store_id: str, task_id: str) -> dict[str, Any]:
+    async def task_done(
+        self, request: Request[Any, Any, Any], store_id: FromPath[str], task_id: FromPath[str]
+    ) -> dict[str, Any]:
         return await _run(commerce.presence.complete_task, _platform(request).state, store_id, task_id)
 
     @get("/locations/{location_id:str}/appointment-slots", summary="Free appointment slots inside opening hours")
     async def appointment_slots(
-        self, request: Request[Any, Any, Any], location_id: str, day: date, days: int = 1
+        self,
+        request: Request[Any, Any, Any],
+        location_id: FromPath[str],
+        day: FromQuery[date],
+        days: FromQuery[int] = 1,
     ) -> list[dict[str, Any]]:
         return await _run(commerce.appointments.slots, _platform(request).state, location_id, day, days)
 
     @post("/appointments", summary="Book a slot (409 slot_full / slot_outside_hours)", status_code=201)
-    async def book(self, request: Request[Any, Any, Any], data: AppointmentIn) -> dict[str, Any]:
+    async def book(self, request: Request[Any, Any, Any], data: JSONBody[AppointmentIn]) -> dict[str, Any]:
         p = _platform(request)
         return await _run(
             commerce.appointments.book,
@@ -347,7 +378,7 @@ class CommerceController(Controller):
         )
 
     @post("/appointments/{appointment_id:str}/cancel", summary="Cancel an appointment", status_code=200)
-    async def cancel(self, request: Request[Any, Any, Any], appointment_id: str) -> dict[str, Any]:
+    async def cancel(self, request: Request[Any, Any, Any], appointment_id: FromPath[str]) -> dict[str, Any]:
         p = _platform(request)
         return await _run(commerce.appointments.cancel, p.state, p.journal, appointment_id)
 

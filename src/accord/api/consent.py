@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from accord.api.admin import ApiError
 from accord.consent import signing
@@ -65,7 +66,7 @@ class ConsentController(Controller):
     tags = ["consent"]
 
     @post("/consents", summary="Set a consent (purpose x channel)", status_code=200, sync_to_thread=True)
-    def set_consent(self, request: Request[Any, Any, Any], data: ConsentIn) -> dict[str, Any]:
+    def set_consent(self, request: Request[Any, Any, Any], data: JSONBody[ConsentIn]) -> dict[str, Any]:
         record = _call(
             _consents(request).set,
             data.identifier,
@@ -79,16 +80,16 @@ class ConsentController(Controller):
         return dict(record.as_dict())
 
     @get("/consents", summary="Consents and reachability of the person holding an identifier", sync_to_thread=True)
-    def show(self, request: Request[Any, Any, Any], identifier: str) -> dict[str, Any]:
+    def show(self, request: Request[Any, Any, Any], identifier: FromQuery[str]) -> dict[str, Any]:
         return dict(_call(_consents(request).show, identifier))
 
     @post("/consents/double-opt-in", summary="Start a double opt-in (link or SMS keyword)", sync_to_thread=True)
-    def double_opt_in(self, request: Request[Any, Any, Any], data: DoubleOptInIn) -> dict[str, Any]:
+    def double_opt_in(self, request: Request[Any, Any, Any], data: JSONBody[DoubleOptInIn]) -> dict[str, Any]:
         consents = _consents(request)
         return dict(_call(consents.request_double_opt_in, data.identifier, data.purpose, data.channel, data.source))
 
     @post("/sms/inbound", summary="Inbound SMS (STOP/START/YES); URL carries ?key=...", opt={"public": True})
-    async def inbound_sms(self, request: Request[Any, Any, Any], key: str = "") -> dict[str, Any]:
+    async def inbound_sms(self, request: Request[Any, Any, Any], key: FromQuery[str] = "") -> dict[str, Any]:
         import asyncio
 
         consents = _consents(request)
@@ -123,7 +124,7 @@ class ConsentPages(Controller):
     include_in_schema = False
 
     @get("/confirm/{token:str}", sync_to_thread=True)
-    def confirm(self, request: Request[Any, Any, Any], token: str) -> Response[str]:
+    def confirm(self, request: Request[Any, Any, Any], token: FromPath[str]) -> Response[str]:
         try:
             record = _consents(request).confirm(token)
         except ConsentError as exc:
@@ -133,7 +134,7 @@ class ConsentPages(Controller):
         )
 
     @post("/unsubscribe/{token:str}", sync_to_thread=True, status_code=200)
-    def one_click(self, request: Request[Any, Any, Any], token: str) -> Response[str]:
+    def one_click(self, request: Request[Any, Any, Any], token: FromPath[str]) -> Response[str]:
         """RFC 8058: the mail client POSTs List-Unsubscribe=One-Click; the page form posts here too."""
         try:
             record = _consents(request).unsubscribe(token)
@@ -144,7 +145,7 @@ class ConsentPages(Controller):
         )
 
     @get("/unsubscribe/{token:str}", sync_to_thread=True)
-    def unsubscribe_page(self, request: Request[Any, Any, Any], token: str) -> Response[str]:
+    def unsubscribe_page(self, request: Request[Any, Any, Any], token: FromPath[str]) -> Response[str]:
         """A GET never unsubscribes (link scanners follow links): it shows a one-button form."""
         return _page(
             "Unsubscribe",
@@ -153,7 +154,7 @@ class ConsentPages(Controller):
         )
 
     @get("/preferences/{token:str}", sync_to_thread=True)
-    def preferences(self, request: Request[Any, Any, Any], token: str) -> Response[str]:
+    def preferences(self, request: Request[Any, Any, Any], token: FromPath[str]) -> Response[str]:
         try:
             prefs = _consents(request).preferences(token)
         except ConsentError as exc:
@@ -161,7 +162,7 @@ class ConsentPages(Controller):
         return _page("Your preferences", _form(prefs))
 
     @post("/preferences/{token:str}")
-    async def update_preferences(self, request: Request[Any, Any, Any], token: str) -> Response[str]:
+    async def update_preferences(self, request: Request[Any, Any, Any], token: FromPath[str]) -> Response[str]:
         import asyncio
 
         form = await request.form()

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from accord.api.admin import ApiError
 from accord.identity import matching
@@ -66,7 +67,7 @@ class IdentityController(Controller):
         summary="Match profiles that share no identifier (Splink); merge sure pairs, queue the rest",
         status_code=200,
     )
-    async def match(self, request: Request[Any, Any, Any], data: MatchIn) -> dict[str, Any]:
+    async def match(self, request: Request[Any, Any, Any], data: JSONBody[MatchIn]) -> dict[str, Any]:
         options = matching.MatchOptions(data.merge_above, data.review_above, data.full)
         try:
             options.check()
@@ -76,7 +77,7 @@ class IdentityController(Controller):
 
     @get("/reviews", summary="Pairs of profiles waiting for a person to decide (most likely first)")
     async def reviews(
-        self, request: Request[Any, Any, Any], status: str = "open", limit: int = 100
+        self, request: Request[Any, Any, Any], status: FromQuery[str] = "open", limit: FromQuery[int] = 100
     ) -> list[dict[str, Any]]:
         if status not in {"open", "accepted", "rejected", "all", ""}:
             raise ApiError(400, "invalid_status", f"status must be open, accepted, rejected or all, got {status!r}")
@@ -86,7 +87,9 @@ class IdentityController(Controller):
         return await asyncio.to_thread(matching.reviews, state, None if status in {"all", ""} else status, limit)
 
     @post("/reviews/{review_id:str}", summary="Accept (merge) or reject (keep apart) a pair", status_code=200)
-    async def decide(self, request: Request[Any, Any, Any], review_id: str, data: DecisionIn) -> dict[str, Any]:
+    async def decide(
+        self, request: Request[Any, Any, Any], review_id: FromPath[str], data: JSONBody[DecisionIn]
+    ) -> dict[str, Any]:
         platform = _platform(request)
         try:
             result = await asyncio.to_thread(
@@ -104,7 +107,9 @@ class IdentityController(Controller):
         summary="Undo a merge: its identifiers go back to a profile of their own",
         status_code=200,
     )
-    async def undo(self, request: Request[Any, Any, Any], merge_id: str, data: UndoIn) -> dict[str, Any]:
+    async def undo(
+        self, request: Request[Any, Any, Any], merge_id: FromPath[str], data: JSONBody[UndoIn]
+    ) -> dict[str, Any]:
         platform = _platform(request)
         try:
             new_pid = await asyncio.to_thread(platform.graph.undo_merge, merge_id, data.reason)

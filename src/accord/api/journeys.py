@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from accord.api.admin import ApiError
 from accord.journeys import service as journeys
@@ -57,7 +58,7 @@ class JourneysController(Controller):
         return result
 
     @post("/", summary="Apply a definition (JSON body, or YAML as text/yaml); a change makes a new version")
-    async def apply(self, request: Request[Any, Any, Any], activate: bool = False) -> dict[str, Any]:
+    async def apply(self, request: Request[Any, Any, Any], activate: FromQuery[bool] = False) -> dict[str, Any]:
         raw = await request.body()
         content_type = request.headers.get("content-type", "")
         if "json" in content_type:
@@ -71,12 +72,14 @@ class JourneysController(Controller):
         return result
 
     @get("/{name:str}", summary="One journey and its latest definition")
-    async def get_one(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+    async def get_one(self, request: Request[Any, Any, Any], name: FromPath[str]) -> dict[str, Any]:
         result: dict[str, Any] = await _call(journeys.get, _platform(request).state, name)
         return result
 
     @post("/{name:str}/{action:str}", summary="start, pause or stop a journey", status_code=200)
-    async def set_status(self, request: Request[Any, Any, Any], name: str, action: str) -> dict[str, Any]:
+    async def set_status(
+        self, request: Request[Any, Any, Any], name: FromPath[str], action: FromPath[str]
+    ) -> dict[str, Any]:
         status = {"start": "active", "resume": "active", "pause": "paused", "stop": "stopped"}.get(action)
         if status is None:
             raise ApiError(404, "unknown_action", f"unknown action {action!r}; use start, pause, resume or stop")
@@ -84,12 +87,14 @@ class JourneysController(Controller):
         return result
 
     @get("/{name:str}/stats", summary="Entries, exits by reason, per-step counts, conversion vs holdout")
-    async def stats(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+    async def stats(self, request: Request[Any, Any, Any], name: FromPath[str]) -> dict[str, Any]:
         result: dict[str, Any] = await _call(journeys.stats, _platform(request).state, name)
         return result
 
     @post("/{name:str}/trigger", summary="Enter profiles through the API (entry rules apply)", status_code=200)
-    async def trigger(self, request: Request[Any, Any, Any], name: str, data: TriggerIn) -> dict[str, Any]:
+    async def trigger(
+        self, request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[TriggerIn]
+    ) -> dict[str, Any]:
         platform = _platform(request)
 
         def run() -> dict[str, Any]:
@@ -108,7 +113,9 @@ class JourneysController(Controller):
         return result
 
     @post("/{name:str}/simulate", summary="Dry run for one profile: each decision and why", status_code=200)
-    async def simulate(self, request: Request[Any, Any, Any], name: str, data: SimulateIn) -> dict[str, Any]:
+    async def simulate(
+        self, request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[SimulateIn]
+    ) -> dict[str, Any]:
         platform = _platform(request)
 
         def run() -> dict[str, Any]:
@@ -131,7 +138,10 @@ class TasksController(Controller):
 
     @get("/", summary="Open tasks, by queue (store, call_center) and store")
     async def open_tasks(
-        self, request: Request[Any, Any, Any], queue: str | None = None, store_id: str | None = None
+        self,
+        request: Request[Any, Any, Any],
+        queue: FromQuery[str | None] = None,
+        store_id: FromQuery[str | None] = None,
     ) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = await _call(journeys.tasks, _platform(request).state, queue, store_id)
         return result

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from accord.api.collect import error_body
 from accord.loyalty.service import EarnRequest, LoyaltyError
@@ -149,7 +150,7 @@ class LoyaltyController(Controller):
         return _json((await asyncio.to_thread(_platform(request).loyalty.program)).as_config())
 
     @put("/program", summary="Replace the program", status_code=200)
-    async def configure(self, request: Request[Any, Any, Any], data: dict[str, Any]) -> Response[bytes]:
+    async def configure(self, request: Request[Any, Any, Any], data: JSONBody[dict[str, Any]]) -> Response[bytes]:
         try:
             program = await asyncio.to_thread(_platform(request).loyalty.configure, data)
         except LoyaltyError as exc:
@@ -161,7 +162,7 @@ class LoyaltyController(Controller):
         return _json(await asyncio.to_thread(_platform(request).loyalty.rewards))
 
     @post("/rewards", summary="Add a reward to the catalogue", status_code=201)
-    async def add_reward(self, request: Request[Any, Any, Any], data: RewardIn) -> Response[bytes]:
+    async def add_reward(self, request: Request[Any, Any, Any], data: JSONBody[RewardIn]) -> Response[bytes]:
         try:
             reward = await asyncio.to_thread(
                 _platform(request).loyalty.add_reward, data.name, data.cost_points, data.stock
@@ -171,7 +172,9 @@ class LoyaltyController(Controller):
         return _json(reward, 201)
 
     @post("/claims/{claim_id:str}/use", summary="Hand over a claimed reward (once)", status_code=200)
-    async def use_claim(self, request: Request[Any, Any, Any], claim_id: str, data: UseIn) -> Response[bytes]:
+    async def use_claim(
+        self, request: Request[Any, Any, Any], claim_id: FromPath[str], data: JSONBody[UseIn]
+    ) -> Response[bytes]:
         try:
             used = await asyncio.to_thread(_platform(request).loyalty.use_claim, claim_id, data.channel, data.store_id)
         except LoyaltyError as exc:
@@ -179,11 +182,11 @@ class LoyaltyController(Controller):
         return _json(used)
 
     @post("/expire", summary="Expire points whose lots are due", status_code=200)
-    async def expire(self, request: Request[Any, Any, Any], data: ExpireIn) -> Response[bytes]:
+    async def expire(self, request: Request[Any, Any, Any], data: JSONBody[ExpireIn]) -> Response[bytes]:
         return _json({"expired_lots": await asyncio.to_thread(_platform(request).loyalty.expire, data.at)})
 
     @get("/{profile_id:str}", summary="Balance, tier, next tier, next expiry, latest entries")
-    async def account(self, request: Request[Any, Any, Any], profile_id: str) -> Response[bytes]:
+    async def account(self, request: Request[Any, Any, Any], profile_id: FromPath[str]) -> Response[bytes]:
         try:
             return _json(await asyncio.to_thread(_platform(request).loyalty.account, profile_id))
         except LoyaltyError as exc:
@@ -191,7 +194,11 @@ class LoyaltyController(Controller):
 
     @get("/{profile_id:str}/ledger", summary="Ledger entries, newest first")
     async def ledger(
-        self, request: Request[Any, Any, Any], profile_id: str, limit: int = 100, before: str | None = None
+        self,
+        request: Request[Any, Any, Any],
+        profile_id: FromPath[str],
+        limit: FromQuery[int] = 100,
+        before: FromQuery[str | None] = None,
     ) -> Response[bytes]:
         if not 1 <= limit <= 1000:
             body = error_body("invalid_limit", "limit must be between 1 and 1000")
@@ -203,7 +210,9 @@ class LoyaltyController(Controller):
         summary="Earn points (directly or for a purchase); same idempotency key -> same entry",
         status_code=201,
     )
-    async def earn(self, request: Request[Any, Any, Any], profile_id: str, data: EarnIn) -> Response[bytes]:
+    async def earn(
+        self, request: Request[Any, Any, Any], profile_id: FromPath[str], data: JSONBody[EarnIn]
+    ) -> Response[bytes]:
         return _answer(*await earn_points(_platform(request), profile_id, data))
 
     @post(
@@ -211,11 +220,15 @@ class LoyaltyController(Controller):
         summary="Spend points; 409 insufficient_points when the balance is lower",
         status_code=201,
     )
-    async def burn(self, request: Request[Any, Any, Any], profile_id: str, data: BurnIn) -> Response[bytes]:
+    async def burn(
+        self, request: Request[Any, Any, Any], profile_id: FromPath[str], data: JSONBody[BurnIn]
+    ) -> Response[bytes]:
         return _answer(*await burn_points(_platform(request), profile_id, data))
 
     @post("/{profile_id:str}/adjust", summary="A manual correction with a reason", status_code=201)
-    async def adjust(self, request: Request[Any, Any, Any], profile_id: str, data: AdjustIn) -> Response[bytes]:
+    async def adjust(
+        self, request: Request[Any, Any, Any], profile_id: FromPath[str], data: JSONBody[AdjustIn]
+    ) -> Response[bytes]:
         loyalty = _platform(request).loyalty
         try:
             entry = await asyncio.to_thread(loyalty.adjust, profile_id, data.points, data.idempotency_key, data.reason)
@@ -225,7 +238,11 @@ class LoyaltyController(Controller):
 
     @post("/{profile_id:str}/rewards/{reward_id:str}/claim", summary="Spend points on a reward", status_code=201)
     async def claim(
-        self, request: Request[Any, Any, Any], profile_id: str, reward_id: str, data: ClaimIn
+        self,
+        request: Request[Any, Any, Any],
+        profile_id: FromPath[str],
+        reward_id: FromPath[str],
+        data: JSONBody[ClaimIn],
     ) -> Response[bytes]:
         loyalty = _platform(request).loyalty
         try:

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Redirect
 
 from accord.api.admin import ApiError
@@ -135,7 +136,7 @@ class MessagingController(Controller):
     tags = ["messaging"]
 
     @post("/templates", summary="Create or replace a template", status_code=200, sync_to_thread=True)
-    def save_template(self, request: Request[Any, Any, Any], data: dict[str, Any]) -> dict[str, Any]:
+    def save_template(self, request: Request[Any, Any, Any], data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
         return dict(_call(_messaging(request).save_template, data))
 
     @get("/templates", summary="List templates", sync_to_thread=True)
@@ -146,16 +147,16 @@ class MessagingController(Controller):
     def preview(
         self,
         request: Request[Any, Any, Any],
-        name: str,
-        profile_id: str | None = None,
-        identifier: str | None = None,
-        locale: str | None = None,
+        name: FromPath[str],
+        profile_id: FromQuery[str | None] = None,
+        identifier: FromQuery[str | None] = None,
+        locale: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         pid = _profile_id(request, profile_id, identifier) if (profile_id or identifier) else None
         return dict(_call(_messaging(request).preview, name, pid, locale=locale))
 
     @post("/messages", summary="Send one message (policy, render, outbox)", status_code=202, sync_to_thread=True)
-    def send(self, request: Request[Any, Any, Any], data: SendIn) -> dict[str, Any]:
+    def send(self, request: Request[Any, Any, Any], data: JSONBody[SendIn]) -> dict[str, Any]:
         pid = _profile_id(request, data.profile_id, data.identifier)
         key = data.idempotency_key or request.headers.get("idempotency-key")
         return dict(
@@ -175,7 +176,7 @@ class MessagingController(Controller):
         )
 
     @post("/broadcasts", summary="Plan a broadcast to a segment or list", status_code=202, sync_to_thread=True)
-    def broadcast(self, request: Request[Any, Any, Any], data: BroadcastIn) -> dict[str, Any]:
+    def broadcast(self, request: Request[Any, Any, Any], data: JSONBody[BroadcastIn]) -> dict[str, Any]:
         audience: dict[str, Any]
         if data.segment:
             audience = {"segment": data.segment}
@@ -206,11 +207,11 @@ class MessagingController(Controller):
         )
 
     @get("/broadcasts/{broadcast_id:str}", summary="Broadcast results by variant and status", sync_to_thread=True)
-    def broadcast_report(self, request: Request[Any, Any, Any], broadcast_id: str) -> dict[str, Any]:
+    def broadcast_report(self, request: Request[Any, Any, Any], broadcast_id: FromPath[str]) -> dict[str, Any]:
         return dict(_call(broadcast_report, _messaging(request), broadcast_id))
 
     @get("/profiles/{profile_id:str}/deliveries", summary="Messages and decisions of a profile", sync_to_thread=True)
-    def deliveries(self, request: Request[Any, Any, Any], profile_id: str) -> list[dict[str, Any]]:
+    def deliveries(self, request: Request[Any, Any, Any], profile_id: FromPath[str]) -> list[dict[str, Any]]:
         return list(_call(_messaging(request).deliveries_of, profile_id))
 
     @get(
@@ -218,7 +219,7 @@ class MessagingController(Controller):
         summary="What messaging holds as bought by a profile (the already-purchased rule)",
         sync_to_thread=True,
     )
-    def purchases(self, request: Request[Any, Any, Any], profile_id: str) -> list[dict[str, Any]]:
+    def purchases(self, request: Request[Any, Any, Any], profile_id: FromPath[str]) -> list[dict[str, Any]]:
         return purchases_of(_messaging(request).engine, profile_id)
 
     @post(
@@ -234,11 +235,11 @@ class MessagingController(Controller):
         return platform.purchases.rebuild()
 
     @get("/deliveries/{delivery_id:str}", summary="One delivery with its content", sync_to_thread=True)
-    def delivery(self, request: Request[Any, Any, Any], delivery_id: str) -> dict[str, Any]:
+    def delivery(self, request: Request[Any, Any, Any], delivery_id: FromPath[str]) -> dict[str, Any]:
         return dict(_call(_messaging(request).delivery, delivery_id))
 
     @post("/providers", summary="Add or replace a channel provider", status_code=201, sync_to_thread=True)
-    def add_provider(self, request: Request[Any, Any, Any], data: ProviderIn) -> dict[str, Any]:
+    def add_provider(self, request: Request[Any, Any, Any], data: JSONBody[ProviderIn]) -> dict[str, Any]:
         messaging = _messaging(request)
         out = dict(
             _call(
@@ -262,18 +263,18 @@ class MessagingController(Controller):
         return list(_call(_messaging(request).list_providers))
 
     @delete("/providers/{name:str}", summary="Remove a provider", status_code=204, sync_to_thread=True)
-    def remove_provider(self, request: Request[Any, Any, Any], name: str) -> None:
+    def remove_provider(self, request: Request[Any, Any, Any], name: FromPath[str]) -> None:
         _call(_messaging(request).remove_provider, name)
 
     @post("/suppressions", summary="Hold a profile out of bulk messages", status_code=201, sync_to_thread=True)
-    def suppress(self, request: Request[Any, Any, Any], data: SuppressionIn) -> dict[str, Any]:
+    def suppress(self, request: Request[Any, Any, Any], data: JSONBody[SuppressionIn]) -> dict[str, Any]:
         _call(_messaging(request).suppress, data.profile_id, data.reason, data.until, data.note)
         return {"profile_id": data.profile_id, "reason": data.reason}
 
     @delete(
         "/suppressions/{profile_id:str}/{reason:str}", summary="End a hold-out", status_code=204, sync_to_thread=True
     )
-    def lift(self, request: Request[Any, Any, Any], profile_id: str, reason: str) -> None:
+    def lift(self, request: Request[Any, Any, Any], profile_id: FromPath[str], reason: FromPath[str]) -> None:
         if not _messaging(request).lift(profile_id, reason):
             raise ApiError(404, "not_found", f"profile {profile_id} is not held out for {reason}")
 
@@ -283,7 +284,9 @@ class MessagingController(Controller):
         status_code=200,
         opt={"public": True},
     )
-    async def feedback(self, request: Request[Any, Any, Any], provider: str, key: str = "") -> dict[str, Any]:
+    async def feedback(
+        self, request: Request[Any, Any, Any], provider: FromPath[str], key: FromQuery[str] = ""
+    ) -> dict[str, Any]:
         messaging = _messaging(request)
         try:
             if signing.verify(messaging.secret, "feedback", key).get("p") != provider:
@@ -304,7 +307,7 @@ class MessagingController(Controller):
         return dict(await asyncio.to_thread(_call, messaging.feedback, provider, payload))
 
     @get("/privacy/export", summary="Everything held about the person holding an identifier", sync_to_thread=True)
-    def privacy_export(self, request: Request[Any, Any, Any], identifier: str) -> dict[str, Any]:
+    def privacy_export(self, request: Request[Any, Any, Any], identifier: FromQuery[str]) -> dict[str, Any]:
         from accord.messaging.privacy import export_person
 
         platform: Platform = request.app.state.platform
@@ -312,7 +315,7 @@ class MessagingController(Controller):
         return dict(msgspec.json.decode(msgspec.json.encode(data, enc_hook=str)))
 
     @post("/privacy/erase", summary="Erase the person holding an identifier, and keep them erased", status_code=200)
-    async def privacy_erase(self, request: Request[Any, Any, Any], data: ErasureIn) -> dict[str, Any]:
+    async def privacy_erase(self, request: Request[Any, Any, Any], data: JSONBody[ErasureIn]) -> dict[str, Any]:
         import asyncio
 
         from accord.messaging.privacy import erase_person
@@ -332,7 +335,9 @@ class MessagingController(Controller):
         return dict(result)
 
     @get("/privacy/requests", summary="Audit trail of data-subject requests", sync_to_thread=True)
-    def privacy_requests(self, request: Request[Any, Any, Any], identifier: str | None = None) -> list[dict[str, Any]]:
+    def privacy_requests(
+        self, request: Request[Any, Any, Any], identifier: FromQuery[str | None] = None
+    ) -> list[dict[str, Any]]:
         from accord.consent.requests import requests_for
 
         platform: Platform = request.app.state.platform
@@ -345,11 +350,13 @@ class MessagingController(Controller):
         return requests_for(platform.state, key)
 
     @get("/inbox/{profile_id:str}", summary="In-app inbox of a profile", sync_to_thread=True)
-    def inbox(self, request: Request[Any, Any, Any], profile_id: str) -> list[dict[str, Any]]:
+    def inbox(self, request: Request[Any, Any, Any], profile_id: FromPath[str]) -> list[dict[str, Any]]:
         return list(_call(_messaging(request).inbox, profile_id))
 
     @post("/inbox/{profile_id:str}/{delivery_id:str}/read", summary="Mark an inbox message read", sync_to_thread=True)
-    def inbox_read(self, request: Request[Any, Any, Any], profile_id: str, delivery_id: str) -> dict[str, Any]:
+    def inbox_read(
+        self, request: Request[Any, Any, Any], profile_id: FromPath[str], delivery_id: FromPath[str]
+    ) -> dict[str, Any]:
         return dict(_call(_messaging(request).mark_read, profile_id, delivery_id))
 
 
@@ -360,11 +367,15 @@ class CallCenterController(Controller):
     tags = ["messaging"]
 
     @get("/tasks", summary="Call tasks (status sent = still to call; all = every status)", sync_to_thread=True)
-    def tasks(self, request: Request[Any, Any, Any], status: str = "sent", limit: int = 500) -> list[dict[str, Any]]:
+    def tasks(
+        self, request: Request[Any, Any, Any], status: FromQuery[str] = "sent", limit: FromQuery[int] = 500
+    ) -> list[dict[str, Any]]:
         return list(_call(_messaging(request).call_tasks, None if status == "all" else status, limit))
 
     @post("/tasks/{delivery_id:str}", summary="Record a call's outcome", status_code=200, sync_to_thread=True)
-    def record(self, request: Request[Any, Any, Any], delivery_id: str, data: CallOutcomeIn) -> dict[str, Any]:
+    def record(
+        self, request: Request[Any, Any, Any], delivery_id: FromPath[str], data: JSONBody[CallOutcomeIn]
+    ) -> dict[str, Any]:
         return dict(_call(_messaging(request).record_call, delivery_id, data.outcome, data.agent, data.note))
 
 
@@ -376,13 +387,13 @@ class TrackingController(Controller):
     include_in_schema = False
 
     @get("/o/{token:str}", sync_to_thread=True)
-    def opened(self, request: Request[Any, Any, Any], token: str) -> Response[bytes]:
+    def opened(self, request: Request[Any, Any, Any], token: FromPath[str]) -> Response[bytes]:
         with contextlib.suppress(MessagingError):  # a mangled pixel URL still gets its pixel
             _messaging(request).track("open", token)
         return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
     @get("/c/{token:str}/{index:int}", sync_to_thread=True, status_code=302)
-    def clicked(self, request: Request[Any, Any, Any], token: str, index: int) -> Redirect:
+    def clicked(self, request: Request[Any, Any, Any], token: FromPath[str], index: FromPath[int]) -> Redirect:
         url = _call(_messaging(request).track, "click", token, index)
         if not url:
             raise ApiError(404, "invalid_token", "this link carries no destination")

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from accord.api.collect import error_body
 from accord.offers import service as offers
@@ -135,7 +136,7 @@ class OffersController(Controller):
     tags = ["offers"]
 
     @post("/offers", summary="Create an offer (a shared code is generated unless given)", status_code=201)
-    async def create(self, request: Request[Any, Any, Any], data: OfferIn) -> Response[bytes]:
+    async def create(self, request: Request[Any, Any, Any], data: JSONBody[OfferIn]) -> Response[bytes]:
         spec = offers.OfferSpec(**msgspec.structs.asdict(data))
         try:
             return _json(await asyncio.to_thread(offers.create_offer, _platform(request).state, spec), 201)
@@ -143,25 +144,29 @@ class OffersController(Controller):
             return _error(exc)
 
     @get("/offers", summary="List offers, newest first")
-    async def list_all(self, request: Request[Any, Any, Any], status: str | None = None) -> Response[bytes]:
+    async def list_all(self, request: Request[Any, Any, Any], status: FromQuery[str | None] = None) -> Response[bytes]:
         return _json(await asyncio.to_thread(offers.list_offers, _platform(request).state, status))
 
     @get("/offers/{offer_id:str}", summary="One offer with its code and redemption counts")
-    async def one(self, request: Request[Any, Any, Any], offer_id: str) -> Response[bytes]:
+    async def one(self, request: Request[Any, Any, Any], offer_id: FromPath[str]) -> Response[bytes]:
         try:
             return _json(await asyncio.to_thread(offers.get_offer, _platform(request).state, offer_id))
         except offers.OfferError as exc:
             return _error(exc)
 
     @post("/offers/{offer_id:str}/status", summary="Pause, resume or end an offer", status_code=200)
-    async def status(self, request: Request[Any, Any, Any], offer_id: str, data: StatusIn) -> Response[bytes]:
+    async def status(
+        self, request: Request[Any, Any, Any], offer_id: FromPath[str], data: JSONBody[StatusIn]
+    ) -> Response[bytes]:
         try:
             return _json(await asyncio.to_thread(offers.set_status, _platform(request).state, offer_id, data.status))
         except offers.OfferError as exc:
             return _error(exc)
 
     @post("/offers/{offer_id:str}/codes", summary="Generate unique single-use codes in bulk", status_code=201)
-    async def codes(self, request: Request[Any, Any, Any], offer_id: str, data: CodesIn) -> Response[bytes]:
+    async def codes(
+        self, request: Request[Any, Any, Any], offer_id: FromPath[str], data: JSONBody[CodesIn]
+    ) -> Response[bytes]:
         state = _platform(request).state
         try:
             codes = await asyncio.to_thread(offers.generate_codes, state, offer_id, data.count, data.length)
@@ -170,7 +175,9 @@ class OffersController(Controller):
         return _json({"offer_id": offer_id, "count": len(codes), "codes": codes}, 201)
 
     @post("/offers/{offer_id:str}/assign", summary="Give an offer (a code) to a customer", status_code=200)
-    async def assign(self, request: Request[Any, Any, Any], offer_id: str, data: AssignIn) -> Response[bytes]:
+    async def assign(
+        self, request: Request[Any, Any, Any], offer_id: FromPath[str], data: JSONBody[AssignIn]
+    ) -> Response[bytes]:
         platform = _platform(request)
         try:
             result = await asyncio.to_thread(
@@ -189,7 +196,7 @@ class OffersController(Controller):
         return _json(result)
 
     @post("/coupons/validate", summary="Can this code be used here and now? Says why or why not", status_code=200)
-    async def validate(self, request: Request[Any, Any, Any], data: CouponIn) -> Response[bytes]:
+    async def validate(self, request: Request[Any, Any, Any], data: JSONBody[CouponIn]) -> Response[bytes]:
         return _answer(*await validate_coupon(_platform(request), data))
 
     @post(
@@ -199,12 +206,16 @@ class OffersController(Controller):
         "422 not valid here and now (with the problems); 404 unknown code.",
         status_code=201,
     )
-    async def redeem(self, request: Request[Any, Any, Any], data: CouponIn) -> Response[bytes]:
+    async def redeem(self, request: Request[Any, Any, Any], data: JSONBody[CouponIn]) -> Response[bytes]:
         return _answer(*await redeem_coupon(_platform(request), data, request.headers.get("idempotency-key")))
 
     @get("/coupons/active", summary="Offers a customer holds and can use at this store and channel now, and why")
     async def active(
-        self, request: Request[Any, Any, Any], profile_id: str, channel: str = "store", store_id: str | None = None
+        self,
+        request: Request[Any, Any, Any],
+        profile_id: FromQuery[str],
+        channel: FromQuery[str] = "store",
+        store_id: FromQuery[str | None] = None,
     ) -> Response[bytes]:
         try:
             found = await asyncio.to_thread(_platform(request).offers.active_offers, profile_id, store_id, channel)

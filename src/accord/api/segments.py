@@ -9,6 +9,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.exceptions import HTTPException
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from accord.identity import queries as identity_queries
 from accord.platform import Platform
@@ -57,7 +58,7 @@ class SegmentController(Controller):
     @post(
         "/segments", summary="Create or replace a segment (the rule language as JSON) and evaluate it", status_code=200
     )
-    async def apply(self, request: Request[Any, Any, Any], data: dict[str, Any]) -> dict[str, Any]:
+    async def apply(self, request: Request[Any, Any, Any], data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
         platform = _platform(request)
 
         def run() -> dict[str, Any]:
@@ -73,7 +74,9 @@ class SegmentController(Controller):
             raise _rule_error(exc) from exc
 
     @post("/segments/preview", summary="Size and a sample of a segment, without saving it", status_code=200)
-    async def preview(self, request: Request[Any, Any, Any], data: dict[str, Any], sample: int = 10) -> dict[str, Any]:
+    async def preview(
+        self, request: Request[Any, Any, Any], data: JSONBody[dict[str, Any]], sample: FromQuery[int] = 10
+    ) -> dict[str, Any]:
         platform = _platform(request)
         try:
             definition = parse_segment(data)
@@ -84,18 +87,20 @@ class SegmentController(Controller):
             raise _rule_error(exc) from exc
 
     @get("/segments/changes", summary="Membership changes after a sequence number (the journeys' feed)")
-    async def changes(self, request: Request[Any, Any, Any], after: int = 0, limit: int = 1000) -> dict[str, Any]:
+    async def changes(
+        self, request: Request[Any, Any, Any], after: FromQuery[int] = 0, limit: FromQuery[int] = 1000
+    ) -> dict[str, Any]:
         if not 1 <= limit <= 10_000:
             raise SegmentApiError(400, "invalid_limit", "limit must be between 1 and 10000")
         rows = await asyncio.to_thread(service.membership_changes_since, _platform(request).state, after, limit)
         return {"changes": [r.__dict__ for r in rows], "next_after": rows[-1].seq if rows else after}
 
     @get("/segments/{name:str}", summary="One segment: definition and size")
-    async def one(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+    async def one(self, request: Request[Any, Any, Any], name: FromPath[str]) -> dict[str, Any]:
         return await asyncio.to_thread(_segment, _platform(request).state, name)
 
     @delete("/segments/{name:str}", summary="Delete a segment (its members exit)", status_code=200)
-    async def remove(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+    async def remove(self, request: Request[Any, Any, Any], name: FromPath[str]) -> dict[str, Any]:
         try:
             await asyncio.to_thread(service.delete_segment, _platform(request).state, name)
         except service.SegmentNotFound as exc:
@@ -106,7 +111,11 @@ class SegmentController(Controller):
 
     @get("/segments/{name:str}/members", summary="Current members (format=json or csv)")
     async def members(
-        self, request: Request[Any, Any, Any], name: str, format: str = "json", limit: int | None = None
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        format: FromQuery[str] = "json",
+        limit: FromQuery[int | None] = None,
     ) -> Response[Any]:
         state = _platform(request).state
         await asyncio.to_thread(_segment, state, name)
@@ -122,12 +131,14 @@ class SegmentController(Controller):
         return Response({"segment": name, "members": rows})
 
     @get("/segments/{name:str}/sizes", summary="Size of the segment over time")
-    async def sizes(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+    async def sizes(self, request: Request[Any, Any, Any], name: FromPath[str]) -> dict[str, Any]:
         await asyncio.to_thread(_segment, _platform(request).state, name)
         return {"segment": name, "sizes": await asyncio.to_thread(service.size_history, _platform(request).state, name)}
 
     @get("/segments/{name:str}/export", summary="Audience export: normalised SHA-256 emails and E.164 phones (CSV)")
-    async def export(self, request: Request[Any, Any, Any], name: str, format: str = "hashed-csv") -> Response[str]:
+    async def export(
+        self, request: Request[Any, Any, Any], name: FromPath[str], format: FromQuery[str] = "hashed-csv"
+    ) -> Response[str]:
         if format != "hashed-csv":
             raise SegmentApiError(400, "invalid_format", "format must be hashed-csv")
         state = _platform(request).state
@@ -144,7 +155,7 @@ class SegmentController(Controller):
         return await asyncio.to_thread(service.list_traits, _platform(request).state)
 
     @post("/traits", summary="Declare (or replace) a computed trait", status_code=200)
-    async def apply_trait(self, request: Request[Any, Any, Any], data: dict[str, Any]) -> dict[str, Any]:
+    async def apply_trait(self, request: Request[Any, Any, Any], data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
         try:
             definition = parse_trait(data)
             return await asyncio.to_thread(service.apply_trait, _platform(request).state, definition)

@@ -186,6 +186,9 @@ class Journal:
         owners: dict[tuple[str, str], int] = {}
         with self.turn(), self.engine.begin() as conn:
             for source_id, group in by_source.items():
+                if self.dialect == "sqlite":
+                    owners.update(((source_id, m), q) for m, q in _claim_sqlite(conn, source_id, group))
+                    continue
                 rows = []
                 seen: set[str] = set()
                 for entry in group:
@@ -307,6 +310,35 @@ class Journal:
         """Number of rejected messages kept."""
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(ingest_rejects)).scalar_one())
+
+
+_SQLITE_CLAIM = "INSERT OR IGNORE INTO message_ids (source_id, message_id, seq, received_at) VALUES (?,?,?,?)"
+_SQLITE_CLAIMED = (
+    "SELECT message_id, seq FROM message_ids WHERE source_id = ? AND message_id IN (SELECT value FROM json_each(?))"
+)
+
+
+def _claim_sqlite(conn: sa.Connection, source_id: str, entries: Sequence[JournalEntry]) -> list[tuple[str, int]]:
+    """Journal.claim's statements for one source on SQLite, straight on the driver (no per-row statement machinery):
+    the same rows, the timestamp in the text form SQLAlchemy stores (as the journal's own appends do); returns
+    (message id, claiming seq) of every id of the ENTRIES."""
+    rows: list[tuple[str, str, int, str]] = []
+    seen: set[str] = set()
+    for entry in entries:
+        stamp = entry.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        for _, mid in entry.items:
+            if mid not in seen:
+                seen.add(mid)
+                rows.append((source_id, mid, entry.seq, stamp))
+    if not rows:
+        return []
+    conn.exec_driver_sql(_SQLITE_CLAIM, rows)
+    ids = list(seen)
+    found: list[tuple[str, int]] = []
+    for i in range(0, len(ids), _ROWS_PER_INSERT):
+        result = conn.exec_driver_sql(_SQLITE_CLAIMED, (source_id, json.dumps(ids[i : i + _ROWS_PER_INSERT])))
+        found.extend((str(m), int(q)) for m, q in result)
+    return found
 
 
 def forget_in(conn: sa.Connection, messages: Sequence[tuple[int, str]], values: Sequence[str] = ()) -> int:

@@ -85,7 +85,7 @@ def extract_identifiers(message: dict[str, Any], rules: IdentityRules) -> list[s
         for item in external:
             if isinstance(item, dict) and isinstance(item.get("type"), str):
                 add(normalise_type(item["type"]), item.get("id"))
-    return sorted(found, key=lambda key: (rules.rank(key.partition(":")[0]), key))
+    return sorted(found, key=rules.key_order)
 
 
 def merge_batch_level(item: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:

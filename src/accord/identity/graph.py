@@ -64,6 +64,11 @@ def link_key(keys: Iterable[str]) -> str:
     return hashlib.sha1("\n".join(sorted(set(keys))).encode()).hexdigest()
 
 
+def _link_key(distinct: Sequence[str]) -> str:
+    """link_key of identifiers known to be distinct (no set to build)."""
+    return hashlib.sha1("\n".join(sorted(distinct)).encode()).hexdigest()
+
+
 @dataclass
 class _Batch:
     """The working state of one resolve() call: caches of what was read, and writes not yet flushed."""
@@ -107,6 +112,18 @@ _LINKS = sa.select(
     t.identity_links.c.first_message_id,
     t.identity_links.c.severed,
 ).where(t.identity_links.c.link_key.in_(sa.bindparam("keys", expanding=True)))
+_KEYS_OF = sa.select(t.identifiers.c.key).where(t.identifiers.c.profile_id == sa.bindparam("pid"))
+_MOVE = (
+    t.identifiers.update()
+    .where(t.identifiers.c.key.in_(sa.bindparam("keys", expanding=True)))
+    .values(profile_id=sa.bindparam("to"))
+)
+_SET_MERGED_INTO = (
+    t.profiles.update().where(t.profiles.c.id == sa.bindparam("pid")).values(merged_into=sa.bindparam("into"))
+)
+_FLAGS = sa.select(t.profiles.c.id, t.profiles.c.conflicted).where(
+    t.profiles.c.id.in_(sa.bindparam("pids", expanding=True))
+)
 _COUNTS = (
     sa.select(t.identifiers.c.profile_id, t.identifiers.c.type, sa.func.count())
     .where(t.identifiers.c.profile_id.in_(sa.bindparam("pids", expanding=True)))
@@ -121,6 +138,9 @@ class IdentityGraph:
         self.engine = engine
         self.rules = rules
         self._known_links: dict[str, datetime] = {}
+        # Regroups write only what differs from the stored state (same result); False: rewrite every flag of the
+        # component and look each conflict up on its own, as before (the differential test compares the two).
+        self.incremental_writes = True
 
     # ------------------------------------------------------------------ resolution
     def resolve(self, touches: Sequence[Touch]) -> list[Resolution]:
@@ -136,24 +156,74 @@ class IdentityGraph:
                     if touch.previous_id:
                         wanted.add(f"user_id:{touch.previous_id}")
                         wanted.add(f"anonymous_id:{touch.previous_id}")
-                self._load_owners(batch, wanted)
-                prepared = [self._keys(batch, touch) for touch in touches]
-                self._load_links(batch, {link_key(keys) for keys in prepared if len(keys) > 1})
-                results = [self._resolve_one(batch, keys, touch) for keys, touch in zip(prepared, touches, strict=True)]
+                self._load_owners(batch, wanted, counts=False)
+                prepared, lks = self._prepare(batch, touches)
+                self._load_links(batch, {lk for lk in lks if lk})
+                self._load_details(batch, self._pids_to_decide(batch, prepared, lks, touches))
+                results = [
+                    self._resolve_one(batch, keys, lk, touch)
+                    for keys, lk, touch in zip(prepared, lks, touches, strict=True)
+                ]
                 batch.flush()
         except BaseException:
             self._known_links.clear()  # the cache may name links the rolled-back transaction wrote
             raise
         return results
 
-    def _load_owners(self, batch: _Batch, keys: Iterable[str]) -> None:
-        missing = [k for k in keys if k not in batch.owner]
+    def _prepare(self, batch: _Batch, touches: Sequence[Touch]) -> tuple[list[list[str]], list[str]]:
+        """Per touch, its identifiers in order and their link key ('' for fewer than two). The messages of one
+        visit carry the same identifiers: those are ordered and hashed once (the lists are shared, never changed)."""
+        prepared: list[list[str]] = []
+        lks: list[str] = []
+        seen: dict[tuple[str, ...], tuple[list[str], str]] = {}
+        for touch in touches:
+            if touch.previous_id:
+                keys = self._keys(batch, touch)
+                prepared.append(keys)
+                lks.append(_link_key(keys) if len(keys) > 1 else "")
+                continue
+            signature = tuple(touch.identifiers)
+            known = seen.get(signature)
+            if known is None:
+                keys = self._keys(batch, touch)
+                known = seen[signature] = (keys, _link_key(keys) if len(keys) > 1 else "")
+            prepared.append(known[0])
+            lks.append(known[1])
+        return prepared, lks
+
+    def _pids_to_decide(
+        self, batch: _Batch, prepared: Sequence[list[str]], lks: Sequence[str], touches: Sequence[Touch]
+    ) -> set[str]:
+        """The profiles of the touches that may change the graph (a new identifier, a link not known yet): only
+        their limits and conflict flags are needed; a touch of known identifiers seen together before needs none."""
+        known_links = self._known_links
+        owner = batch.owner
         pids: set[str] = set()
-        for i in range(0, len(missing), _CHUNK):
-            for key, pid, conflicted in batch.conn.execute(_OWNERS, {"keys": missing[i : i + _CHUNK]}):
-                batch.owner[key] = pid
-                batch.conflicted[pid] = bool(conflicted)
-                pids.add(pid)
+        for keys, lk, touch in zip(prepared, lks, touches, strict=True):
+            if all(k in owner for k in keys):
+                if not lk:
+                    continue  # one known identifier
+                known_at = known_links.get(lk)
+                if known_at is not None and touch.at >= known_at:
+                    continue  # a link applied before
+                owners = {owner[k] for k in keys}
+                if len(owners) == 1:
+                    continue  # a link within one profile: only its conflict flag counts (loaded with the owners)
+            else:
+                owners = {owner[k] for k in keys if k in owner}
+            pids.update(owners)
+        return pids
+
+    def _load_details(self, batch: _Batch, pids: Iterable[str]) -> None:
+        """Conflict flags and identifier counts of PIDS (those not loaded yet), a few queries for all of them."""
+        unflagged = [p for p in pids if p not in batch.conflicted]
+        for i in range(0, len(unflagged), _CHUNK):
+            rows = batch.conn.execute(_FLAGS, {"pids": unflagged[i : i + _CHUNK]})
+            batch.conflicted.update({pid: bool(flag) for pid, flag in rows})
+        self._load_counts(batch, pids)
+
+    def _load_counts(self, batch: _Batch, pids: Iterable[str]) -> None:
+        """Identifier counts per type of PIDS (those not counted yet), a query per chunk."""
         uncounted = [p for p in pids if p not in batch.counts]
         for i in range(0, len(uncounted), _CHUNK):
             chunk = uncounted[i : i + _CHUNK]
@@ -162,6 +232,19 @@ class IdentityGraph:
             for pid, id_type, n in batch.conn.execute(_COUNTS, {"pids": chunk}):
                 batch.counts[pid][id_type] = int(n)
 
+    def _load_owners(self, batch: _Batch, keys: Iterable[str], counts: bool = True) -> None:
+        """The owners (and their conflict flags) of KEYS not loaded yet; with COUNTS, their identifier counts."""
+        missing = [k for k in keys if k not in batch.owner]
+        pids: set[str] = set()
+        for i in range(0, len(missing), _CHUNK):
+            for key, pid, conflicted in batch.conn.execute(_OWNERS, {"keys": missing[i : i + _CHUNK]}):
+                batch.owner[key] = pid
+                batch.conflicted[pid] = bool(conflicted)
+                pids.add(pid)
+        if not counts:
+            return
+        self._load_counts(batch, pids)
+
     def _load_links(self, batch: _Batch, keys: set[str]) -> None:
         missing = [k for k in keys if k not in batch.links and k not in self._known_links]
         for i in range(0, len(missing), _CHUNK):
@@ -169,23 +252,25 @@ class IdentityGraph:
                 batch.links[lk] = (first_at, first_msg, bool(severed))
 
     def _keys(self, batch: _Batch, touch: Touch) -> list[str]:
+        """The touch's distinct identifiers, strongest first."""
         keys = list(dict.fromkeys(touch.identifiers))
         if touch.previous_id:
             prev_user = f"user_id:{touch.previous_id}"
             prev = prev_user if prev_user in batch.owner else f"anonymous_id:{touch.previous_id}"
             if prev not in keys:
                 keys.append(prev)
-        keys.sort(key=lambda k: (self.rules.rank(split_key(k)[0]), k))
+        keys.sort(key=self.rules.key_order)
         return keys
 
-    def _resolve_one(self, batch: _Batch, keys: list[str], touch: Touch) -> Resolution:
+    def _resolve_one(self, batch: _Batch, keys: list[str], lk: str, touch: Touch) -> Resolution:
+        """LK: the link key of KEYS ('' for fewer than two)."""
         if not keys:
             return Resolution(None, None)
-        fresh = [k for k in keys if k not in batch.owner]
+        owner = batch.owner
+        fresh = [k for k in keys if k not in owner]
         if fresh:
             self._place_new(batch, keys, fresh, touch.at)
-        if len(keys) > 1:
-            lk = link_key(keys)
+        if lk:
             known_at = self._known_links.get(lk)
             if known_at is None or touch.at < known_at:
                 self._apply_link(batch, keys, lk, touch)
@@ -317,26 +402,22 @@ class IdentityGraph:
         batch.flush()
         survivor, others = pids[0], pids[1:]
         for other in others:
-            moved = [
-                k
-                for (k,) in batch.conn.execute(
-                    sa.select(t.identifiers.c.key).where(t.identifiers.c.profile_id == other)
-                )
-            ]
+            moved = [k for (k,) in batch.conn.execute(_KEYS_OF, {"pid": other})]
             self._move(batch, moved, survivor)
-            batch.conn.execute(t.profiles.update().where(t.profiles.c.id == other).values(merged_into=survivor))
+            batch.conn.execute(_SET_MERGED_INTO, {"pid": other, "into": survivor})
             batch.conn.execute(
-                t.identity_merges.insert().values(
-                    id=new_id(),
-                    at=batch.now,
-                    kind=kind,
-                    from_profile=other,
-                    into_profile=survivor,
-                    identifiers=json.dumps(sorted(moved)),
-                    message_id=touch.message_id,
-                    source_id=touch.source_id,
-                    reason=reason or "identifiers seen together: " + ", ".join(keys),
-                )
+                t.identity_merges.insert(),
+                {
+                    "id": new_id(),
+                    "at": batch.now,
+                    "kind": kind,
+                    "from_profile": other,
+                    "into_profile": survivor,
+                    "identifiers": json.dumps(sorted(moved)),
+                    "message_id": touch.message_id,
+                    "source_id": touch.source_id,
+                    "reason": reason or "identifiers seen together: " + ", ".join(keys),
+                },
             )
 
     def _move(self, batch: _Batch, keys: Sequence[str], pid: str) -> None:
@@ -344,8 +425,7 @@ class IdentityGraph:
             return
         batch.flush()
         for i in range(0, len(keys), _CHUNK):
-            chunk = list(keys[i : i + _CHUNK])
-            batch.conn.execute(t.identifiers.update().where(t.identifiers.c.key.in_(chunk)).values(profile_id=pid))
+            batch.conn.execute(_MOVE, {"keys": list(keys[i : i + _CHUNK]), "to": pid})
         batch.conn.execute(
             t.identity_changes.insert(),
             [{"identifier_key": k, "profile_id": pid, "at": batch.now} for k in keys],
@@ -450,6 +530,8 @@ class IdentityGraph:
             )
             for key, pid in rows:
                 keys_of[pid].append(key)
+        for keys in keys_of.values():
+            keys.sort()  # the store's row order never decides the order of the changes written
         final = {pid: find(pid) for pid in moved_pids}
         moves = [{"k": key, "p": final[pid]} for pid in moved_pids for key in keys_of[pid]]
         if moves:
@@ -535,15 +617,16 @@ class IdentityGraph:
                     t.identity_links.c.identifiers,
                     t.identity_links.c.first_at,
                     t.identity_links.c.first_message_id,
+                    t.identity_links.c.rejected,
                 )
                 .join(t.identity_link_members, t.identity_link_members.c.link_key == t.identity_links.c.link_key)
                 .where(t.identity_link_members.c.identifier_key.in_(chunk), t.identity_links.c.severed.is_(False))
             )
-            for lk, ids_json, first_at, first_msg in rows:
+            for lk, ids_json, first_at, first_msg, rejected in rows:
                 if lk in links:
                     continue
                 ids = json.loads(ids_json)
-                links[lk] = (first_at, first_msg, ids)
+                links[lk] = (first_at, first_msg, ids, bool(rejected))
                 for k in ids:
                     if k not in comp:
                         comp.add(k)
@@ -594,16 +677,25 @@ class IdentityGraph:
             return k
 
         rejected: list[tuple[str, list[str]]] = []
-        for lk, (_at, _msg, ids) in sorted(links.items(), key=lambda kv: (kv[1][0], kv[1][1], kv[0])):
+        limit = self.rules.limit
+        for lk, (_at, _msg, ids, _rejected) in sorted(links.items(), key=lambda kv: (kv[1][0], kv[1][1], kv[0])):
             ordered = sorted(ids, key=lambda k: (self.rules.rank(split_key(k)[0]), k))
             root = find(ordered[0])
             for k in ordered[1:]:
                 other = find(k)
                 if other == root:
                     continue
-                if self._fits(counts[root] + counts[other]):
+                if not self.incremental_writes:  # as before (the differential test compares the two)
+                    if self._fits(counts[root] + counts[other]):
+                        parent[other] = root
+                        counts[root] = counts[root] + counts.pop(other)
+                    else:
+                        rejected.append((lk, ordered))
+                    continue
+                mine, theirs = counts[root], counts[other]  # every count is positive: the same test as _fits(sum)
+                if all(mine[ty] + theirs[ty] <= limit(ty) for ty in mine.keys() | theirs.keys()):
                     parent[other] = root
-                    counts[root] = counts[root] + counts.pop(other)
+                    mine.update(counts.pop(other))  # each key's Counter is its own: updated in place
                 else:
                     rejected.append((lk, ordered))
         groups: dict[str, set[str]] = defaultdict(set)
@@ -611,6 +703,7 @@ class IdentityGraph:
             groups[find(k)].add(k)
         ordered_groups = sorted(groups.values(), key=lambda g: (-len(g), min(g)))
         used: set[str] = set()
+        created: set[str] = set()
         assignment: dict[str, str] = {}
         for group in ordered_groups:
             tally = Counter(batch.owner[k] for k in group)
@@ -620,19 +713,20 @@ class IdentityGraph:
             else:
                 pid = new_id()
                 conn.execute(t.profiles.insert().values(id=pid, created_at=batch.now, conflicted=False))
+                created.add(pid)
             used.add(pid)
             for k in group:
                 assignment[k] = pid
         old_pids = {batch.owner[k] for k in comp}
         by_target: dict[str, list[str]] = defaultdict(list)
         flows: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for k in comp:
+        for k in sorted(comp):  # sorted: the rows' order (and so the ids given below) never depends on the store's
             if batch.owner[k] != assignment[k]:
                 by_target[assignment[k]].append(k)
                 flows[(batch.owner[k], assignment[k])].append(k)
-        for pid, keys in by_target.items():
+        for pid, keys in sorted(by_target.items()):
             self._move(batch, sorted(keys), pid)
-        for (src, dst), keys in flows.items():
+        for (src, dst), keys in sorted(flows.items()):
             conn.execute(
                 t.identity_merges.insert().values(
                     id=new_id(),
@@ -646,6 +740,24 @@ class IdentityGraph:
                     reason=reason,
                 )
             )
+        if not self.incremental_writes:
+            self._write_regroup_flags_full(batch, links, old_pids, used, flows, rejected, assignment)
+            return
+        self._write_regroup_flags(batch, links, old_pids, used, flows, rejected, assignment, created)
+
+    def _write_regroup_flags_full(
+        self,
+        batch: _Batch,
+        links: dict[str, tuple],
+        old_pids: set[str],
+        used: set[str],
+        flows: dict[tuple[str, str], list[str]],
+        rejected: list[tuple[str, list[str]]],
+        assignment: dict[str, str],
+    ) -> None:
+        """The regroup's flags, links and conflicts written as they always were: every profile and link of the
+        component updated, every rejected link's conflict looked up on its own (kept to check the other path)."""
+        conn = batch.conn
         for pid in old_pids - used:
             heirs = Counter({dst: len(keys) for (src, dst), keys in flows.items() if src == pid})
             target = sorted(heirs, key=lambda p: (-heirs[p], p))[0] if heirs else None
@@ -667,20 +779,96 @@ class IdentityGraph:
             strongest, first_message = ordered[0], links[lk][1]
             if self._conflict_recorded(conn, strongest, first_message):
                 continue
-            involved = sorted({assignment[k] for k in ordered})
-            conn.execute(
-                t.identity_conflicts.insert().values(
-                    id=new_id(),
-                    at=batch.now,
-                    kind=self._conflict_kind(ordered),
-                    identifier_key=strongest,
-                    profile_ids=json.dumps(involved),
-                    message_id=first_message,
-                    detail=f"identifiers {', '.join(ordered)} were seen together but joining them would break "
-                    f"the identity limits ({self._limits_text(ordered)}); kept apart",
-                    status="open",
+            row = self._conflict_row(batch, lk, ordered, first_message, assignment)
+            conn.execute(t.identity_conflicts.insert(), row)
+
+    def _write_regroup_flags(
+        self,
+        batch: _Batch,
+        links: dict[str, tuple],
+        old_pids: set[str],
+        used: set[str],
+        flows: dict[tuple[str, str], list[str]],
+        rejected: list[tuple[str, list[str]]],
+        assignment: dict[str, str],
+        created: set[str],
+    ) -> None:
+        """The same final state as _write_regroup_flags_full, writing only what differs from what is stored.
+
+        Past a limit, every new identifier regroups its component, yet the grouping, the flags and the rejected
+        links of the rest of the component usually stay as the previous regroup left them: the profiles' flags,
+        the links' rejected flags and the conflicts already recorded are read in a few queries, compared with
+        what the replay decided, and only the differences are written (the decisions themselves are unchanged).
+        """
+        conn = batch.conn
+        wanted: dict[str, dict[str, object]] = {}  # pid -> the columns the full path would set
+        for pid in old_pids - used:
+            heirs = Counter({dst: len(keys) for (src, dst), keys in flows.items() if src == pid})
+            target = sorted(heirs, key=lambda p: (-heirs[p], p))[0] if heirs else None
+            wanted[pid] = {"merged_into": target}
+        flag = bool(rejected)
+        for pid in used:
+            wanted[pid] = {"conflicted": flag, "merged_into": None}
+            batch.conflicted[pid] = flag
+        stored: dict[str, dict[str, object]] = {pid: {"conflicted": False, "merged_into": None} for pid in created}
+        to_read = sorted(p for p in wanted if p not in created)
+        for i in range(0, len(to_read), _CHUNK):
+            rows = conn.execute(
+                sa.select(t.profiles.c.id, t.profiles.c.conflicted, t.profiles.c.merged_into).where(
+                    t.profiles.c.id.in_(to_read[i : i + _CHUNK])
                 )
             )
+            for pid, conflicted, merged_into in rows:
+                stored[pid] = {"conflicted": bool(conflicted), "merged_into": merged_into}
+        for pid in sorted(wanted):
+            values = wanted[pid]
+            have = stored.get(pid)
+            if have is not None and all(have[c] == v for c, v in values.items()):
+                continue
+            conn.execute(t.profiles.update().where(t.profiles.c.id == pid).values(**values))
+        rejected_keys = {lk for lk, _ in rejected}
+        now_rejected = sorted(lk for lk, link in links.items() if lk in rejected_keys and not link[3])
+        now_kept = sorted(lk for lk, link in links.items() if lk not in rejected_keys and link[3])
+        for changed, value in ((now_rejected, True), (now_kept, False)):
+            for i in range(0, len(changed), _CHUNK):
+                conn.execute(
+                    t.identity_links.update()
+                    .where(t.identity_links.c.link_key.in_(changed[i : i + _CHUNK]))
+                    .values(rejected=value)
+                )
+        strongest_keys = sorted({ordered[0] for _lk, ordered in rejected})
+        recorded: set[tuple[str, str | None]] = set()
+        for i in range(0, len(strongest_keys), _CHUNK):
+            found = conn.execute(
+                sa.select(t.identity_conflicts.c.identifier_key, t.identity_conflicts.c.message_id).where(
+                    t.identity_conflicts.c.identifier_key.in_(strongest_keys[i : i + _CHUNK])
+                )
+            )
+            recorded.update((key, msg) for key, msg in found)
+        new_conflicts: list[dict[str, object]] = []
+        for lk, ordered in rejected:
+            strongest, first_message = ordered[0], links[lk][1]
+            if (strongest, first_message) in recorded:
+                continue
+            recorded.add((strongest, first_message))
+            new_conflicts.append(self._conflict_row(batch, lk, ordered, first_message, assignment))
+        if new_conflicts:
+            conn.execute(t.identity_conflicts.insert(), new_conflicts)
+
+    def _conflict_row(
+        self, batch: _Batch, lk: str, ordered: list[str], first_message: str, assignment: dict[str, str]
+    ) -> dict[str, object]:
+        return {
+            "id": new_id(),
+            "at": batch.now,
+            "kind": self._conflict_kind(ordered),
+            "identifier_key": ordered[0],
+            "profile_ids": json.dumps(sorted({assignment[k] for k in ordered})),
+            "message_id": first_message,
+            "detail": f"identifiers {', '.join(ordered)} were seen together but joining them would break "
+            f"the identity limits ({self._limits_text(ordered)}); kept apart",
+            "status": "open",
+        }
 
     def _conflict_recorded(self, conn: Connection, identifier: str, message_id: str) -> bool:
         found = conn.execute(

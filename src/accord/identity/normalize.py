@@ -46,8 +46,27 @@ def normalise_phone(raw: str, region: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+_MEMO_SIZE = 200_000
+_memo: dict[tuple[str, str, str | None, frozenset[str], str], str | None] = {}
+_MISS = object()
+
+
 def normalise_value(id_type: str, raw: object, rules: IdentityRules, region: str | None = None) -> str | None:
     """The normalised value of an identifier, or None if it is empty, invalid or blocked."""
+    if type(raw) is str:  # the common case, remembered: the same customers' ids come again and again
+        memo_key = (id_type, raw, region, rules.blocked, rules.default_region)
+        found = _memo.get(memo_key, _MISS)
+        if found is not _MISS:
+            return found  # type: ignore[return-value]
+        value = _normalise(id_type, raw, rules, region)
+        if len(_memo) >= _MEMO_SIZE:
+            _memo.clear()
+        _memo[memo_key] = value
+        return value
+    return _normalise(id_type, raw, rules, region)
+
+
+def _normalise(id_type: str, raw: object, rules: IdentityRules, region: str | None) -> str | None:
     if isinstance(raw, bool) or raw is None:
         return None
     if isinstance(raw, int | float):

@@ -56,13 +56,24 @@ class IdentityRules:
     blocked: frozenset[str] = DEFAULT_BLOCKED
     default_region: str = "PL"
     default_limit: int = 5
+    _ranks: dict[str, int] = field(init=False, repr=False, compare=False)  # rank() of the listed types
+    _other_rank: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ranks: dict[str, int] = {}
+        for i, id_type in enumerate(self.priority):
+            ranks.setdefault(id_type, i)  # the first place, as tuple.index gives
+        other = ranks["anonymous_id"] - 1 if "anonymous_id" in ranks else len(self.priority)
+        object.__setattr__(self, "_ranks", ranks)
+        object.__setattr__(self, "_other_rank", other)
 
     def rank(self, id_type: str) -> int:
         """Lower is stronger; types not in the priority list rank after known ones, before anonymous ids."""
-        try:
-            return self.priority.index(id_type)
-        except ValueError:
-            return self.priority.index("anonymous_id") - 1 if "anonymous_id" in self.priority else len(self.priority)
+        return self._ranks.get(id_type, self._other_rank)
+
+    def key_order(self, key: str) -> tuple[int, str]:
+        """Sort key of an identifier key 'type:value': by its type's rank, then by the key."""
+        return self._ranks.get(key.partition(":")[0], self._other_rank), key
 
     def limit(self, id_type: str) -> int:
         """How many identifiers of this type one profile may hold."""
@@ -73,7 +84,7 @@ class IdentityRules:
         folded = value.strip().lower()
         if folded in self.blocked:
             return True
-        return bool(folded) and set(folded) <= {"0", "-"}
+        return bool(folded) and not folded.strip("0-")  # only zeros and dashes
 
     @classmethod
     def from_settings(

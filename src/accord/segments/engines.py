@@ -22,6 +22,12 @@ class QueryEngine(Protocol):
     def rows(self, compiled: Compiled) -> list[tuple[Any, ...]]:
         """The result rows."""
 
+    def flush(self) -> None:
+        """Wait until the events handed to the store are written (full evaluations read only those)."""
+
+    def change_seq(self) -> int | None:
+        """The last identity change the event store has taken (written or staged); None: no such limit."""
+
 
 class DuckDBEngine:
     """The embedded event store (named `$p` parameters)."""
@@ -35,6 +41,12 @@ class DuckDBEngine:
 
     def rows(self, compiled: Compiled) -> list[tuple[Any, ...]]:
         return self.events.query(compiled.sql, cast(Any, compiled.params))
+
+    def flush(self) -> None:
+        self.events.flush()
+
+    def change_seq(self) -> int | None:
+        return self.events.staged_cursors()[1]
 
 
 def _ch_value(value: Any) -> str:
@@ -58,6 +70,12 @@ class ChdbEngine:
         self.database = database
         self.rollups = rollups
         self.subset = False  # event_days is ordered by profile: restricted queries prune by the primary key
+
+    def flush(self) -> None:
+        """Nothing is staged here: the tests fill ClickHouse before they evaluate."""
+
+    def change_seq(self) -> int | None:
+        return None
 
     def rows(self, compiled: Compiled) -> list[tuple[Any, ...]]:
         params = {k: _ch_value(v) for k, v in compiled.params.items()}

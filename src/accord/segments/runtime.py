@@ -57,36 +57,46 @@ class SegmentRuntime:
         with self.state.begin() as conn:
             _set_state(conn, "cursors", [journal_seq, change_seq])
 
-    def affected(self, after_seq: int, upto_seq: int, change_seq: int) -> tuple[set[str], int]:
-        """Profiles touched by events in (after_seq, upto_seq] or by identity changes after change_seq."""
-        rows = self.engine.rows(
-            Compiled(
-                "SELECT DISTINCT profile_id FROM events WHERE journal_seq > $a AND journal_seq <= $b "
-                "AND profile_id IS NOT NULL",
-                {"a": after_seq, "b": upto_seq},
-                self.engine.dialect,
-            )
+    def affected(self, after_seq: int, upto_seq: int, changes: list[tuple[int, str, str]]) -> set[str]:
+        """Profiles touched by events in (after_seq, upto_seq] or by the identity CHANGES."""
+        sql = (
+            "SELECT DISTINCT profile_id FROM events WHERE journal_seq > $a AND journal_seq <= $b "
+            "AND profile_id IS NOT NULL"
         )
+        if self.engine.subset:  # and the staged events (DuckDB: see EventStore.stage)
+            sql = (
+                f"SELECT DISTINCT profile_id FROM ({sql} UNION ALL SELECT profile_id FROM staged_events WHERE "
+                "journal_seq > $a AND journal_seq <= $b AND profile_id IS NOT NULL) AS u"
+            )
+        rows = self.engine.rows(Compiled(sql, {"a": after_seq, "b": upto_seq}, self.engine.dialect))
         pids = {str(r[0]) for r in rows}
-        changes = self.identity_changes(change_seq)
         moved = {pid for _seq, _key, pid in changes}
         for pid in moved:
             for merge in self.merges_of(pid):
                 pids.update((merge["from_profile"], merge["into_profile"]))
-        pids |= moved
-        return pids, max((seq for seq, _k, _p in changes), default=change_seq)
+        return pids | moved
+
+    def _changes(self, change_seq: int) -> list[tuple[int, str, str]]:
+        """Identity changes after CHANGE_SEQ that the event store has taken (written or staged): one resolved
+        meanwhile (the next slice, in the worker) is evaluated with the slice that carries it."""
+        taken = self.engine.change_seq()
+        return [c for c in self.identity_changes(change_seq) if taken is None or c[0] <= taken]
 
     def on_events(self, after_seq: int, upto_seq: int) -> None:
         """Processor listener: re-evaluate every segment for the affected profiles only."""
         with self.lock:
             journal_seq, change_seq = self.cursors()
             upto = max(upto_seq, journal_seq)
+            changes = self._changes(change_seq)
+            new_change_seq = max((seq for seq, _k, _p in changes), default=change_seq)
             if not service.vocabulary(self.state).segments:
-                self._save_cursors(
-                    upto, max((s for s, _k, _p in self.identity_changes(change_seq)), default=change_seq)
-                )
+                self._save_cursors(upto, new_change_seq)
                 return
-            pids, new_change_seq = self.affected(min(journal_seq, after_seq), upto, change_seq)
+            if changes:
+                # identity changes move stored events: evaluate once the staged slices (resolved before or with
+                # them) are written and moved too
+                self.engine.flush()
+            pids = self.affected(min(journal_seq, after_seq), upto, changes)
             if pids:
                 service.evaluate_all(self.state, self.engine, self.journal, self.clock(), sorted(pids))
             self._save_cursors(upto, new_change_seq)
@@ -94,6 +104,7 @@ class SegmentRuntime:
     def tick(self) -> list[service.EvaluationResult]:
         """Time-driven: fully re-evaluate the segments whose truth changes with time alone (rolling windows)."""
         with self.lock:
+            self.engine.flush()  # a full evaluation reads the written events (and daily tables) only
             return service.evaluate_all(self.state, self.engine, self.journal, self.clock(), time_driven_only=True)
 
     def start(self, interval: float = 60.0) -> None:

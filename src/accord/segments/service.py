@@ -225,6 +225,7 @@ def compute_members(
     vocab = vocab or vocabulary(state)
     rfm = rfm_thresholds(state)
     if profile_ids is None:
+        engine.flush()  # a full evaluation reads the written events only
         query = vocab.compiler(engine.dialect, now, rfm, engine.rollups).members_query(definition.rule)
         return {str(r[0]) for r in engine.rows(query)}
     members: set[str] = set()
@@ -232,7 +233,8 @@ def compute_members(
     query = compiler.members_query(definition.rule, restrict=True)
     for chunk in _chunks(sorted(set(profile_ids)), SUBSET_CHUNK if engine.subset else SCAN_CHUNK):
         query.params["ids"] = chunk
-        members.update(str(r[0]) for r in engine.rows(query))
+        asked = set(chunk)  # a subset query may return a profile whose key collides with one asked for
+        members.update(p for p in (str(r[0]) for r in engine.rows(query)) if p in asked)
     return members
 
 
@@ -256,10 +258,16 @@ def compute_all_members(
     out: dict[str, set[str]] = {n: set() for n in names}
     size = SUBSET_CHUNK if engine.subset else SCAN_CHUNK
     chunks = [None] if profile_ids is None else list(_chunks(sorted(set(profile_ids)), size))
+    if profile_ids is None:
+        engine.flush()  # a full evaluation reads the written events only
     for chunk in chunks:
+        asked = None
         if chunk is not None:
             query.params["ids"] = chunk
+            asked = set(chunk)  # a subset query may return a profile whose key collides with one asked for
         for row in engine.rows(query):
+            if asked is not None and str(row[0]) not in asked:
+                continue
             if anchors is not None and row[1] is not None:
                 anchors[str(row[0])] = str(row[1])
             for name, flag in zip(names, row[2:], strict=True):
@@ -291,15 +299,19 @@ def _current(conn: sa.Connection, segment: str, profile_ids: Sequence[str] | Non
 
 def _anchors(engine: QueryEngine, profile_ids: Sequence[str]) -> dict[str, str]:
     """One identifier ('type:value') per profile, to address its timeline events."""
-    from accord.segments.compile import Compiled
+    from accord.segments.compile import ASKED_ANCHORS, Compiled
 
     out: dict[str, str] = {}
     if engine.dialect != "duckdb":
         return out
     if engine.rollups:
         sql = (
-            "SELECT profile_id, arg_max(anchor, (last_at, last_event_id)) FROM event_anchors "
-            "WHERE profile_id IN (SELECT unnest($ids)) GROUP BY profile_id"
+            ASKED_ANCHORS
+            if engine.subset
+            else (
+                "SELECT profile_id, arg_max(anchor, (last_at, last_event_id)) FROM event_anchors "
+                "WHERE profile_id IN (SELECT unnest($ids)) GROUP BY profile_id"
+            )
         )
     else:
         sql = (

@@ -48,8 +48,20 @@ class TimelinePage:
 class EventStore(Protocol):
     """What the rest of Accord asks of the event log."""
 
+    write_error: str | None  # the last failed write of a staged batch (retried until it succeeds), else None
+
     def load(self, batch: pa.Table, journal_seq: int, changes: list[tuple[int, str, str]]) -> None:
         """Append events and apply identity changes (seq, identifier, profile) atomically with the cursors."""
+
+    def stage(self, batch: pa.Table, journal_seq: int, changes: list[tuple[int, str, str]]) -> None:
+        """Like `load`, but return at once: a writer writes the batch (in order, after those staged before);
+        queries that name `staged_events` see the staged rows not yet written. Durable only once written."""
+
+    def staged_cursors(self) -> tuple[int, int]:
+        """`cursors()` counting the staged batches as loaded."""
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every staged batch is written (False if TIMEOUT passed first)."""
 
     def apply_changes(self, changes: list[tuple[int, str, str]]) -> None:
         """Apply identity changes alone (e.g. after an unmerge) and advance the change cursor."""

@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,8 +17,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from accord.storage.events import rollup
-from accord.storage.events.base import TimelinePage
+from accord.storage.events import keys, rollup
+from accord.storage.events.base import EVENT_COLUMNS, TimelinePage
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -43,7 +48,8 @@ CREATE TABLE IF NOT EXISTS events (
     campaign_source VARCHAR,
     campaign_medium VARCHAR,
     campaign_name VARCHAR,
-    raw JSON
+    raw JSON,
+    profile_key UBIGINT  -- the profile's unique integer key (keys.py)
 );
 CREATE TABLE IF NOT EXISTS ingest_state (
     id INTEGER PRIMARY KEY,
@@ -82,8 +88,29 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValueError(f"invalid timeline cursor {cursor!r}") from exc
 
 
+@dataclass(frozen=True)
+class _Staged:
+    """A batch handed to the writer thread and not yet written."""
+
+    batch: pa.Table
+    journal_seq: int
+    changes: list[tuple[int, str, str]]
+
+
+EMPTY_STAGED = pa.table({c: pa.array([], t) for c, t in EVENT_COLUMNS.items()})
+
+
 class DuckDBEventStore:
-    """The event log in one DuckDB file. Thread-safe: each call uses its own cursor."""
+    """The event log in one DuckDB file. Thread-safe: each call uses its own cursor.
+
+    Batches come in two ways: `load` writes one and returns when it is durable; `stage` hands one to the store's
+    writer thread and returns at once, and queries see the staged rows as the table `staged_events` (rows after
+    the journal seq written in the query's own snapshot: a batch is never counted twice, nor missed, while it is
+    being written). A write can wait a second for DuckDB's checkpoint; staging keeps that off the path of those who
+    only need to read the new events (incremental segments).
+    """
+
+    max_staged = 8  # batches waiting for the writer before `stage` waits too
 
     def __init__(self, path: str | Path, read_only: bool = False) -> None:
         self.path = Path(path)
@@ -92,11 +119,32 @@ class DuckDBEventStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(str(self.path), read_only=read_only)
         self._write_lock = threading.Lock()
+        self._staged: list[_Staged] = []  # oldest first; a batch leaves once written
+        self._staged_changed = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._closing = False
+        self.write_error: str | None = None  # the last failed staged write (retried until it succeeds)
         if not read_only:
             self._con.execute(SCHEMA)
             self._con.execute(rollup.DUCKDB_SCHEMA)
+            self._ensure_profile_keys()
             if self.query("SELECT count(*) FROM event_anchors")[0][0] == 0 and self.count_events() > 0:
                 self.rebuild_rollups()  # a file from before the derived tables existed
+            elif self.query(
+                "SELECT (SELECT count(*) FROM event_traits) = 0 "
+                "AND EXISTS (SELECT 1 FROM events WHERE type = 'identify')"
+            )[0][0]:
+                with self._write() as cur:  # a file from before event_traits existed
+                    cur.execute(rollup.duckdb_append_traits("events"))
+
+    def _ensure_profile_keys(self) -> None:
+        """Add `profile_key` to a file from before it existed; key the events written without one."""
+        found = self._con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'events'").fetchall()
+        if "profile_key" not in {r[0] for r in found}:
+            self._con.execute("ALTER TABLE events ADD COLUMN profile_key UBIGINT")
+        self._con.execute(keys.SCHEMA)
+        with self._write() as cur:
+            keys.repair(cur)
 
     def _cur(self) -> duckdb.DuckDBPyConnection:
         cur = self._con.cursor()
@@ -119,13 +167,77 @@ class DuckDBEventStore:
                 cur.close()
 
     def load(self, batch: pa.Table, journal_seq: int, changes: list[tuple[int, str, str]]) -> None:
+        self.flush()  # after the staged batches, in journal order
+        self._load(batch, journal_seq, changes)
+
+    def stage(self, batch: pa.Table, journal_seq: int, changes: list[tuple[int, str, str]]) -> None:
+        with self._staged_changed:
+            while len(self._staged) >= self.max_staged and self._writer is not None:
+                self._staged_changed.wait(1.0)
+            self._staged.append(_Staged(batch, journal_seq, changes))
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_staged, name="accord-event-writer", daemon=True)
+                self._writer.start()
+            self._staged_changed.notify_all()
+
+    def staged_cursors(self) -> tuple[int, int]:
+        with self._staged_changed:
+            staged = list(self._staged)
+        journal_seq, change_seq = self.cursors()
+        for batch in staged:
+            journal_seq = max(journal_seq, batch.journal_seq)
+            change_seq = max([change_seq, *(seq for seq, _k, _p in batch.changes)])
+        return journal_seq, change_seq
+
+    def flush(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._staged_changed:
+            while self._staged:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._staged_changed.wait(0.5 if left is None else min(left, 0.5))
+        return True
+
+    def _write_staged(self) -> None:
+        """The writer thread: write the staged batches in order; a failed write is retried (never dropped)."""
+        while True:
+            with self._staged_changed:
+                while not self._staged and not self._closing:
+                    self._staged_changed.wait()
+                if not self._staged:
+                    self._writer = None
+                    return
+                head = self._staged[0]
+            try:
+                self._load(head.batch, head.journal_seq, head.changes)
+            except Exception as exc:
+                self.write_error = f"{type(exc).__name__}: {exc}"
+                log.exception("writing a staged batch failed; retrying")
+                time.sleep(0.5)
+                continue
+            self.write_error = None
+            with self._staged_changed:
+                self._staged.pop(0)
+                self._staged_changed.notify_all()
+
+    def _staged_events(self) -> pa.Table:
+        with self._staged_changed:
+            batches = [s.batch for s in self._staged]
+        return pa.concat_tables(batches) if batches else EMPTY_STAGED
+
+    def _load(self, batch: pa.Table, journal_seq: int, changes: list[tuple[int, str, str]]) -> None:
         with self._write() as cur:
             if batch.num_rows:
                 cur.register("incoming", batch)
-                cur.execute(f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM incoming")
+                keys.assign(cur, "SELECT profile_id FROM incoming")
+                cur.execute(
+                    f"INSERT INTO events ({_COLUMNS}, profile_key) SELECT {_COLUMNS}, profile_key "
+                    f"FROM ({keys.key_of('SELECT * FROM incoming')})"
+                )
                 cur.execute(rollup.duckdb_append_days("incoming"))
-                for statement in rollup.duckdb_merge_anchors("incoming"):
-                    cur.execute(statement)
+                cur.execute(rollup.duckdb_append_anchors("incoming"))
+                cur.execute(rollup.duckdb_append_traits("incoming"))
                 cur.unregister("incoming")
             self._apply(cur, changes)
             cur.execute(
@@ -146,12 +258,15 @@ class DuckDBEventStore:
             }
         )
         cur.register("identity_changes", table)
+        keys.assign(cur, "SELECT profile_id FROM identity_changes")
         cur.execute(
-            "UPDATE events SET profile_id = c.profile_id FROM identity_changes c "
+            "UPDATE events SET profile_id = c.profile_id, profile_key = c.profile_key "
+            f"FROM ({keys.key_of('SELECT * FROM identity_changes')}) AS c "
             "WHERE events.anchor = c.anchor AND events.profile_id IS DISTINCT FROM c.profile_id"
         )
         cur.execute(rollup.duckdb_move("event_days", "identity_changes"))
         cur.execute(rollup.duckdb_move("event_anchors", "identity_changes"))
+        cur.execute(rollup.duckdb_move("event_traits", "identity_changes"))
         cur.unregister("identity_changes")
         cur.execute(
             "UPDATE ingest_state SET change_seq = greatest(change_seq, ?) WHERE id = 1",
@@ -159,6 +274,7 @@ class DuckDBEventStore:
         )
 
     def apply_changes(self, changes: list[tuple[int, str, str]]) -> None:
+        self.flush()  # the staged batches were resolved before these changes
         with self._write() as cur:
             self._apply(cur, changes)
 
@@ -177,17 +293,22 @@ class DuckDBEventStore:
             self._con.execute("CHECKPOINT")
 
     def rebuild_rollups(self) -> None:
+        self.flush()
         with self._write() as cur:
+            keys.repair(cur)
             cur.execute("DELETE FROM event_days")
             cur.execute("DELETE FROM event_anchors")
+            cur.execute("DELETE FROM event_traits")
+            cur.execute(rollup.duckdb_append_traits("events"))
             cur.execute(rollup.duckdb_append_days("events"))
             cur.execute("INSERT INTO event_anchors " + rollup.duckdb_anchor_rows("events"))
 
     def rollups_ready(self) -> bool:
         found = self.query(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('event_days', 'event_anchors')"
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_name IN ('event_days', 'event_anchors', 'event_traits')"
         )
-        return int(found[0][0]) == 2
+        return int(found[0][0]) == 3
 
     def cursors(self) -> tuple[int, int]:
         cur = self._cur()
@@ -309,11 +430,14 @@ class DuckDBEventStore:
         where = "list_contains(?, profile_id) OR list_contains(?, anchor) OR list_has_any(identifiers, ?)"
         pids, keys = profile_ids or [""], identifier_keys or [""]  # an empty list has no element type
         params = [pids, keys, keys]
+        self.flush()  # staged events of the person are written first, then erased with the rest
         with self._write() as cur:
             found = cur.execute(f"SELECT journal_seq, source_id, message_id FROM events WHERE {where}", params)
             gone = [(int(s) if s is not None else -1, str(src), str(m)) for s, src, m in found.fetchall()]
             cur.execute(f"DELETE FROM events WHERE {where}", params)
-            for derived in ("event_days", "event_anchors"):  # the daily tables kept beside the log
+            for table in ("profile_keys", "profile_key_clashes"):
+                cur.execute(f"DELETE FROM {table} WHERE list_contains(?, profile_id)", [pids])
+            for derived in ("event_days", "event_anchors", "event_traits"):  # the tables kept beside the log
                 cur.execute(
                     f"DELETE FROM {derived} WHERE list_contains(?, profile_id) OR list_contains(?, anchor)",
                     [pids, keys],
@@ -323,9 +447,18 @@ class DuckDBEventStore:
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         cur = self._cur()
         try:
+            if "staged_events" in sql:  # taken before the query's snapshot: see the class docstring
+                cur.register("staged_events", self._staged_events())
             return cur.execute(sql, params or []).fetchall()
         finally:
             cur.close()
 
     def close(self) -> None:
+        self.flush(timeout=60)
+        with self._staged_changed:
+            self._closing = True
+            self._staged_changed.notify_all()
+            writer = self._writer
+        if writer is not None:
+            writer.join(timeout=10)
         self._con.close()

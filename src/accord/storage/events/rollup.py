@@ -2,9 +2,12 @@
 
 `event_days` has one row per (profile, anchor, type, event, channel, UTC day) with the number of events, the sum
 of `revenue_minor` and the first and last time; rows are additive (a day may appear in several rows, one per
-loaded batch), so a batch is appended without reading the table. `event_anchors` has one row per (profile,
-anchor) with the number of events and the newest (timestamp, event_id). Identity changes move both exactly as they
-move the events (by anchor). Segment conditions that only need counts, revenue or first/last times read these
+loaded batch), so a batch is appended without reading the table. `event_anchors` has rows per (profile,
+anchor) with the number of events and the newest (timestamp, event_id), additive too (one per loaded batch that had
+the anchor: readers take the sum and the newest). `event_traits` has the `traits` object of every identify event
+(profile, anchor, time, event id): trait conditions read it instead of the whole payloads of the log, whose `raw`
+text DuckDB decodes vector by vector however few rows a query keeps. Identity changes move all three exactly as
+they move the events (by anchor). Segment conditions that only need counts, revenue or first/last times read these
 instead of the log; the boundary days of a window come from the log itself.
 """
 
@@ -30,6 +33,13 @@ CREATE TABLE IF NOT EXISTS event_anchors (
     last_at TIMESTAMPTZ NOT NULL,
     last_event_id VARCHAR NOT NULL
 );
+CREATE TABLE IF NOT EXISTS event_traits (
+    profile_id VARCHAR NOT NULL,
+    anchor VARCHAR,
+    timestamp TIMESTAMPTZ NOT NULL,
+    event_id VARCHAR NOT NULL,
+    traits JSON
+);
 """
 
 
@@ -42,6 +52,14 @@ def duckdb_append_days(source: str) -> str:
     )
 
 
+def duckdb_append_traits(source: str) -> str:
+    """Append the traits of the identify events in SOURCE."""
+    return (
+        "INSERT INTO event_traits SELECT profile_id, anchor, timestamp, event_id, json_extract(raw, '$.traits') "
+        f"FROM {source} WHERE type = 'identify' AND profile_id IS NOT NULL"
+    )
+
+
 def duckdb_anchor_rows(source: str) -> str:
     """(profile, anchor) rows of the events in SOURCE."""
     return (
@@ -51,17 +69,9 @@ def duckdb_anchor_rows(source: str) -> str:
     )
 
 
-def duckdb_merge_anchors(source: str) -> list[str]:
-    """Statements that fold the anchors of the events in SOURCE into event_anchors (one row per profile, anchor)."""
-    return [
-        "CREATE OR REPLACE TEMP TABLE anchor_delta AS SELECT profile_id, anchor, sum(events) AS events, "
-        "max(last_at) AS last_at, arg_max(last_event_id, (last_at, last_event_id)) AS last_event_id FROM ("
-        f"SELECT * FROM event_anchors WHERE anchor IN (SELECT anchor FROM {source}) "
-        f"UNION ALL {duckdb_anchor_rows(source)}) AS u GROUP BY profile_id, anchor",
-        f"DELETE FROM event_anchors WHERE anchor IN (SELECT anchor FROM {source})",
-        "INSERT INTO event_anchors SELECT profile_id, anchor, events, last_at, last_event_id FROM anchor_delta",
-        "DROP TABLE anchor_delta",
-    ]
+def duckdb_append_anchors(source: str) -> str:
+    """Append the (profile, anchor) rows of the events in SOURCE (additive, like the daily rows)."""
+    return "INSERT INTO event_anchors " + duckdb_anchor_rows(source)
 
 
 def duckdb_move(table: str, changes: str) -> str:
@@ -81,6 +91,12 @@ CLICKHOUSE_DDL = [
     ) ENGINE = MergeTree ORDER BY (profile_id, day)
     """,
     """
+    CREATE TABLE IF NOT EXISTS {db}.event_traits (
+        profile_id String, anchor Nullable(String), timestamp DateTime64(6, 'UTC'), event_id String,
+        traits Nullable(String)
+    ) ENGINE = MergeTree ORDER BY (profile_id, timestamp)
+    """,
+    """
     CREATE TABLE IF NOT EXISTS {db}.event_anchors (
         profile_id String, anchor String, events Int64, last_at DateTime64(6, 'UTC'), last_event_id String
     ) ENGINE = MergeTree ORDER BY (profile_id, anchor)
@@ -92,6 +108,9 @@ CLICKHOUSE_BUILD = [
     "INSERT INTO {db}.event_days SELECT assumeNotNull(profile_id), anchor, type, event, channel, "
     "toStartOfDay(timestamp, 'UTC'), count(), sum(revenue_minor), min(timestamp), max(timestamp) FROM {db}.events "
     "WHERE profile_id IS NOT NULL GROUP BY profile_id, anchor, type, event, channel, toStartOfDay(timestamp, 'UTC')",
+    "TRUNCATE TABLE {db}.event_traits",
+    "INSERT INTO {db}.event_traits SELECT assumeNotNull(profile_id), anchor, timestamp, event_id, "
+    "JSONExtractRaw(raw, 'traits') FROM {db}.events WHERE type = 'identify' AND profile_id IS NOT NULL",
     "TRUNCATE TABLE {db}.event_anchors",
     "INSERT INTO {db}.event_anchors SELECT assumeNotNull(profile_id), assumeNotNull(anchor), count(), "
     "max(timestamp), argMax(event_id, (timestamp, event_id)) FROM {db}.events "

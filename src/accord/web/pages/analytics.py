@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, get
+from litestar.params import FromQuery
 
 from accord.analytics.errors import AnalyticsError
 from accord.analytics.options import parse_window
@@ -83,12 +84,12 @@ class AnalyticsController(Controller):
     opt = {"permission": Permission.read_customers}
 
     @get("/")
-    async def page(self, request: Request[Any, Any, Any], window: str = "30d") -> Response[str]:
+    async def page(self, request: Request[Any, Any, Any], window: FromQuery[str] = "30d") -> Response[str]:
         window = window if window in WINDOWS else "30d"
         return render(request, "analytics.html", window=window, windows=WINDOWS)
 
     @get("/figures")
-    async def figures(self, request: Request[Any, Any, Any], window: str = "30d") -> Response[str]:
+    async def figures(self, request: Request[Any, Any, Any], window: FromQuery[str] = "30d") -> Response[str]:
         platform: Platform = request.app.state.platform
         window = window if window in WINDOWS else "30d"
         data = await asyncio.to_thread(cached_scorecard, platform.events, window, platform.state)

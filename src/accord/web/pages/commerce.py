@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
 
 from accord.commerce import service as commerce
 from accord.offers import service as offers
@@ -56,7 +57,9 @@ class CommerceController(Controller):
         return render(request, "commerce.html", stores=rows, offers=offer_rows, store_map=store_map, mapped=len(mapped))
 
     @get("/stores/{store_id:str}")
-    async def store_page(self, request: Request[Any, Any, Any], store_id: str, sku: str = "") -> Response[str]:
+    async def store_page(
+        self, request: Request[Any, Any, Any], store_id: FromPath[str], sku: FromQuery[str] = ""
+    ) -> Response[str]:
         platform: Platform = request.app.state.platform
         try:
             data = await asyncio.to_thread(store_page_data, platform, store_id, sku.strip())

@@ -11,7 +11,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect
 
 from accord.commerce import service as commerce
@@ -143,7 +143,7 @@ class CustomersController(Controller):
     opt = {"permission": Permission.read_customers}
 
     @get("/")
-    async def search_page(self, request: Request[Any, Any, Any], q: str = "") -> Response[str]:
+    async def search_page(self, request: Request[Any, Any, Any], q: FromQuery[str] = "") -> Response[str]:
         platform: Platform = request.app.state.platform
         results, problems = await asyncio.to_thread(search, platform, q) if q.strip() else ([], [])
         return render(
@@ -159,11 +159,11 @@ class CustomersController(Controller):
     async def profile_page(
         self,
         request: Request[Any, Any, Any],
-        profile_id: str,
-        cursor: str | None = None,
-        channel: str | None = None,
-        unmerged: str | None = None,
-        moved: str | None = None,
+        profile_id: FromPath[str],
+        cursor: FromQuery[str | None] = None,
+        channel: FromQuery[str | None] = None,
+        unmerged: FromQuery[str | None] = None,
+        moved: FromQuery[str | None] = None,
     ) -> Response[Any]:
         platform: Platform = request.app.state.platform
 
@@ -200,7 +200,11 @@ class CustomersController(Controller):
 
     @get("/{profile_id:str}/timeline")
     async def timeline_rows(
-        self, request: Request[Any, Any, Any], profile_id: str, cursor: str | None = None, channel: str | None = None
+        self,
+        request: Request[Any, Any, Any],
+        profile_id: FromPath[str],
+        cursor: FromQuery[str | None] = None,
+        channel: FromQuery[str | None] = None,
     ) -> Response[str]:
         platform: Platform = request.app.state.platform
         timeline = await asyncio.to_thread(_timeline, platform, profile_id, cursor, channel or None)
@@ -219,7 +223,7 @@ class CustomersController(Controller):
     async def unmerge(
         self,
         request: Request[Any, Any, Any],
-        profile_id: str,
+        profile_id: FromPath[str],
         data: Annotated[UnmergeForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Response[Any]:
         platform: Platform = request.app.state.platform

@@ -12,7 +12,7 @@ import yaml
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.response import Redirect
 
 from accord.journeys import service as journeys
@@ -222,7 +222,7 @@ class JourneyEditorController(Controller):
         return await self._editor(request, None, STARTER, None)
 
     @get("/{name:str}/edit")
-    async def edit_page(self, request: Request[Any, Any, Any], name: str) -> Response[str]:
+    async def edit_page(self, request: Request[Any, Any, Any], name: FromPath[str]) -> Response[str]:
         platform: Platform = request.app.state.platform
         saved = await asyncio.to_thread(_saved, platform, name)
         if saved is None:

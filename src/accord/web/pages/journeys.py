@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.response import Redirect
 
 from accord.journeys import service as journeys
@@ -96,7 +96,7 @@ class JourneysController(Controller):
         return render(request, "journeys.html", journeys=rows)
 
     @get("/{name:str}")
-    async def journey_page(self, request: Request[Any, Any, Any], name: str) -> Response[str]:
+    async def journey_page(self, request: Request[Any, Any, Any], name: FromPath[str]) -> Response[str]:
         platform: Platform = request.app.state.platform
 
         def load() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -128,7 +128,7 @@ class JourneysController(Controller):
     async def set_status(
         self,
         request: Request[Any, Any, Any],
-        name: str,
+        name: FromPath[str],
         data: Annotated[StatusForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Response[Any]:
         platform: Platform = request.app.state.platform

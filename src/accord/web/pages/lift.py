@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, get
+from litestar.params import FromQuery
 
 from accord.analytics.errors import AnalyticsError
 from accord.analytics.options import DEFAULT_CONVERSION, parse_window
@@ -112,12 +113,12 @@ class LiftController(Controller):
     opt = {"permission": Permission.read_customers}
 
     @get("/")
-    async def page(self, request: Request[Any, Any, Any], window: str = "7d") -> Response[str]:
+    async def page(self, request: Request[Any, Any, Any], window: FromQuery[str] = "7d") -> Response[str]:
         window = window if window in WINDOWS else "7d"
         return render(request, "lift.html", window=window, windows=WINDOWS, tab="lift")
 
     @get("/figures")
-    async def figures(self, request: Request[Any, Any, Any], window: str = "7d") -> Response[str]:
+    async def figures(self, request: Request[Any, Any, Any], window: FromQuery[str] = "7d") -> Response[str]:
         platform: Platform = request.app.state.platform
         window = window if window in WINDOWS else "7d"
         data = await asyncio.to_thread(cached_lift_figures, platform, window)

@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect
 
 from accord.loyalty.service import LoyaltyError
@@ -92,7 +92,7 @@ class LoyaltyController(Controller):
         return render(request, "loyalty.html", status_code=status_code, can_change=can_change, **data, **extra)
 
     @get("/")
-    async def program_page(self, request: Request[Any, Any, Any], added: str = "") -> Response[str]:
+    async def program_page(self, request: Request[Any, Any, Any], added: FromQuery[str] = "") -> Response[str]:
         return await self._program(request, added=added, problem=None, form=None)
 
     @post("/rewards")
@@ -112,7 +112,9 @@ class LoyaltyController(Controller):
         return Redirect(path=f"/loyalty?{urlencode({'added': data.name.strip()})}", status_code=303)
 
     @get("/customers/{profile_id:str}")
-    async def ledger_page(self, request: Request[Any, Any, Any], profile_id: str, before: str = "") -> Response[str]:
+    async def ledger_page(
+        self, request: Request[Any, Any, Any], profile_id: FromPath[str], before: FromQuery[str] = ""
+    ) -> Response[str]:
         platform: Platform = request.app.state.platform
         try:
             data = await asyncio.to_thread(ledger_page_data, platform, profile_id, before.strip())

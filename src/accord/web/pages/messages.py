@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect
 
 from accord.messaging.broadcasts import broadcast_report, create_broadcast, list_broadcasts
@@ -93,7 +93,7 @@ class MessagesController(Controller):
 
     @get("/templates/{name:str}")
     async def template_page(
-        self, request: Request[Any, Any, Any], name: str, locale: str | None = None
+        self, request: Request[Any, Any, Any], name: FromPath[str], locale: FromQuery[str | None] = None
     ) -> Response[str]:
         platform: Platform = request.app.state.platform
         messaging = platform.messaging
@@ -144,7 +144,7 @@ class MessagesController(Controller):
         return render(request, "messages.html", status_code=422, **listing, problem=problem, can_change=True)
 
     @get("/broadcasts/{broadcast_id:str}")
-    async def broadcast_page(self, request: Request[Any, Any, Any], broadcast_id: str) -> Response[str]:
+    async def broadcast_page(self, request: Request[Any, Any, Any], broadcast_id: FromPath[str]) -> Response[str]:
         platform: Platform = request.app.state.platform
         try:
             report = await asyncio.to_thread(broadcast_report, platform.messaging, broadcast_id)

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, Request, Response, get
+from litestar.params import FromQuery
 
 from accord.platform import Platform
 from accord.users.roles import Permission
@@ -20,7 +21,7 @@ class OverviewController(Controller):
     opt = {"permission": Permission.read_customers}
 
     @get("/")
-    async def overview(self, request: Request[Any, Any, Any], days: int = 30) -> Response[str]:
+    async def overview(self, request: Request[Any, Any, Any], days: FromQuery[int] = 30) -> Response[str]:
         platform: Platform = request.app.state.platform
         days = min(max(days, 1), 366)
         data = await asyncio.to_thread(metrics.cached_overview, platform.events, days)

@@ -10,7 +10,7 @@ import yaml
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.response import Redirect
 
 from accord.platform import Platform
@@ -90,7 +90,7 @@ class SegmentsController(Controller):
         return self._editor(request, None, STARTER, None, [])
 
     @get("/{name:str}")
-    async def edit_page(self, request: Request[Any, Any, Any], name: str) -> Response[str]:
+    async def edit_page(self, request: Request[Any, Any, Any], name: FromPath[str]) -> Response[str]:
         platform: Platform = request.app.state.platform
         saved = await asyncio.to_thread(_find, platform, name)
         if saved is None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromQuery
 from litestar.response import Redirect
 
 from accord.platform import Platform
@@ -63,7 +63,7 @@ class SessionController(Controller):
     include_in_schema = False
 
     @get("/login", opt={"public": True})
-    async def login_page(self, request: Request[Any, Any, Any], next: str = "") -> Response[str]:
+    async def login_page(self, request: Request[Any, Any, Any], next: FromQuery[str] = "") -> Response[str]:
         token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_csrf_token()
         return _login_page(request, token, next=safe_next(next) or "", email="", error=None)
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromPath, FromQuery
 
 from accord.offers.service import CouponRequest, OfferError
 from accord.platform import Platform
@@ -91,13 +91,17 @@ class StoreController(Controller):
     opt = {"store_screen": True}
 
     @get("/")
-    async def screen(self, request: Request[Any, Any, Any], store_id: str, q: str = "") -> Response[str]:
+    async def screen(
+        self, request: Request[Any, Any, Any], store_id: FromPath[str], q: FromQuery[str] = ""
+    ) -> Response[str]:
         platform: Platform = request.app.state.platform
         result = await asyncio.to_thread(lookup, platform, store_id, q) if q.strip() else None
         return render(request, "store.html", **_screen_context(request, store_id, q, result))
 
     @get("/lookup")
-    async def lookup_partial(self, request: Request[Any, Any, Any], store_id: str, q: str = "") -> Response[str]:
+    async def lookup_partial(
+        self, request: Request[Any, Any, Any], store_id: FromPath[str], q: FromQuery[str] = ""
+    ) -> Response[str]:
         platform: Platform = request.app.state.platform
         result = await asyncio.to_thread(lookup, platform, store_id, q) if q.strip() else None
         return render(request, "partials/store_result.html", **_screen_context(request, store_id, q, result))
@@ -106,7 +110,7 @@ class StoreController(Controller):
     async def redeem(
         self,
         request: Request[Any, Any, Any],
-        store_id: str,
+        store_id: FromPath[str],
         data: Annotated[RedeemForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Response[str]:
         platform: Platform = request.app.state.platform

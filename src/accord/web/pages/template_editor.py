@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Redirect
 
 from accord.messaging.service import MessagingError
@@ -195,7 +196,7 @@ class TemplateEditorController(Controller):
         return self._editor(request, new_draft(), None)
 
     @get("/{name:str}/edit")
-    async def edit_page(self, request: Request[Any, Any, Any], name: str) -> Response[str]:
+    async def edit_page(self, request: Request[Any, Any, Any], name: FromPath[str]) -> Response[str]:
         platform: Platform = request.app.state.platform
         try:
             draft = await asyncio.to_thread(saved_draft, platform, name)
