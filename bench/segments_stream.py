@@ -126,8 +126,20 @@ class NoIdentity:
         return 0
 
 
-def run(args: argparse.Namespace, mode: str, path: Path, work: Path) -> dict[str, Any]:
+def run(args: argparse.Namespace, mode: str, path: Path, work: Path, compact_after: int) -> dict[str, Any]:
     store = DuckDBEventStore(path)
+    store.compact_rollups()  # a file written before compaction existed has every derived row fresh
+    store.compact_after_rows = compact_after or 10**15  # 0: never
+    derived_before = _derived_rows(store)
+    compactions: list[float] = []
+    compact = store.compact_rollups
+
+    def timed_compact() -> None:
+        began = time.perf_counter()
+        compact()
+        compactions.append(time.perf_counter() - began)
+
+    store.compact_rollups = timed_compact  # type: ignore[method-assign]
     state = create_state_engine(f"sqlite:///{work / f'state-{mode}.sqlite'}")
     migrate(state)
     engine = DuckDBEngine(store)
@@ -195,9 +207,22 @@ def run(args: argparse.Namespace, mode: str, path: Path, work: Path) -> dict[str
                   f"{staged} staged", flush=True)  # fmt: skip
     latencies.sort()
     slices = len(done)
+    derived_after = _derived_rows(store)
+    full_eval = []
+    for _ in range(3):  # the full evaluation of the segment over the tables the stream left
+        began = time.perf_counter()
+        service.compute_members(state, engine, definition, NOW)
+        full_eval.append(time.perf_counter() - began)
     store.close()
     return {
         "mode": mode,
+        "compact_after_rows": compact_after,
+        "compactions": len(compactions),
+        "compaction_median_s": round(statistics.median(compactions), 3) if compactions else None,
+        "compaction_max_s": round(max(compactions), 3) if compactions else None,
+        "event_days_rows_added": derived_after[0] - derived_before[0],
+        "event_anchors_rows_added": derived_after[1] - derived_before[1],
+        "full_evaluation_after_s": round(statistics.median(full_eval), 3),
         "events": count * args.entry,
         "events_measured": len(latencies),
         "slices": slices,
@@ -209,6 +234,11 @@ def run(args: argparse.Namespace, mode: str, path: Path, work: Path) -> dict[str
         "throughput_events_s": round(count * args.entry / (ended - started)),
         "cpu_s_per_second_of_events": round(cpu / args.seconds, 2),
     }
+
+
+def _derived_rows(store: DuckDBEventStore) -> tuple[int, int]:
+    rows = store.query("SELECT (SELECT count(*) FROM event_days), (SELECT count(*) FROM event_anchors)")[0]
+    return int(rows[0]), int(rows[1])
 
 
 class _Unstaged:
@@ -234,18 +264,24 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--modes", default="staged,written")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument(
+        "--compact-after",
+        default=str(DuckDBEventStore.compact_after_rows),
+        help="fresh derived rows after which the store compacts them, comma-separated to compare; 0: never",
+    )
     parser.add_argument("--verbose", action="store_true", help="print every slice's evaluation time")
     args = parser.parse_args()
     results = []
     for mode in args.modes.split(","):
-        work = Path(tempfile.mkdtemp(prefix="accord-stream-"))
-        path = work / "events.duckdb"
-        shutil.copyfile(args.file, path)  # every run starts from the same log
-        try:
-            results.append(run(args, mode, path, work))
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        print(json.dumps(results[-1]), flush=True)
+        for compact_after in (int(v) for v in args.compact_after.split(",")):
+            work = Path(tempfile.mkdtemp(prefix="accord-stream-"))
+            path = work / "events.duckdb"
+            shutil.copyfile(args.file, path)  # every run starts from the same log
+            try:
+                results.append(run(args, mode, path, work, compact_after))
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            print(json.dumps(results[-1]), flush=True)
     print(
         json.dumps(
             {

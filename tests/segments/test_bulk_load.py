@@ -40,6 +40,8 @@ def test_bulk_mode_loads_the_same_and_rebuilds_the_profile_index(tmp_path: Path)
         _load(bulk, rows)
     assert _indexed(bulk) and _indexed(plain)
     assert _state(bulk) == _state(plain)
+    for table in ("event_days", "event_anchors"):  # compacted once, at the end
+        assert bulk.query(f"SELECT count(*) FROM {table} WHERE fresh") == [(0,)], table
     bulk.close()
     reopened = DuckDBEventStore(tmp_path / "bulk.duckdb")
     assert _indexed(reopened)

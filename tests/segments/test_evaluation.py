@@ -185,19 +185,24 @@ def _message(item: tuple[str, str, str, int], i: int) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("subset", "staged"),
-    [(True, False), (False, False), (True, True)],
-    ids=["touched-events", "restricted-daily-tables", "staged-slices"],
+    ("subset", "staged", "compact"),
+    [(True, False, False), (False, False, True), (True, True, True)],
+    ids=["touched-events", "restricted-daily-tables-compacted", "staged-slices-compacted"],
 )
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=st.lists(st.lists(event_strategy, min_size=1, max_size=5), min_size=1, max_size=5))
 def test_incremental_membership_equals_full_evaluation(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subset: bool, staged: bool, batches: list[list[Any]]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    subset: bool,
+    staged: bool,
+    compact: bool,
+    batches: list[list[Any]],
 ) -> None:
     """Incremental evaluation (the touched profiles' events read once, the DuckDB default, two profiles per query
     here; or the compiled query restricted to them over the daily tables; or, as in the server, slices staged by
     the processor's background loop and evaluated before the slow writer has written them) keeps exactly the
-    members of a full evaluation."""
+    members of a full evaluation; COMPACT: the daily tables are compacted after every write."""
     import secrets
     import time
 
@@ -209,6 +214,8 @@ def test_incremental_membership_equals_full_evaluation(
         runtime_engine = platform.segments.engine
         assert isinstance(runtime_engine, DuckDBEngine) and runtime_engine.subset  # the default
         runtime_engine.subset = subset
+        if compact:
+            monkeypatch.setattr(platform.events, "compact_after_rows", 1)
         if staged:
             write = platform.events._load  # type: ignore[attr-defined]
 

@@ -150,3 +150,72 @@ def test_an_older_file_gets_its_daily_tables_when_opened(tmp_path: Path) -> None
     store = DuckDBEventStore(tmp_path / "events.duckdb")
     assert store.rollups_ready() and _days(store) == expected
     store.close()
+
+
+def _rows(store: DuckDBEventStore, table: str) -> list[tuple[Any, ...]]:
+    """TABLE's rows as stored (not folded), without the `fresh` mark."""
+    return store.query(f"SELECT * EXCLUDE (fresh) FROM {table} ORDER BY ALL")
+
+
+def _load_with_moves(store: DuckDBEventStore) -> None:
+    rows = edge_rows()
+    store.load(to_table(rows[:5]), 5, [])
+    store.load(to_table(rows[5:9]), 11, [(1, "user_id:in-day", "out-day")])
+    store.load(to_table(rows[9:]), 20, [])
+    store.apply_changes([(2, "user_id:in-day", "in-day"), (3, "user_id:b-mid", "b-late")])
+    for seq in range(30, 34):  # the same profiles and days again, batch after batch
+        store.load(to_table([track(seq, "b-late", "Product Viewed", NOW), order(seq + 10, "both", NOW, 100)]), seq, [])
+
+
+def test_compaction_leaves_the_rows_a_rebuild_writes(tmp_path: Path) -> None:
+    """Loads and identity moves append rows; compaction folds them into one row per profile and day (and profile
+    and anchor), exactly the rows a rebuild writes, and the readers' sums never change."""
+    store = DuckDBEventStore(tmp_path / "events.duckdb")
+    store.compact_after_rows = 10**9
+    _load_with_moves(store)
+    folded = (_days(store), _anchors(store))
+    appended = (_rows(store, "event_days"), _rows(store, "event_anchors"))
+    store.compact_rollups()
+    compacted = (_rows(store, "event_days"), _rows(store, "event_anchors"))
+    assert store.query("SELECT count(*) FROM event_days WHERE fresh OR fresh IS NULL") == [(0,)]
+    assert (_days(store), _anchors(store)) == folded
+    store.rebuild_rollups()
+    rebuilt = (_rows(store, "event_days"), _rows(store, "event_anchors"))
+    assert compacted == rebuilt
+    assert len(appended[0]) > len(rebuilt[0]) and len(appended[1]) > len(rebuilt[1])  # there was work to do
+    store.close()
+
+
+def test_writes_compact_when_enough_fresh_rows_gathered(tmp_path: Path) -> None:
+    """Direct loads, identity changes and the writer thread's staged batches all compact once the fresh rows
+    reach the threshold; the rows then equal a rebuild's."""
+    store = DuckDBEventStore(tmp_path / "events.duckdb")
+    store.compact_after_rows = 3
+    _load_with_moves(store)
+    store.stage(to_table([track(50, "b-late", "Product Viewed", NOW)]), 50, [])
+    store.stage(to_table([track(51, "b-late", "Product Viewed", NOW)]), 51, [(4, "user_id:both", "b-late")])
+    store.flush()
+    assert store.compactions >= 3
+    store.compact_rollups()
+    compacted = (_rows(store, "event_days"), _rows(store, "event_anchors"))
+    store.rebuild_rollups()
+    assert (_rows(store, "event_days"), _rows(store, "event_anchors")) == compacted
+    store.close()
+
+
+def test_an_older_file_without_the_fresh_mark_is_compacted_whole(tmp_path: Path) -> None:
+    store = DuckDBEventStore(tmp_path / "events.duckdb")
+    store.compact_after_rows = 10**9
+    _load_with_moves(store)
+    store.query("ALTER TABLE event_days DROP COLUMN fresh")
+    store.query("ALTER TABLE event_anchors DROP COLUMN fresh")
+    store.close()
+    store = DuckDBEventStore(tmp_path / "events.duckdb")
+    assert store.query("SELECT bool_and(fresh) FROM event_days") == [(True,)]
+    folded = (_days(store), _anchors(store))
+    store.compact_rollups()
+    assert (_days(store), _anchors(store)) == folded
+    compacted = (_rows(store, "event_days"), _rows(store, "event_anchors"))
+    store.rebuild_rollups()
+    assert (_rows(store, "event_days"), _rows(store, "event_anchors")) == compacted
+    store.close()

@@ -111,6 +111,9 @@ class DuckDBEventStore:
     """
 
     max_staged = 8  # batches waiting for the writer before `stage` waits too
+    # fresh rows of the derived tables (rollup.py) after which a write compacts them: a loaded batch adds about a
+    # row per profile it touches, so a server taking a steady stream would otherwise grow them by a row per event
+    compact_after_rows = 250_000
 
     def __init__(self, path: str | Path, read_only: bool = False) -> None:
         self.path = Path(path)
@@ -124,6 +127,9 @@ class DuckDBEventStore:
         self._writer: threading.Thread | None = None
         self._closing = False
         self.write_error: str | None = None  # the last failed staged write (retried until it succeeds)
+        self._fresh_rows = 0  # rows loads and identity moves added to the derived tables since the last compaction
+        self.compactions = 0
+        self._bulk = False
         if not read_only:
             self._con.execute(SCHEMA)
             self._con.execute(rollup.DUCKDB_SCHEMA)
@@ -136,6 +142,12 @@ class DuckDBEventStore:
             )[0][0]:
                 with self._write() as cur:  # a file from before event_traits existed
                     cur.execute(rollup.duckdb_append_traits("events"))
+            self._fresh_rows = int(
+                self.query(
+                    "SELECT (SELECT count(*) FROM event_days WHERE fresh) + (SELECT count(*) FROM event_anchors "
+                    "WHERE fresh)"
+                )[0][0]
+            )
 
     def _ensure_profile_keys(self) -> None:
         """Add `profile_key` to a file from before it existed; key the events written without one."""
@@ -169,6 +181,7 @@ class DuckDBEventStore:
     def load(self, batch: pa.Table, journal_seq: int, changes: list[tuple[int, str, str]]) -> None:
         self.flush()  # after the staged batches, in journal order
         self._load(batch, journal_seq, changes)
+        self._compact_when_due()
 
     def stage(self, batch: pa.Table, journal_seq: int, changes: list[tuple[int, str, str]]) -> None:
         with self._staged_changed:
@@ -220,6 +233,10 @@ class DuckDBEventStore:
             with self._staged_changed:
                 self._staged.pop(0)
                 self._staged_changed.notify_all()
+            try:
+                self._compact_when_due()  # after the batch left the queue: readers see it written meanwhile
+            except Exception:
+                log.exception("compacting the derived tables failed; tried again after the next batch")
 
     def _staged_events(self) -> pa.Table:
         with self._staged_changed:
@@ -235,8 +252,9 @@ class DuckDBEventStore:
                     f"INSERT INTO events ({_COLUMNS}, profile_key) SELECT {_COLUMNS}, profile_key "
                     f"FROM ({keys.key_of('SELECT * FROM incoming')})"
                 )
-                cur.execute(rollup.duckdb_append_days("incoming"))
-                cur.execute(rollup.duckdb_append_anchors("incoming"))
+                fresh = cur.execute(rollup.duckdb_append_days("incoming")).fetchone()
+                fresh_anchors = cur.execute(rollup.duckdb_append_anchors("incoming")).fetchone()
+                self._fresh_rows += (fresh[0] if fresh else 0) + (fresh_anchors[0] if fresh_anchors else 0)
                 cur.execute(rollup.duckdb_append_traits("incoming"))
                 cur.unregister("incoming")
             self._apply(cur, changes)
@@ -264,8 +282,9 @@ class DuckDBEventStore:
             f"FROM ({keys.key_of('SELECT * FROM identity_changes')}) AS c "
             "WHERE events.anchor = c.anchor AND events.profile_id IS DISTINCT FROM c.profile_id"
         )
-        cur.execute(rollup.duckdb_move("event_days", "identity_changes"))
-        cur.execute(rollup.duckdb_move("event_anchors", "identity_changes"))
+        for derived in ("event_days", "event_anchors"):
+            moved = cur.execute(rollup.duckdb_move(derived, "identity_changes")).fetchone()
+            self._fresh_rows += moved[0] if moved else 0
         cur.execute(rollup.duckdb_move("event_traits", "identity_changes"))
         cur.unregister("identity_changes")
         cur.execute(
@@ -277,6 +296,20 @@ class DuckDBEventStore:
         self.flush()  # the staged batches were resolved before these changes
         with self._write() as cur:
             self._apply(cur, changes)
+        self._compact_when_due()
+
+    def _compact_when_due(self) -> None:
+        if self._fresh_rows >= self.compact_after_rows and not self._bulk:
+            self.compact_rollups()
+
+    def compact_rollups(self) -> None:
+        """Fold the derived tables' fresh rows into one row per profile and day (event_days) or profile and anchor
+        (event_anchors), as a rebuild would have them; readers see the same sums before and after."""
+        with self._write() as cur:
+            for statement in rollup.DUCKDB_COMPACT:
+                cur.execute(statement)
+        self._fresh_rows = 0
+        self.compactions += 1
 
     @contextlib.contextmanager
     def bulk_load(self) -> Iterator[None]:
@@ -285,10 +318,13 @@ class DuckDBEventStore:
         and with automatic checkpoints rarer. The stored events are the same; readers meanwhile scan."""
         self._con.execute("DROP INDEX IF EXISTS events_profile_id")
         self._con.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT}'")
+        self._bulk = True  # the derived tables are compacted once, at the end
         try:
             yield
         finally:
+            self._bulk = False
             self._con.execute("RESET checkpoint_threshold")
+            self.compact_rollups()
             self._con.execute(PROFILE_INDEX)
             self._con.execute("CHECKPOINT")
 
@@ -300,8 +336,9 @@ class DuckDBEventStore:
             cur.execute("DELETE FROM event_anchors")
             cur.execute("DELETE FROM event_traits")
             cur.execute(rollup.duckdb_append_traits("events"))
-            cur.execute(rollup.duckdb_append_days("events"))
-            cur.execute("INSERT INTO event_anchors " + rollup.duckdb_anchor_rows("events"))
+            cur.execute(rollup.duckdb_append_days("events", fresh=False))
+            cur.execute("INSERT INTO event_anchors " + rollup.duckdb_anchor_rows("events", fresh=False))
+        self._fresh_rows = 0
 
     def rollups_ready(self) -> bool:
         found = self.query(

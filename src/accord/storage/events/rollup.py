@@ -24,15 +24,20 @@ CREATE TABLE IF NOT EXISTS event_days (
     events BIGINT NOT NULL,
     revenue_minor BIGINT,
     first_at TIMESTAMPTZ NOT NULL,
-    last_at TIMESTAMPTZ NOT NULL
+    last_at TIMESTAMPTZ NOT NULL,
+    fresh BOOLEAN DEFAULT true
 );
 CREATE TABLE IF NOT EXISTS event_anchors (
     profile_id VARCHAR NOT NULL,
     anchor VARCHAR NOT NULL,
     events BIGINT NOT NULL,
     last_at TIMESTAMPTZ NOT NULL,
-    last_event_id VARCHAR NOT NULL
+    last_event_id VARCHAR NOT NULL,
+    fresh BOOLEAN DEFAULT true
 );
+-- files from before compaction: their rows were never compacted (the first compaction folds them)
+ALTER TABLE event_days ADD COLUMN IF NOT EXISTS fresh BOOLEAN DEFAULT true;
+ALTER TABLE event_anchors ADD COLUMN IF NOT EXISTS fresh BOOLEAN DEFAULT true;
 CREATE TABLE IF NOT EXISTS event_traits (
     profile_id VARCHAR NOT NULL,
     anchor VARCHAR,
@@ -43,12 +48,13 @@ CREATE TABLE IF NOT EXISTS event_traits (
 """
 
 
-def duckdb_append_days(source: str) -> str:
-    """Append the daily rows of the events in SOURCE (a table with the event columns; session time zone UTC)."""
+def duckdb_append_days(source: str, fresh: bool = True) -> str:
+    """Append the daily rows of the events in SOURCE (a table with the event columns; session time zone UTC);
+    FRESH: rows a later compaction folds into the others of their profile and day (a rebuild's rows need not)."""
     return (
         "INSERT INTO event_days SELECT profile_id, anchor, type, event, channel, date_trunc('day', timestamp), "
-        f"count(*), sum(revenue_minor), min(timestamp), max(timestamp) FROM {source} WHERE profile_id IS NOT NULL "
-        "GROUP BY profile_id, anchor, type, event, channel, date_trunc('day', timestamp)"
+        f"count(*), sum(revenue_minor), min(timestamp), max(timestamp), {fresh} FROM {source} "
+        "WHERE profile_id IS NOT NULL GROUP BY profile_id, anchor, type, event, channel, date_trunc('day', timestamp)"
     )
 
 
@@ -60,11 +66,11 @@ def duckdb_append_traits(source: str) -> str:
     )
 
 
-def duckdb_anchor_rows(source: str) -> str:
+def duckdb_anchor_rows(source: str, fresh: bool = True) -> str:
     """(profile, anchor) rows of the events in SOURCE."""
     return (
         "SELECT profile_id, anchor, count(*) AS events, max(timestamp) AS last_at, "
-        "arg_max(event_id, (timestamp, event_id)) AS last_event_id "
+        f"arg_max(event_id, (timestamp, event_id)) AS last_event_id, {fresh} AS fresh "
         f"FROM {source} WHERE profile_id IS NOT NULL AND anchor IS NOT NULL GROUP BY profile_id, anchor"
     )
 
@@ -75,11 +81,43 @@ def duckdb_append_anchors(source: str) -> str:
 
 
 def duckdb_move(table: str, changes: str) -> str:
-    """Reassign the rows of TABLE whose anchor moved (CHANGES: anchor, profile_id), as the events are."""
+    """Reassign the rows of TABLE whose anchor moved (CHANGES: anchor, profile_id), as the events are; the moved
+    rows of the additive tables become fresh (their new profile may now hold two rows of one day or anchor)."""
+    fresh_too = ", fresh = true" if table in ("event_days", "event_anchors") else ""
     return (
-        f"UPDATE {table} SET profile_id = c.profile_id FROM {changes} c "
+        f"UPDATE {table} SET profile_id = c.profile_id{fresh_too} FROM {changes} c "
         f"WHERE {table}.anchor = c.anchor AND {table}.profile_id IS DISTINCT FROM c.profile_id"
     )
+
+
+# Compaction: the additive rows that loads and identity moves left (`fresh`) are folded, with every other row of
+# their profile and day (event_days) or profile and anchor (event_anchors), into one row each. Readers see the same
+# sums before and after; the tables stop growing by a row per loaded batch. $lo/$hi bound the days touched, so
+# that a day-ordered file is pruned by its zone maps.
+DUCKDB_COMPACT = [
+    "CREATE TEMP TABLE touched_days AS SELECT DISTINCT profile_id, day FROM event_days WHERE fresh",
+    "CREATE TEMP TABLE folded_days AS SELECT d.profile_id, d.anchor, d.type, d.event, d.channel, d.day, "
+    "sum(d.events)::BIGINT, sum(d.revenue_minor)::BIGINT, min(d.first_at), max(d.last_at), false "
+    "FROM event_days d SEMI JOIN touched_days t ON d.profile_id = t.profile_id AND d.day = t.day "
+    "WHERE d.day BETWEEN (SELECT min(day) FROM touched_days) AND (SELECT max(day) FROM touched_days) "
+    "GROUP BY d.profile_id, d.anchor, d.type, d.event, d.channel, d.day",
+    "DELETE FROM event_days USING touched_days t WHERE event_days.profile_id = t.profile_id "
+    "AND event_days.day = t.day "
+    "AND event_days.day BETWEEN (SELECT min(day) FROM touched_days) AND (SELECT max(day) FROM touched_days)",
+    "INSERT INTO event_days SELECT * FROM folded_days",
+    "CREATE TEMP TABLE touched_anchors AS SELECT DISTINCT profile_id, anchor FROM event_anchors WHERE fresh",
+    "CREATE TEMP TABLE folded_anchors AS SELECT a.profile_id, a.anchor, sum(a.events)::BIGINT, max(a.last_at), "
+    "arg_max(a.last_event_id, (a.last_at, a.last_event_id)), false "
+    "FROM event_anchors a SEMI JOIN touched_anchors t ON a.profile_id = t.profile_id AND a.anchor = t.anchor "
+    "GROUP BY a.profile_id, a.anchor",
+    "DELETE FROM event_anchors USING touched_anchors t WHERE event_anchors.profile_id = t.profile_id "
+    "AND event_anchors.anchor = t.anchor",
+    "INSERT INTO event_anchors SELECT * FROM folded_anchors",
+    "DROP TABLE touched_days",
+    "DROP TABLE folded_days",
+    "DROP TABLE touched_anchors",
+    "DROP TABLE folded_anchors",
+]
 
 
 CLICKHOUSE_DDL = [
