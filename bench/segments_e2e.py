@@ -450,7 +450,10 @@ def one_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "seed": args.seed,
             "upload_interval": args.upload_interval,
         }
-        procs = [ctx.Process(target=produce, args=(i, job, ready, go, start_at, out)) for i in range(args.clients)]
+        procs = [
+            ctx.Process(target=produce, args=(i, job, ready, go, start_at, out), daemon=True)
+            for i in range(args.clients)
+        ]
         for proc in procs:
             proc.start()
         for _ in procs:
