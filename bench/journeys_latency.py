@@ -27,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +130,8 @@ def one_load(workdir: Path, rate: float, seconds: float) -> dict[str, Any]:
         for properties, entered_at, step_at in rows:
             seq = json.loads(properties).get("bench_seq")
             if seq in acked:
-                entered.append(_epoch(entered_at) - acked[seq])
-                stepped.append(_epoch(step_at) - acked[seq])
+                entered.append(intake.utc_epoch(entered_at) - acked[seq])
+                stepped.append(intake.utc_epoch(step_at) - acked[seq])
         return {
             "offered_events_per_s": rate,
             "load_events_per_s": counts[0] / load_s,
@@ -160,11 +159,6 @@ def _warm_up(server: intake.Server) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError("the warm-up trigger never reached the journey")
-
-
-def _epoch(text: str) -> float:
-    value = datetime.fromisoformat(text)  # the state store keeps UTC; SQLite returns it without a zone
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:

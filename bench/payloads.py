@@ -35,7 +35,8 @@ _UA_WEB = [
 ]
 
 
-def _product(rng: random.Random) -> dict[str, Any]:
+def product(rng: random.Random) -> dict[str, Any]:
+    """A catalogue product as shops send it in properties (id, SKU, name, category, brand, price)."""
     n = rng.randrange(1, 5000)
     category = rng.choice(_CATEGORIES)
     return {
@@ -95,14 +96,14 @@ class _Session:
 
     def view(self, seq: int) -> dict[str, Any]:
         """A page view on the web or a screen view in the app."""
-        product = _product(self.rng)
+        item = product(self.rng)
         name, path, title = self.rng.choice(_PAGES)
-        path = path.format(sku=product["sku"].lower())
-        title = title.format(name=product["name"])
+        path = path.format(sku=item["sku"].lower())
+        title = title.format(name=item["name"])
         if self.app:
             msg = self.base("screen", seq)
             msg["name"] = name
-            msg["properties"] = {"name": name, "product_id": product["product_id"], "category": product["category"]}
+            msg["properties"] = {"name": name, "product_id": item["product_id"], "category": item["category"]}
             msg["context"] = self.context()
         else:
             msg = self.base("page", seq)
@@ -119,8 +120,8 @@ class _Session:
     def product_event(self, seq: int, event: str) -> dict[str, Any]:
         msg = self.base("track", seq)
         msg["event"] = event
-        product = _product(self.rng)
-        msg["properties"] = {**product, "quantity": self.rng.randint(1, 3), "position": self.rng.randint(1, 24)}
+        item = product(self.rng)
+        msg["properties"] = {**item, "quantity": self.rng.randint(1, 3), "position": self.rng.randint(1, 24)}
         msg["context"] = self.context()
         return msg
 
@@ -145,7 +146,7 @@ class _Session:
     def order(self, seq: int) -> dict[str, Any]:
         msg = self.base("track", seq)
         msg["event"] = "Order Completed"
-        products = [{**_product(self.rng), "quantity": self.rng.randint(1, 2)} for _ in range(self.rng.randint(1, 3))]
+        products = [{**product(self.rng), "quantity": self.rng.randint(1, 2)} for _ in range(self.rng.randint(1, 3))]
         for p in products:
             p.pop("currency")
         subtotal = round(sum(p["price"] * p["quantity"] for p in products), 2)

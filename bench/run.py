@@ -77,6 +77,7 @@ class Server:
     home: Path | None = None
     token: str = ""
     auth: str = "-"
+    write_key: str = ""
     logfile: Path | None = None
 
     def admin(self) -> httpx.Client:
@@ -121,6 +122,12 @@ def _tree_cpu(root: int) -> float:
     return total
 
 
+def utc_epoch(text: str) -> float:
+    """Seconds since the epoch of a stored time (the state store keeps UTC; SQLite returns it without a zone)."""
+    value = datetime.fromisoformat(text)
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
 def _wait_until(check: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -159,7 +166,7 @@ def start_accord(workdir: Path, processing: bool = True) -> Server:
         with server.admin() as client:
             response = client.post("/api/v1/sources", json={"name": "bench-web", "channel": "web"})
             response.raise_for_status()
-            key = response.json()["write_key"]
+            key = server.write_key = response.json()["write_key"]
         server.auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
     except BaseException:
         server.stop()
