@@ -135,24 +135,17 @@ def test_write_turns_exclude_each_other_and_a_waiter_goes_before_the_holder_come
     engine.dispose()
 
 
-def test_a_turn_with_a_share_pauses_after_handing_over_only_when_someone_waited(
-    tmp_path: object, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _hand_over(worker: WriteTurn, intake: WriteTurn, hold: threading.Event) -> threading.Thread:
+    """The worker holds its turn 0.05 s while the intake queues for it; the intake, once it has the turn, keeps
+    it until HOLD is set. Returns the intake's thread (started) after the worker's turn and pause."""
     from accord.storage import state as state_module
 
-    engine = create_state_engine(f"sqlite:///{tmp_path}/state.sqlite")
-    worker, intake = WriteTurn(engine, share=0.25), WriteTurn(engine)
-    pauses: list[float] = []
-    monkeypatch.setattr(state_module.time, "sleep", pauses.append)
-    with worker():  # nobody waits: no pause
-        pass
-    assert pauses == []
     waiting = threading.Event()
 
     def other() -> None:
         waiting.set()
         with intake():
-            pass
+            hold.wait(10)
 
     thread = threading.Thread(target=other)
     with worker():
@@ -165,8 +158,58 @@ def test_a_turn_with_a_share_pauses_after_handing_over_only_when_someone_waited(
         held_from = time.monotonic()
         while time.monotonic() - held_from < 0.05:
             pass
-    thread.join()
-    assert len(pauses) == 1 and pauses[0] >= 0.05 * 3  # (1 - 0.25) / 0.25 = 3 times the time held
+    return thread
+
+
+def test_a_turn_with_a_share_pauses_after_handing_over_only_while_the_other_side_wants_the_lock(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody waited: no pause. The intake waited and then kept the lock (a burst): the worker pauses up to
+    (1 - share) / share times the time it held the lock. The intake waited, took its turn and left: the worker
+    pauses until the lock has stood free a moment, not the whole budget (a trickle of requests must not slow
+    processing to its share)."""
+    from accord.storage import state as state_module
+
+    engine = create_state_engine(f"sqlite:///{tmp_path}/state.sqlite")
+    worker, intake = WriteTurn(engine, share=0.25), WriteTurn(engine)
+    pauses: list[float] = []
+    real_sleep = time.sleep
+    intake_thread: list[threading.Thread] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if released.is_set():
+            intake_thread[0].join()  # the intake took its turn and gave it back
+        real_sleep(seconds)
+
+    monkeypatch.setattr(state_module.time, "sleep", sleep)
+    released = threading.Event()
+    with worker():
+        pass
+    assert pauses == []
+
+    hold = threading.Event()
+    burst = _hand_over(worker, intake, hold)  # the intake keeps its turn all through the worker's pause
+    hold.set()
+    burst.join()
+    # up to (1 - 0.25) / 0.25 = 3 times the 0.05 s held, in polls (each sleep overshoots a little: fewer fit)
+    assert sum(pauses) >= 0.05 * 3 / 2 and len(pauses) > 10
+    assert all(p <= state_module.YIELD_POLL for p in pauses)
+
+    pauses.clear()
+    released.set()  # from now on the intake leaves its turn at once
+
+    original_thread = threading.Thread
+
+    def recording_thread(*args: object, **kwargs: object) -> threading.Thread:
+        thread = original_thread(*args, **kwargs)  # type: ignore[arg-type]
+        intake_thread.append(thread)
+        return thread
+
+    monkeypatch.setattr(threading, "Thread", recording_thread)
+    _hand_over(worker, intake, released).join()
+    # the lock stood free for YIELD_IDLE after the intake left: the worker went on well before its budget
+    assert len(pauses) <= state_module.YIELD_IDLE / state_module.YIELD_POLL + 2
     worker.close()
     intake.close()
     engine.dispose()

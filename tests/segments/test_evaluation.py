@@ -216,6 +216,7 @@ def test_incremental_membership_equals_full_evaluation(
         runtime_engine.subset = subset
         if compact:
             monkeypatch.setattr(platform.events, "compact_after_rows", 1)
+            monkeypatch.setattr(platform.events, "compact_ratio", 0)
         if staged:
             write = platform.events._load  # type: ignore[attr-defined]
 

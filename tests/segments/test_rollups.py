@@ -190,7 +190,7 @@ def test_writes_compact_when_enough_fresh_rows_gathered(tmp_path: Path) -> None:
     """Direct loads, identity changes and the writer thread's staged batches all compact once the fresh rows
     reach the threshold; the rows then equal a rebuild's."""
     store = DuckDBEventStore(tmp_path / "events.duckdb")
-    store.compact_after_rows = 3
+    store.compact_after_rows, store.compact_ratio = 3, 0
     _load_with_moves(store)
     store.stage(to_table([track(50, "b-late", "Product Viewed", NOW)]), 50, [])
     store.stage(to_table([track(51, "b-late", "Product Viewed", NOW)]), 51, [(4, "user_id:both", "b-late")])

@@ -90,6 +90,10 @@ def sync_state(engine: Engine) -> None:
         os.close(fd)
 
 
+YIELD_POLL = 0.001  # seconds between looks at whether the other side still wants the lock
+YIELD_IDLE = 0.005  # the lock free this long after a hand-over: the other side is not busy (see WriteTurn._yield)
+
+
 class WriteTurn:
     """Fair turns at the SQLite write lock for the writers that take turns often (the intake and the processing
     worker): `with turn():` around a write transaction.
@@ -138,7 +142,27 @@ class WriteTurn:
                 contended = _is_locked(turnstile)  # a waiter holds the turnstile while it waits for the turn
             fcntl.flock(turn, fcntl.LOCK_UN)
         if contended and self.share:
-            time.sleep((time.monotonic() - started) * (1.0 - self.share) / self.share)
+            self._yield((time.monotonic() - started) * (1.0 - self.share) / self.share)
+
+    def _yield(self, budget: float) -> None:
+        """Pause while the other side keeps wanting the lock, at most BUDGET seconds. A busy intake (a burst, a
+        load test) comes back for the lock within a few milliseconds, so the worker keeps about `share` of it as
+        before; once the lock has stood free for YIELD_IDLE the intake is only trickling (one request took its
+        turn and left) and the worker goes on, instead of sleeping out the budget after every request (a steady
+        trickle would otherwise hold processing to about `share` of its speed while the lock stands mostly free)."""
+        assert self._fds is not None
+        turnstile, turn = self._fds
+        now = time.monotonic()
+        deadline, free_since = now + budget, None
+        while (left := deadline - now) > 0:
+            time.sleep(min(left, YIELD_POLL))
+            now = time.monotonic()
+            if _is_locked(turn) or _is_locked(turnstile):
+                free_since = None
+            elif free_since is None:
+                free_since = now
+            elif now - free_since >= YIELD_IDLE:
+                return
 
     def close(self) -> None:
         """Close the lock files."""

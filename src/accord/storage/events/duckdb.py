@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -110,10 +110,14 @@ class DuckDBEventStore:
     only need to read the new events (incremental segments).
     """
 
-    max_staged = 8  # batches waiting for the writer before `stage` waits too
-    # fresh rows of the derived tables (rollup.py) after which a write compacts them: a loaded batch adds about a
-    # row per profile it touches, so a server taking a steady stream would otherwise grow them by a row per event
+    max_staged = 32  # batches waiting for the writer before `stage` waits too (a checkpoint or compaction)
+    # A derived table (rollup.py) is compacted after a write once its fresh rows reach compact_after_rows and
+    # compact_ratio times its settled rows: a loaded batch adds about a row per profile it touches, so a server
+    # taking a steady stream would otherwise grow event_anchors by a row per event. Each compaction costs about
+    # as much as rewriting the table (seconds at a million identifiers, and it competes with the segment queries
+    # for the CPU): the ratio keeps it rare and its cost in proportion to the rows it folds (docs/benchmarks.md).
     compact_after_rows = 250_000
+    compact_ratio = 2.0
 
     def __init__(self, path: str | Path, read_only: bool = False) -> None:
         self.path = Path(path)
@@ -127,7 +131,8 @@ class DuckDBEventStore:
         self._writer: threading.Thread | None = None
         self._closing = False
         self.write_error: str | None = None  # the last failed staged write (retried until it succeeds)
-        self._fresh_rows = 0  # rows loads and identity moves added to the derived tables since the last compaction
+        # per derived table: [fresh rows (added by loads and identity moves since its last compaction), settled rows]
+        self._rows: dict[str, list[int]] = {table: [0, 0] for table in rollup.DUCKDB_COMPACT}
         self.compactions = 0
         self._bulk = False
         if not read_only:
@@ -142,12 +147,7 @@ class DuckDBEventStore:
             )[0][0]:
                 with self._write() as cur:  # a file from before event_traits existed
                     cur.execute(rollup.duckdb_append_traits("events"))
-            self._fresh_rows = int(
-                self.query(
-                    "SELECT (SELECT count(*) FROM event_days WHERE fresh) + (SELECT count(*) FROM event_anchors "
-                    "WHERE fresh)"
-                )[0][0]
-            )
+            self._count_rows()
 
     def _ensure_profile_keys(self) -> None:
         """Add `profile_key` to a file from before it existed; key the events written without one."""
@@ -252,9 +252,12 @@ class DuckDBEventStore:
                     f"INSERT INTO events ({_COLUMNS}, profile_key) SELECT {_COLUMNS}, profile_key "
                     f"FROM ({keys.key_of('SELECT * FROM incoming')})"
                 )
-                fresh = cur.execute(rollup.duckdb_append_days("incoming")).fetchone()
-                fresh_anchors = cur.execute(rollup.duckdb_append_anchors("incoming")).fetchone()
-                self._fresh_rows += (fresh[0] if fresh else 0) + (fresh_anchors[0] if fresh_anchors else 0)
+                for table, append in (
+                    ("event_days", rollup.duckdb_append_days("incoming")),
+                    ("event_anchors", rollup.duckdb_append_anchors("incoming")),
+                ):
+                    added = cur.execute(append).fetchone()
+                    self._rows[table][0] += added[0] if added else 0
                 cur.execute(rollup.duckdb_append_traits("incoming"))
                 cur.unregister("incoming")
             self._apply(cur, changes)
@@ -284,7 +287,7 @@ class DuckDBEventStore:
         )
         for derived in ("event_days", "event_anchors"):
             moved = cur.execute(rollup.duckdb_move(derived, "identity_changes")).fetchone()
-            self._fresh_rows += moved[0] if moved else 0
+            self._rows[derived][0] += moved[0] if moved else 0  # at most: some may have been fresh already
         cur.execute(rollup.duckdb_move("event_traits", "identity_changes"))
         cur.unregister("identity_changes")
         cur.execute(
@@ -298,17 +301,31 @@ class DuckDBEventStore:
             self._apply(cur, changes)
         self._compact_when_due()
 
-    def _compact_when_due(self) -> None:
-        if self._fresh_rows >= self.compact_after_rows and not self._bulk:
-            self.compact_rollups()
+    def _count_rows(self, tables: Sequence[str] | None = None) -> None:
+        for table in tables or list(self._rows):
+            counts = self._rows[table]
+            fresh, total = self.query(f"SELECT count(*) FILTER (fresh), count(*) FROM {table}")[0]
+            counts[:] = [int(fresh), int(total) - int(fresh)]
 
-    def compact_rollups(self) -> None:
-        """Fold the derived tables' fresh rows into one row per profile and day (event_days) or profile and anchor
-        (event_anchors), as a rebuild would have them; readers see the same sums before and after."""
+    def _compact_when_due(self) -> None:
+        if self._bulk:
+            return
+        due = [
+            table
+            for table, (fresh, settled) in self._rows.items()
+            if fresh >= max(self.compact_after_rows, self.compact_ratio * settled)
+        ]
+        if due:
+            self.compact_rollups(due)
+
+    def compact_rollups(self, tables: Sequence[str] | None = None) -> None:
+        """Fold the fresh rows of the derived TABLES (default: both) into one row per profile and day (event_days)
+        or profile and anchor (event_anchors), as a rebuild would have them; readers see the same sums."""
         with self._write() as cur:
-            for statement in rollup.DUCKDB_COMPACT:
-                cur.execute(statement)
-        self._fresh_rows = 0
+            for table in tables or list(rollup.DUCKDB_COMPACT):
+                for statement in rollup.DUCKDB_COMPACT[table]:
+                    cur.execute(statement)
+        self._count_rows(tables)
         self.compactions += 1
 
     @contextlib.contextmanager
@@ -338,7 +355,7 @@ class DuckDBEventStore:
             cur.execute(rollup.duckdb_append_traits("events"))
             cur.execute(rollup.duckdb_append_days("events", fresh=False))
             cur.execute("INSERT INTO event_anchors " + rollup.duckdb_anchor_rows("events", fresh=False))
-        self._fresh_rows = 0
+        self._count_rows()
 
     def rollups_ready(self) -> bool:
         found = self.query(

@@ -50,11 +50,13 @@ CREATE TABLE IF NOT EXISTS event_traits (
 
 def duckdb_append_days(source: str, fresh: bool = True) -> str:
     """Append the daily rows of the events in SOURCE (a table with the event columns; session time zone UTC);
-    FRESH: rows a later compaction folds into the others of their profile and day (a rebuild's rows need not)."""
+    FRESH: rows a later compaction folds into the others of their profile and day (a rebuild's are final, and
+    written in day order: compaction and day windows then read only the row groups of their days)."""
     return (
         "INSERT INTO event_days SELECT profile_id, anchor, type, event, channel, date_trunc('day', timestamp), "
         f"count(*), sum(revenue_minor), min(timestamp), max(timestamp), {fresh} FROM {source} "
         "WHERE profile_id IS NOT NULL GROUP BY profile_id, anchor, type, event, channel, date_trunc('day', timestamp)"
+        + ("" if fresh else " ORDER BY date_trunc('day', timestamp)")
     )
 
 
@@ -92,32 +94,31 @@ def duckdb_move(table: str, changes: str) -> str:
 
 # Compaction: the additive rows that loads and identity moves left (`fresh`) are folded, with every other row of
 # their profile and day (event_days) or profile and anchor (event_anchors), into one row each. Readers see the same
-# sums before and after; the tables stop growing by a row per loaded batch. $lo/$hi bound the days touched, so
-# that a day-ordered file is pruned by its zone maps.
-DUCKDB_COMPACT = [
-    "CREATE TEMP TABLE touched_days AS SELECT DISTINCT profile_id, day FROM event_days WHERE fresh",
-    "CREATE TEMP TABLE folded_days AS SELECT d.profile_id, d.anchor, d.type, d.event, d.channel, d.day, "
-    "sum(d.events)::BIGINT, sum(d.revenue_minor)::BIGINT, min(d.first_at), max(d.last_at), false "
-    "FROM event_days d SEMI JOIN touched_days t ON d.profile_id = t.profile_id AND d.day = t.day "
-    "WHERE d.day BETWEEN (SELECT min(day) FROM touched_days) AND (SELECT max(day) FROM touched_days) "
-    "GROUP BY d.profile_id, d.anchor, d.type, d.event, d.channel, d.day",
-    "DELETE FROM event_days USING touched_days t WHERE event_days.profile_id = t.profile_id "
-    "AND event_days.day = t.day "
-    "AND event_days.day BETWEEN (SELECT min(day) FROM touched_days) AND (SELECT max(day) FROM touched_days)",
-    "INSERT INTO event_days SELECT * FROM folded_days",
-    "CREATE TEMP TABLE touched_anchors AS SELECT DISTINCT profile_id, anchor FROM event_anchors WHERE fresh",
-    "CREATE TEMP TABLE folded_anchors AS SELECT a.profile_id, a.anchor, sum(a.events)::BIGINT, max(a.last_at), "
-    "arg_max(a.last_event_id, (a.last_at, a.last_event_id)), false "
-    "FROM event_anchors a SEMI JOIN touched_anchors t ON a.profile_id = t.profile_id AND a.anchor = t.anchor "
-    "GROUP BY a.profile_id, a.anchor",
-    "DELETE FROM event_anchors USING touched_anchors t WHERE event_anchors.profile_id = t.profile_id "
-    "AND event_anchors.anchor = t.anchor",
-    "INSERT INTO event_anchors SELECT * FROM folded_anchors",
-    "DROP TABLE touched_days",
-    "DROP TABLE folded_days",
-    "DROP TABLE touched_anchors",
-    "DROP TABLE folded_anchors",
-]
+# sums before and after; the tables stop growing by a row per loaded batch. The touched days bound the scan of
+# event_days: a rebuild writes it in day order and loads append recent days, so its zone maps prune the rest.
+DUCKDB_COMPACT = {
+    "event_days": [
+        "CREATE TEMP TABLE touched_days AS SELECT DISTINCT profile_id, day FROM event_days WHERE fresh",
+        "CREATE TEMP TABLE folded_days AS SELECT d.profile_id, d.anchor, d.type, d.event, d.channel, d.day, "
+        "sum(d.events)::BIGINT, sum(d.revenue_minor)::BIGINT, min(d.first_at), max(d.last_at), false "
+        "FROM event_days d SEMI JOIN touched_days t ON d.profile_id = t.profile_id AND d.day = t.day "
+        "WHERE d.day BETWEEN (SELECT min(day) FROM touched_days) AND (SELECT max(day) FROM touched_days) "
+        "GROUP BY d.profile_id, d.anchor, d.type, d.event, d.channel, d.day",
+        "DELETE FROM event_days USING touched_days t WHERE event_days.profile_id = t.profile_id "
+        "AND event_days.day = t.day "
+        "AND event_days.day BETWEEN (SELECT min(day) FROM touched_days) AND (SELECT max(day) FROM touched_days)",
+        "INSERT INTO event_days SELECT * FROM folded_days",
+        "DROP TABLE touched_days",
+        "DROP TABLE folded_days",
+    ],
+    "event_anchors": [  # one row per identifier: rewritten whole (a stream touches most of it between two runs)
+        "CREATE TEMP TABLE folded_anchors AS SELECT profile_id, anchor, sum(events)::BIGINT, max(last_at), "
+        "arg_max(last_event_id, (last_at, last_event_id)), false FROM event_anchors GROUP BY profile_id, anchor",
+        "DELETE FROM event_anchors",
+        "INSERT INTO event_anchors SELECT * FROM folded_anchors",
+        "DROP TABLE folded_anchors",
+    ],
+}
 
 
 CLICKHOUSE_DDL = [
