@@ -24,14 +24,18 @@ POLICY = json.dumps({"control_group_percent": 10})  # a global control group to 
 
 
 def _demo_customer(home: Path) -> tuple[str, str]:
-    """(user id, profile id) of a demo customer with a user id."""
+    """(user id, profile id) of a demo customer with a user id and the longest points history (the backfill dated
+    each account's opening at its first purchase)."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(f"sqlite:///{home / 'state.sqlite'}")
     try:
         with engine.connect() as conn:
             row = conn.execute(
-                sa.text("SELECT value, profile_id FROM identifiers WHERE type = 'user_id' ORDER BY value LIMIT 1")
+                sa.text(
+                    "SELECT i.value, i.profile_id FROM identifiers i JOIN loyalty_accounts a USING (profile_id) "
+                    "WHERE i.type = 'user_id' AND a.balance > 0 ORDER BY a.created_at, i.value LIMIT 1"
+                )
             ).one()
     finally:
         engine.dispose()
@@ -154,6 +158,7 @@ def test_stores_on_a_map_and_the_loyalty_programme(browser: Any, demo: dict[str,
     assert page.inner_text("#tier") == demo["tier"]
     entry = page.locator("#ledger-table tr.entry").first
     assert entry.get_attribute("data-kind") == "earn" and "browser-order-1" in entry.inner_text()
+    assert page.locator("#ledger-table tr.entry").count() > 1  # and the history's entries, at their dates
     _shot(page, "loyalty-ledger")
     assert remote == []
     page.context.close()

@@ -1,8 +1,9 @@
 """Points from orders: earn on `Order Completed`, reverse on `Order Returned` / `Order Refunded` (idempotent by order).
 
-Active once a loyalty program is configured (orders before that earn nothing). Registered with
-`Processor.add_listener`; keeps its own cursor over `journal_seq` in the state store, so a missed or
-failed call is caught up on the next one, and replays never earn twice (the ledger key is derived from the order).
+Active once a loyalty program is configured (orders loaded before that earn through `history.backfill`, which
+applies the same `order_action` rules). Registered with `Processor.add_listener`; keeps its own cursor over
+`journal_seq` in the state store, so a missed or failed call is caught up on the next one, and replays never earn
+twice (the ledger key is derived from the order).
 """
 
 from __future__ import annotations

@@ -557,10 +557,13 @@ class LoyaltyService:
                     return self._expire_due(conn, who, profile_id, program, upto)
 
                 futures.append(self.committer.submit(run))
+            before = expired
             for future in futures:
                 lots_done, points_done = future.result()
                 expired += lots_done
                 points += points_done
+            if expired == before:  # nothing left that can expire (never loop on a lot that will not)
+                return expired, points
 
     def _expire_due(
         self, conn: sa.Connection, who: dict[str, Any], profile_id: str, program: Program, upto: datetime
