@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,44 @@ def test_offers_and_loyalty_commands(home: Path, tmp_path: Path) -> None:
     account = json.loads(cli("loyalty", "show", pid, "--format", "json"))
     assert account["balance"] == 60
     assert [e["kind"] for e in json.loads(cli("loyalty", "ledger", pid, "--format", "json"))] == ["burn", "earn"]
+
+
+def test_loyalty_backfill_without_a_server(home: Path, tmp_path: Path) -> None:
+    """`accord loyalty backfill` on the local stores: past orders earn, dated at their purchase; again: nothing."""
+    bought = [datetime.now(UTC) - timedelta(days=d) for d in (90, 30)]
+    platform = open_platform(make_settings(home))
+    with platform.state.begin() as conn:
+        emit(conn, platform.journal, "pos", "store", [
+            {"type": "track", "userId": "bo", "event": "Order Completed", "timestamp": at.isoformat(),
+             "properties": {"order_id": f"p{i}", "revenue": 50, "currency": "PLN"}}
+            for i, at in enumerate(bought)
+        ])  # fmt: skip
+    assert platform.processor.drain()
+    pid = profiles.resolve(platform.state, platform.rules, "user_id:bo")
+    platform.close()
+    assert pid
+    runner = CliRunner()
+
+    def cli(*args: str, ok: bool = True) -> str:
+        result = runner.invoke(app, list(args))
+        assert (result.exit_code == 0) == ok, result.output
+        return result.stdout if ok else result.output
+
+    assert "no_program" in cli("loyalty", "backfill", ok=False)
+    program = tmp_path / "program.json"
+    program.write_text(json.dumps({"points_per_unit": {"default": 2}}))
+    cli("loyalty", "program", "--set", str(program))
+    assert "invalid_date" in cli("loyalty", "backfill", "--until", "soon", ok=False)
+    assert "invalid_range" in cli("loyalty", "backfill", "--since", "2026-05-01", "--until", "2026-04-30", ok=False)
+    assert "2 purchases earned 200 points" in cli("loyalty", "backfill")
+    again = json.loads(cli("loyalty", "backfill", "--format", "json"))
+    assert (again["earned"], again["already_done"], again["order_events"]) == (0, 2, 2)
+    ledger = json.loads(cli("loyalty", "ledger", pid, "--format", "json"))
+    assert [datetime.fromisoformat(e["created_at"]) for e in ledger] == bought[::-1]
+    platform = open_platform(make_settings(home))  # the points' timeline events waited in the journal
+    try:
+        assert platform.processor.drain()
+        timeline = platform.events.timeline(pid, limit=50).events
+        assert [e["timestamp"] for e in timeline if e["event"] == "Loyalty Points Earned"] == bought
+    finally:
+        platform.close()

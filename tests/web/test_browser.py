@@ -313,6 +313,8 @@ def test_associate_looks_up_a_loyalty_card_at_their_store(browser: Any, demo: di
     assert page.url == f"{demo['url']}/store/{demo['store']}"  # a partial update, not a page load
     assert demo["card"] in page.inner_text("#customer-card")
     assert page.locator(".panel.unavailable").count() == 0  # points, offers and pickups come from their domains
+    points = page.inner_text("#points-balance")
+    assert int("".join(c for c in points if c.isdigit())) > 0  # the points the demo's past purchases earned
     coupon = page.locator(f"li.offer[data-code='{demo['coupon']}']")
     assert "Browser test 15%" in coupon.inner_text()
     _shot(page, "store")

@@ -24,14 +24,18 @@ POLICY = json.dumps({"control_group_percent": 10})  # a global control group to 
 
 
 def _demo_customer(home: Path) -> tuple[str, str]:
-    """(user id, profile id) of a demo customer with a user id."""
+    """(user id, profile id) of a demo customer with a user id and the longest points history (the backfill dated
+    each account's opening at its first purchase)."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(f"sqlite:///{home / 'state.sqlite'}")
     try:
         with engine.connect() as conn:
             row = conn.execute(
-                sa.text("SELECT value, profile_id FROM identifiers WHERE type = 'user_id' ORDER BY value LIMIT 1")
+                sa.text(
+                    "SELECT i.value, i.profile_id FROM identifiers i JOIN loyalty_accounts a USING (profile_id) "
+                    "WHERE i.type = 'user_id' AND a.balance > 0 ORDER BY a.created_at, i.value LIMIT 1"
+                )
             ).one()
     finally:
         engine.dispose()
@@ -54,13 +58,19 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "properties": {"order_id": "browser-order-1", "revenue": 250.0, "currency": "PLN"},
             "context": {"channel": "app"},
         }  # fmt: skip
-        httpx.post(f"{server.url}/v1/batch", json={"batch": [order]}, auth=(key, ""), timeout=30).raise_for_status()
-        with server.admin() as admin:
+        with server.admin() as admin:  # the demo's history has earned the customer points already
+            before = admin.get(f"/api/v1/loyalty/{profile_id}").json()
+            httpx.post(f"{server.url}/v1/batch", json={"batch": [order]}, auth=(key, ""), timeout=30).raise_for_status()
             deadline = time.monotonic() + 60
-            while admin.get(f"/api/v1/loyalty/{profile_id}").json()["balance"] == 0:
+            while (account := admin.get(f"/api/v1/loyalty/{profile_id}").json())["recent_entries"][:1] == (
+                before["recent_entries"][:1]
+            ):
                 assert time.monotonic() < deadline, "the order earned no points"
                 time.sleep(0.2)
-        yield {"url": server.url, "profile": profile_id}
+        entry = account["recent_entries"][0]
+        assert entry["order_id"] == "browser-order-1" and entry["points"] >= 500  # 250 zł x 2 in the app, x tier
+        assert account["balance"] == before["balance"] + entry["points"]
+        yield {"url": server.url, "profile": profile_id, "balance": account["balance"], "tier": account["tier"]}
     finally:
         server.stop()
 
@@ -144,10 +154,11 @@ def test_stores_on_a_map_and_the_loyalty_programme(browser: Any, demo: dict[str,
     page.wait_for_selector("#points-entries tr.entry")
     page.click("#ledger-link")
     page.wait_for_selector("#ledger-table")
-    assert page.get_attribute("#balance", "data-value") == "500"  # 250 zł x 1 point x 2 in the app
-    assert page.inner_text("#tier") == "silver"
+    assert page.get_attribute("#balance", "data-value") == str(demo["balance"])  # history's points and the order's
+    assert page.inner_text("#tier") == demo["tier"]
     entry = page.locator("#ledger-table tr.entry").first
     assert entry.get_attribute("data-kind") == "earn" and "browser-order-1" in entry.inner_text()
+    assert page.locator("#ledger-table tr.entry").count() > 1  # and the history's entries, at their dates
     _shot(page, "loyalty-ledger")
     assert remote == []
     page.context.close()

@@ -11,6 +11,7 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from accord.api.collect import error_body
+from accord.loyalty import history
 from accord.loyalty.service import EarnRequest, LoyaltyError
 from accord.platform import Platform
 
@@ -81,6 +82,15 @@ class ExpireIn(msgspec.Struct):
     """Expire lots due at AT (default now)."""
 
     at: datetime | None = None
+
+
+class BackfillIn(msgspec.Struct):
+    """Purchases to earn points for, dated at each purchase: order events from SINCE (default: the oldest) to
+    before UNTIL (default: now), each a date (YYYY-MM-DD, UTC) or an ISO 8601 time. DRY_RUN: only count them."""
+
+    since: str | None = None
+    until: str | None = None
+    dry_run: bool = False
 
 
 def _platform(request: Request[Any, Any, Any]) -> Platform:
@@ -184,6 +194,32 @@ class LoyaltyController(Controller):
     @post("/expire", summary="Expire points whose lots are due", status_code=200)
     async def expire(self, request: Request[Any, Any, Any], data: JSONBody[ExpireIn]) -> Response[bytes]:
         return _json({"expired_lots": await asyncio.to_thread(_platform(request).loyalty.expire, data.at)})
+
+    @post(
+        "/backfill",
+        summary="Earn points for past purchases as if the program had run then (dated at each purchase; idempotent)",
+        description=(
+            "Reads the Order Completed / Placed events (and the returns, refunds and cancellations) of the event "
+            "store from `since` to before `until`, in time order, and earns and reverses their points by the "
+            "program's rules, each entry and timeline event dated at its purchase; lots expire by the program's "
+            "expiry counting from their purchase (what came due by `until`, at most now, is expired, dated at its "
+            "expiry); tiers follow. The keys are the live path's, so a second run, or the same orders arriving "
+            "live, earn nothing more. `dry_run` answers the order events per month (UTC) instead, and `until` "
+            "resolved, so a client can run it month by month. 400 `invalid_date` / `invalid_range`, 409 "
+            "`no_program` (configure one first) or `backfill_running`."
+        ),
+        status_code=200,
+    )
+    async def backfill(self, request: Request[Any, Any, Any], data: JSONBody[BackfillIn]) -> Response[bytes]:
+        platform = _platform(request)
+        try:
+            since = history.parse_time(data.since, "since")
+            until = history.parse_time(data.until, "until")
+            run = history.plan if data.dry_run else history.backfill
+            result = await asyncio.to_thread(run, platform.loyalty, platform.events, since, until)
+        except LoyaltyError as exc:
+            return _error(exc)
+        return _json(result)
 
     @get("/{profile_id:str}", summary="Balance, tier, next tier, next expiry, latest entries")
     async def account(self, request: Request[Any, Any, Any], profile_id: FromPath[str]) -> Response[bytes]:

@@ -104,7 +104,8 @@ DEMO_SLICE_MESSAGES = 50_000  # messages per processing slice: fewer identity-ch
 
 def process_and_finish(platform: Any, directory: Path) -> dict[str, Any]:
     """Resolve identities and load the imported events (the event store in its bulk mode, larger slices), then
-    the campaign history, the example segments and the journey library. Resumes where an interrupted load
+    the campaign history, the example segments, the example loyalty program with the history's points, and the
+    journey library. Resumes where an interrupted load
     stopped: the processor continues from the event store's cursor."""
     from accord.journeys import service as journeys_service
     from accord.segments import service as segments
@@ -126,12 +127,31 @@ def process_and_finish(platform: Any, directory: Path) -> dict[str, Any]:
     applied = segments.apply_examples(platform.state, DuckDBEngine(platform.events), platform.journal)
     processor.drain()  # the Segment Entered events
     summary["segments"] = {r["name"]: r["size"] for r in applied}
+    summary["loyalty"] = _loyalty(platform)
     journeys_service.skip_to(platform.state, platform.events.cursors()[0])  # history does not trigger journeys
     summary["journeys"] = [j["name"] for j in journeys_service.apply_library(platform.state)]
-    from accord.loyalty.examples import apply_example
-
-    summary["loyalty"] = apply_example(platform.loyalty)  # the program starts now: history earns no points
     summary["stats"] = platform.stats()
+    return summary
+
+
+def _loyalty(platform: Any) -> dict[str, Any]:
+    """The example loyalty program and rewards, then the history's points as if the program had run all along:
+    every past purchase earns, dated at the purchase; points older than the expiry have expired, dated at their
+    expiry; returns take theirs back; tiers follow. Their timeline events are loaded before journeys skip ahead."""
+    from accord.loyalty.examples import apply_example
+    from accord.loyalty.history import backfill
+
+    summary: dict[str, Any] = apply_example(platform.loyalty)
+    with _progress() as progress:
+        task = progress.add_task("earning points for past purchases", total=None)
+        report = backfill(
+            platform.loyalty,
+            platform.events,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+        progress.update(task, description="loading the points' timeline events")
+        platform.processor.drain()
+    summary["backfill"] = {k: v for k, v in report.items() if k not in ("since", "until")}
     return summary
 
 

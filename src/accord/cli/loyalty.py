@@ -1,17 +1,19 @@
-"""`accord loyalty`: balances and tiers, earn, burn, adjust, the ledger, the program, rewards, expiry."""
+"""`accord loyalty`: balances and tiers, earn, burn, adjust, the ledger, the program, rewards, expiry, backfill."""
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from accord.cli.context import console, fail
+from accord.cli.context import console, err_console, fail
 from accord.cli.offers import FORMAT, api, dump
 
 app = typer.Typer(help="Loyalty points: balance, earn, burn, ledger, program, rewards.", no_args_is_help=True)
@@ -189,3 +191,55 @@ def expire(
     with api() as a:
         result: dict[str, Any] = a.call("POST", "/api/v1/loyalty/expire", body)
     dump(result) if fmt == "json" else console.print(f"{result['expired_lots']} lots expired")
+
+
+_SUMMED = ("order_events", "earned", "points_earned", "reversed", "points_reversed", "expired_lots", "points_expired",
+           "already_done", "ignored", "seconds")  # fmt: skip
+
+
+_WHEN = "YYYY-MM-DD or ISO 8601; UTC unless it carries an offset."
+
+
+@app.command("backfill")
+def backfill(
+    since: str = typer.Option(None, help="Earn for purchases from this time (default: the oldest). " + _WHEN),
+    until: str = typer.Option(None, help="Earn for purchases before this time (default: now). " + _WHEN),
+    fmt: str = FORMAT,
+) -> None:
+    """Earn points for past purchases as if the program had run then: each earn dated at its purchase, lots
+    expiring from that date, returns reversed, tiers as they would be. Safe to run again (earns nothing twice)."""
+    with api() as a:
+        plan = a.call("POST", "/api/v1/loyalty/backfill", {"since": since, "until": until, "dry_run": True})
+        # one request per calendar month with purchases, in order (each expires what came due by its end), so a
+        # long history shows progress; the months together are the whole range
+        months = [m["month"] for m in plan["months"]] or [None]
+        total: dict[str, Any] = {"since": plan["since"], "until": plan["until"], **dict.fromkeys(_SUMMED, 0)}
+        skipped: Counter[str] = Counter()
+        with Progress(
+            TextColumn("earning points for past purchases"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("order events"), TimeElapsedColumn(), console=err_console, transient=True,
+            disable=fmt == "json",
+        ) as bar:  # fmt: skip
+            task = bar.add_task("backfill", total=plan["order_events"])
+            for i, month in enumerate(months):
+                start = plan["since"] if i == 0 else f"{month}-01T00:00:00+00:00"
+                end = f"{months[i + 1]}-01T00:00:00+00:00" if i + 1 < len(months) else plan["until"]
+                part = a.call("POST", "/api/v1/loyalty/backfill", {"since": start, "until": end})
+                for key in _SUMMED:
+                    total[key] += part[key]
+                skipped.update(part["skipped"])
+                total |= {"expired_until": part["expired_until"], "tiers": part["tiers"]}
+                bar.update(task, advance=part["order_events"])
+    total |= {"skipped": dict(skipped), "seconds": round(total["seconds"], 2)}
+    if fmt == "json":
+        dump(total)
+        return
+    console.print(
+        f"{total['earned']:,} purchases earned {total['points_earned']:,} points, each dated at its purchase; "
+        f"{total['reversed']:,} returns took back {total['points_reversed']:,}; {total['expired_lots']:,} lots "
+        f"expired ({total['points_expired']:,} points); {total['already_done']:,} already done"
+    )
+    tiers = ", ".join(f"{name} {n:,}" for name, n in total["tiers"].items())
+    console.print(f"accounts per tier: {tiers} [dim]({total['order_events']:,} order events, {total['seconds']} s)[/]")
+    if skipped:
+        console.print(f"[yellow]skipped[/]: {', '.join(f'{code} {n:,}' for code, n in skipped.items())}")

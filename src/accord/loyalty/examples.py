@@ -25,7 +25,8 @@ EXAMPLE_REWARDS: tuple[tuple[str, int, int | None], ...] = (
 
 def apply_example(loyalty: LoyaltyService) -> dict[str, Any]:
     """Configure the example program unless one is configured, and add the example rewards to an empty catalogue.
-    Orders loaded before the program earn nothing (the program starts now)."""
+    Orders loaded before the program earn nothing until the history is backfilled (`accord.loyalty.history`,
+    which `accord demo` runs next)."""
     configured = not loyalty.enabled()
     if configured:
         loyalty.configure(EXAMPLE_PROGRAM)

@@ -1,14 +1,16 @@
 """Points from orders: earn on `Order Completed`, reverse on `Order Returned` / `Order Refunded` (idempotent by order).
 
-Active once a loyalty program is configured (orders before that earn nothing). Registered with
-`Processor.add_listener`; keeps its own cursor over `journal_seq` in the state store, so a missed or
-failed call is caught up on the next one, and replays never earn twice (the ledger key is derived from the order).
+Active once a loyalty program is configured (orders loaded before that earn through `history.backfill`, which
+applies the same `order_action` rules). Registered with `Processor.add_listener`; keeps its own cursor over
+`journal_seq` in the state store, so a missed or failed call is caught up on the next one, and replays never earn
+twice (the ledger key is derived from the order).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -47,6 +49,72 @@ def _lines(properties: dict[str, Any], currency: str) -> list[tuple[int, str | N
         category = product.get("category")
         lines.append((int(amount * 10**precision), category if isinstance(category, str) else None))
     return lines
+
+
+@dataclass(frozen=True)
+class OrderEarn:
+    """An order event that earns: the profile and the earn request (keyed by the order)."""
+
+    profile_id: str
+    request: EarnRequest
+
+
+@dataclass(frozen=True)
+class OrderReversal:
+    """A return, refund or cancellation: the order, the key (once per return) and the amount returned."""
+
+    order_id: str
+    idempotency_key: str
+    amount_minor: int | None
+    reason: str
+
+
+def order_action(
+    event: str,
+    profile_id: str | None,
+    channel: str | None,
+    revenue_minor: int | None,
+    currency: str | None,
+    store_id: str | None,
+    message_id: str,
+    raw: str,
+) -> OrderEarn | OrderReversal | None:
+    """What an order event does to points (the rules shared by the listener and the history backfill), or None
+    when it does nothing (no order id, no profile, no revenue)."""
+    message = json.loads(raw)
+    properties = message.get("properties") if isinstance(message.get("properties"), dict) else {}
+    order_id = properties.get("order_id") or properties.get("orderId")
+    if not order_id or not profile_id:
+        return None
+    order_id = str(order_id)
+    if event in EARN_EVENTS:
+        if revenue_minor is None or not currency:
+            return None
+        lines = _lines(properties, currency) or [(int(revenue_minor), None)]
+        return OrderEarn(
+            profile_id,
+            EarnRequest(
+                idempotency_key=f"order:{order_id}:earn",
+                channel=channel or "other",
+                lines=lines,
+                currency=currency,
+                order_id=order_id,
+                store_id=store_id,
+                reason=f"order {order_id}",
+            ),
+        )
+    partial: int | None = None
+    if event == "Order Cancelled":
+        key = f"order:{order_id}:cancel"
+    else:
+        refund = properties.get("refund_minor")
+        if isinstance(refund, int) and not isinstance(refund, bool) and refund > 0:
+            partial = refund
+        else:  # the amount returned (a refund may carry it as a negative revenue)
+            partial = abs(revenue_minor) if revenue_minor else None
+        return_id = properties.get("return_id")
+        key = f"order:{order_id}:reverse:{return_id or message_id}"
+    return OrderReversal(order_id, key, partial, event.lower())
 
 
 class OrderPoints:
@@ -115,39 +183,13 @@ class OrderPoints:
         message_id: str,
         raw: str,
     ) -> bool:
-        message = json.loads(raw)
-        properties = message.get("properties") if isinstance(message.get("properties"), dict) else {}
-        order_id = properties.get("order_id") or properties.get("orderId")
-        if not order_id or not profile_id:
-            return False
-        order_id = str(order_id)
-        if event in EARN_EVENTS:
-            if revenue_minor is None or not currency:
-                return False
-            lines = _lines(properties, currency) or [(int(revenue_minor), None)]
-            self.loyalty.earn(
-                profile_id,
-                EarnRequest(
-                    idempotency_key=f"order:{order_id}:earn",
-                    channel=channel or "other",
-                    lines=lines,
-                    currency=currency,
-                    order_id=order_id,
-                    store_id=store_id,
-                    reason=f"order {order_id}",
-                ),
-            )
+        action = order_action(event, profile_id, channel, revenue_minor, currency, store_id, message_id, raw)
+        if isinstance(action, OrderEarn):
+            self.loyalty.earn(action.profile_id, action.request)
             return True
-        partial: int | None = None
-        if event == "Order Cancelled":
-            key = f"order:{order_id}:cancel"
-        else:
-            refund = properties.get("refund_minor")
-            if isinstance(refund, int) and not isinstance(refund, bool) and refund > 0:
-                partial = refund
-            else:  # the amount returned (a refund may carry it as a negative revenue)
-                partial = abs(revenue_minor) if revenue_minor else None
-            return_id = properties.get("return_id")
-            key = f"order:{order_id}:reverse:{return_id or message_id}"
-        result = self.loyalty.reverse_order(order_id, key, amount_minor=partial, reason=event.lower())
-        return result is not None
+        if isinstance(action, OrderReversal):
+            result = self.loyalty.reverse_order(
+                action.order_id, action.idempotency_key, amount_minor=action.amount_minor, reason=action.reason
+            )
+            return result is not None
+        return False

@@ -8,6 +8,8 @@ take a balance below zero, and the ledger always sums to the balance.
 from __future__ import annotations
 
 import json
+import secrets
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from babel.numbers import get_currency_precision
+from ulid import ULID
 
 from accord.collect.channels import CHANNELS, normalise_channel
 from accord.collect.journal import Journal
@@ -75,6 +78,12 @@ _OPEN_LOTS = sa.select(_lots.entry_id, _lots.remaining).where(
 SELECT_LOTS = (
     _OPEN_LOTS.where(_lots.expires_at.is_not(None)).order_by(_lots.expires_at, _lots.entry_id).limit(20),
     _OPEN_LOTS.where(_lots.expires_at.is_(None)).order_by(_lots.entry_id).limit(20),
+)
+# a profile's lots due by a time, in the order they expire (the history backfill expires them as it goes)
+SELECT_DUE_LOTS = (
+    _OPEN_LOTS.with_only_columns(_lots.entry_id, _lots.expires_at)
+    .where(_lots.expires_at.is_not(None), _lots.expires_at <= sa.bindparam("upto", type_=_lots.expires_at.type))
+    .order_by(_lots.expires_at, _lots.entry_id)
 )
 SELECT_LOT = sa.select(_lots.remaining).where(_lots.entry_id == sa.bindparam("entry_id"))
 TAKE_FROM_LOT = (
@@ -164,6 +173,22 @@ def _insert_ignore(conn: sa.Connection, table: sa.Table, values: dict[str, Any])
             stmt = sqlite_insert(table).on_conflict_do_nothing()
         _INSERT_IGNORE[key] = stmt
     conn.execute(stmt, values)
+
+
+_dated_lock = threading.Lock()
+_last_dated = [0]
+
+
+def dated_id(at: datetime) -> str:
+    """A sortable id (ULID) carrying AT's millisecond, so an entry written now for a past time sorts among the
+    entries of its time; ids made for the same millisecond one after another increase."""
+    ms = int(at.timestamp() * 1000)
+    value = (ms << 80) | secrets.randbits(80)
+    with _dated_lock:
+        if (_last_dated[0] >> 80) == ms and value <= _last_dated[0]:
+            value = _last_dated[0] + 1
+        _last_dated[0] = value
+    return str(ULID.from_int(value))
 
 
 class LoyaltyService:
@@ -290,8 +315,12 @@ class LoyaltyService:
         """Earn points (directly, or for a purchase by the program's rules)."""
         return self.committer.submit(self.earn_op(profile_id, request)).result()
 
-    def earn_op(self, profile_id: str, request: EarnRequest) -> Callable[[sa.Connection], dict[str, Any]]:
-        """The earn as an operation for the group committer (validated up front)."""
+    def earn_op(
+        self, profile_id: str, request: EarnRequest, at: datetime | None = None
+    ) -> Callable[[sa.Connection], dict[str, Any]]:
+        """The earn as an operation for the group committer (validated up front). AT writes it as of that past
+        time (the history backfill, `accord.loyalty.history`): the profile's lots due by then expire first, the
+        entry and its event are dated AT and its lot expires counting from AT."""
         key = _key(request.idempotency_key)
         channel = _channel(request.channel)
         lines: list[tuple[int, str | None]] = []
@@ -320,6 +349,8 @@ class LoyaltyService:
         program = self.program()
 
         def run(conn: sa.Connection) -> dict[str, Any]:
+            if at is not None:
+                self._expire_due(conn, who, profile_id, program, at)
             previous = self._previous(conn, key, profile_id, "earn")
             if previous is not None:
                 return previous
@@ -333,7 +364,7 @@ class LoyaltyService:
                 points, detail = program.points_for(lines, currency, channel, tier)
                 detail["amount_minor"] = sum(a for a, _ in lines)
             result = self._credit(
-                conn, who, profile_id, key, "earn", points, program, channel, request, detail, lifetime=True
+                conn, who, profile_id, key, "earn", points, program, channel, request, detail, lifetime=True, at=at
             )
             if request.order_id and request.points is None:
                 _insert_ignore(
@@ -431,19 +462,31 @@ class LoyaltyService:
         """Take back the points an order earned: all of what is left of them, or the share of AMOUNT_MINOR in the
         order's amount (a partial return). Capped at the balance (never below zero); the shortfall is recorded.
         Returns None when the order earned no points."""
+        return self.committer.run(self.reverse_op(order_id, idempotency_key, amount_minor, reason))
+
+    def reverse_op(
+        self,
+        order_id: str,
+        idempotency_key: str,
+        amount_minor: int | None = None,
+        reason: str = "order returned",
+        at: datetime | None = None,
+    ) -> Callable[[sa.Connection], dict[str, Any] | None]:
+        """`reverse_order` as an operation for the group committer (the order is read in its transaction, so it
+        may follow the earn in the same group). AT writes it as of that past time, as `earn_op` does."""
         key = _key(idempotency_key)
         program = self.program()
-        with self.state.connect() as conn:
-            order = conn.execute(sa.select(t.loyalty_orders).where(t.loyalty_orders.c.order_id == order_id)).first()
-        if order is None:
-            return None
-        who = self._who(order.profile_id)
 
         def run(conn: sa.Connection) -> dict[str, Any] | None:
-            previous = self._previous(conn, key, order.profile_id, "reverse")
+            current = conn.execute(sa.select(t.loyalty_orders).where(t.loyalty_orders.c.order_id == order_id)).first()
+            if current is None:
+                return None
+            who = self._who(current.profile_id)
+            if at is not None:
+                self._expire_due(conn, who, current.profile_id, program, at)
+            previous = self._previous(conn, key, current.profile_id, "reverse")
             if previous is not None:
                 return previous
-            current = conn.execute(sa.select(t.loyalty_orders).where(t.loyalty_orders.c.order_id == order_id)).one()
             left = current.earned - current.reversed
             if amount_minor is None or current.amount_minor <= 0:
                 wanted = left
@@ -451,9 +494,7 @@ class LoyaltyService:
                 wanted = min(left, current.earned * min(amount_minor, current.amount_minor) // current.amount_minor)
             if wanted <= 0:
                 return None
-            balance = conn.execute(
-                sa.select(t.loyalty_accounts.c.balance).where(t.loyalty_accounts.c.profile_id == current.profile_id)
-            ).scalar()
+            balance = conn.execute(SELECT_BALANCE, {"pid": current.profile_id}).scalar()
             taken = min(wanted, balance or 0)
             conn.execute(
                 t.loyalty_orders.update()
@@ -465,10 +506,10 @@ class LoyaltyService:
                 detail["note"] = "the points were already spent"
             return self._debit(
                 conn, who, current.profile_id, key, "reverse", taken, program, None, None, reason, order_id,
-                detail=detail, lifetime=wanted, allow_zero=True,
+                detail=detail, lifetime=wanted, allow_zero=True, at=at,
             )  # fmt: skip
 
-        return self.committer.run(run)
+        return run
 
     def expire(self, at: datetime | None = None, limit: int = 10_000) -> int:
         """Expire what is left of every lot whose expiry has passed (one ledger entry per lot); returns how many."""
@@ -487,20 +528,75 @@ class LoyaltyService:
             who = identity_fields(self.state, profile_id) or {"anonymousId": f"profile:{profile_id}"}
 
             def run(conn: sa.Connection, entry_id: str = entry_id, profile_id: str = profile_id, who: Any = who) -> int:
-                key = f"expire:{entry_id}"
-                if self._previous(conn, key, profile_id, "expire") is not None:
-                    return 0
-                remaining = conn.execute(sa.select(lots.remaining).where(lots.entry_id == entry_id)).scalar() or 0
-                if remaining <= 0:
-                    return 0
-                self._debit(
-                    conn, who, profile_id, key, "expire", remaining, program, None, None, "points expired", None,
-                    lots_first=[entry_id],
-                )  # fmt: skip
-                return 1
+                return int(self._expire_lot(conn, who, profile_id, entry_id, program) > 0)
 
             done += self.committer.run(run)
         return done
+
+    def expire_as_of(self, upto: datetime, batch: int = 2_000) -> tuple[int, int]:
+        """Expire every lot due by UPTO, each entry dated at the lot's own expiry (as if `expire` had run at that
+        moment; the history backfill's last step). Returns (lots expired, points expired)."""
+        program = self.program()
+        lots = t.loyalty_lots.c
+        expired = points = 0
+        while True:
+            with self.state.connect() as conn:
+                due = conn.execute(
+                    sa.select(lots.profile_id)
+                    .where(lots.remaining > 0, lots.expires_at.is_not(None), lots.expires_at <= upto)
+                    .group_by(lots.profile_id)
+                    .limit(batch)
+                ).all()
+            if not due:
+                return expired, points
+            futures = []
+            for (profile_id,) in due:
+                who = identity_fields(self.state, profile_id) or {"anonymousId": f"profile:{profile_id}"}
+
+                def run(conn: sa.Connection, profile_id: str = profile_id, who: Any = who) -> tuple[int, int]:
+                    return self._expire_due(conn, who, profile_id, program, upto)
+
+                futures.append(self.committer.submit(run))
+            before = expired
+            for future in futures:
+                lots_done, points_done = future.result()
+                expired += lots_done
+                points += points_done
+            if expired == before:  # nothing left that can expire (never loop on a lot that will not)
+                return expired, points
+
+    def _expire_due(
+        self, conn: sa.Connection, who: dict[str, Any], profile_id: str, program: Program, upto: datetime
+    ) -> tuple[int, int]:
+        """Expire the profile's lots due by UPTO, each dated at its expiry; returns (lots, points)."""
+        lots = points = 0
+        for entry_id, expires_at in conn.execute(SELECT_DUE_LOTS, {"pid": profile_id, "upto": upto}).all():
+            taken = self._expire_lot(conn, who, profile_id, entry_id, program, at=expires_at)
+            lots += taken > 0
+            points += taken
+        return lots, points
+
+    def _expire_lot(
+        self,
+        conn: sa.Connection,
+        who: dict[str, Any],
+        profile_id: str,
+        entry_id: str,
+        program: Program,
+        at: datetime | None = None,
+    ) -> int:
+        """Expire what is left of one lot (once: keyed by the lot); returns the points taken."""
+        key = f"expire:{entry_id}"
+        if self._previous(conn, key, profile_id, "expire") is not None:
+            return 0
+        remaining = conn.execute(SELECT_LOT, {"entry_id": entry_id}).scalar() or 0
+        if remaining <= 0:
+            return 0
+        self._debit(
+            conn, who, profile_id, key, "expire", remaining, program, None, None, "points expired", None,
+            lots_first=[entry_id], at=at,
+        )  # fmt: skip
+        return int(remaining)
 
     # -- internals -----------------------------------------------------------------------------------------
     def _previous(
@@ -532,8 +628,9 @@ class LoyaltyService:
         detail: dict[str, Any],
         lifetime: bool,
         expiry: bool = True,
+        at: datetime | None = None,
     ) -> dict[str, Any]:
-        now = utcnow()
+        now = at or utcnow()
         params = {"pid": profile_id, "pts": points, "life": points if lifetime else 0, "now": now}
         row = conn.execute(CREDIT, params).first()
         if row is None:  # the first entry of this profile opens its account
@@ -543,7 +640,7 @@ class LoyaltyService:
         balance, lifetime_points, old_tier = row
         expires_at = now + timedelta(days=program.expiry_days) if expiry and program.expiry_days else None
         entry = {
-            "id": new_id(),
+            "id": dated_id(at) if at is not None else new_id(),
             "idempotency_key": key,
             "profile_id": profile_id,
             "kind": kind,
@@ -582,8 +679,9 @@ class LoyaltyService:
         lifetime: int = 0,
         allow_zero: bool = False,
         lots_first: Sequence[str] = (),
+        at: datetime | None = None,
     ) -> dict[str, Any]:
-        now = utcnow()
+        now = at or utcnow()
         # The guard: a debit happens only when the balance covers it, decided by the database row, not by a read.
         params = {"pid": profile_id, "pts": points, "life": lifetime, "now": now}
         row = conn.execute(DEBIT[conn.dialect.name], params).first()
@@ -604,7 +702,7 @@ class LoyaltyService:
         balance, lifetime_points, old_tier = after
         self._consume_lots(conn, profile_id, points, lots_first)
         entry = {
-            "id": new_id(),
+            "id": dated_id(at) if at is not None else new_id(),
             "idempotency_key": key,
             "profile_id": profile_id,
             "kind": kind,
