@@ -130,6 +130,8 @@ def run(args: argparse.Namespace, mode: str, path: Path, work: Path, compact_aft
     store = DuckDBEventStore(path)
     store.compact_rollups()  # a file written before compaction existed has every derived row fresh
     store.compact_after_rows = compact_after or 10**15  # 0: never
+    if args.compact_ratio is not None:
+        store.compact_ratio = args.compact_ratio
     derived_before = _derived_rows(store)
     compactions: list[float] = []
     compact = store.compact_rollups
@@ -217,6 +219,7 @@ def run(args: argparse.Namespace, mode: str, path: Path, work: Path, compact_aft
     return {
         "mode": mode,
         "compact_after_rows": compact_after,
+        "compact_ratio": store.compact_ratio,
         "compactions": len(compactions),
         "compaction_median_s": round(statistics.median(compactions), 3) if compactions else None,
         "compaction_max_s": round(max(compactions), 3) if compactions else None,
@@ -269,6 +272,7 @@ def main() -> None:
         default=str(DuckDBEventStore.compact_after_rows),
         help="fresh derived rows after which the store compacts them, comma-separated to compare; 0: never",
     )
+    parser.add_argument("--compact-ratio", type=float, default=None, help="the store's compact_ratio (default: kept)")
     parser.add_argument("--verbose", action="store_true", help="print every slice's evaluation time")
     args = parser.parse_args()
     results = []

@@ -117,7 +117,7 @@ class DuckDBEventStore:
     # as much as rewriting the table (seconds at a million identifiers, and it competes with the segment queries
     # for the CPU): the ratio keeps it rare and its cost in proportion to the rows it folds (docs/benchmarks.md).
     compact_after_rows = 250_000
-    compact_ratio = 2.0
+    compact_ratio = 4.0
 
     def __init__(self, path: str | Path, read_only: bool = False) -> None:
         self.path = Path(path)
