@@ -151,9 +151,9 @@ class OrderPoints:
         if not self.loyalty.enabled():  # no program yet: orders before it was set up earn nothing
             rows = []
         handled = 0
-        for seq, event, profile_id, channel, revenue_minor, currency, store_id, message_id, raw in rows:
+        for seq, *order_event in rows:
             try:
-                if self._handle(event, profile_id, channel, revenue_minor, currency, store_id, message_id, raw):
+                if self._carry_out(order_action(*order_event)):
                     handled += 1
             except LoyaltyError as exc:  # a bad event must not stop the others; it is logged, not retried forever
                 log.warning("loyalty: order event at journal seq %s skipped: %s", seq, exc.message)
@@ -172,18 +172,8 @@ class OrderPoints:
                     conn.execute(t.loyalty_cursor.insert().values(name=CURSOR, seq=end))
         return handled
 
-    def _handle(
-        self,
-        event: str,
-        profile_id: str | None,
-        channel: str | None,
-        revenue_minor: int | None,
-        currency: str | None,
-        store_id: str | None,
-        message_id: str,
-        raw: str,
-    ) -> bool:
-        action = order_action(event, profile_id, channel, revenue_minor, currency, store_id, message_id, raw)
+    def _carry_out(self, action: OrderEarn | OrderReversal | None) -> bool:
+        """Earn or reverse as the order event asks; whether it did anything."""
         if isinstance(action, OrderEarn):
             self.loyalty.earn(action.profile_id, action.request)
             return True

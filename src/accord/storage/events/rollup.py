@@ -2,7 +2,8 @@
 
 `event_days` has one row per (profile, anchor, type, event, channel, UTC day) with the number of events, the sum
 of `revenue_minor` and the first and last time; rows are additive (a day may appear in several rows, one per
-loaded batch), so a batch is appended without reading the table. `event_anchors` has rows per (profile,
+loaded batch), so a batch is appended without reading the table; such rows are `fresh` until a compaction folds
+them (DUCKDB_COMPACT below). `event_anchors` has rows per (profile,
 anchor) with the number of events and the newest (timestamp, event_id), additive too (one per loaded batch that had
 the anchor: readers take the sum and the newest). `event_traits` has the `traits` object of every identify event
 (profile, anchor, time, event id): trait conditions read it instead of the whole payloads of the log, whose `raw`
